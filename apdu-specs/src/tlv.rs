@@ -1,0 +1,113 @@
+//! BER-TLV: parsing through `iso7816-tlv`, plus a fast writer for the card's hot paths.
+
+pub use iso7816_tlv::ber::{Tag, Tlv, Value};
+pub use iso7816_tlv::TlvError;
+
+/// Append the minimal BER length encoding of `len` (ISO 7816-4 §5.2.2.2).
+pub fn push_len(out: &mut Vec<u8>, len: usize) {
+    match len {
+        0..=0x7F => out.push(len as u8),
+        0x80..=0xFF => out.extend_from_slice(&[0x81, len as u8]),
+        0x100..=0xFFFF => out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]),
+        _ => out.extend_from_slice(&[0x83, (len >> 16) as u8, (len >> 8) as u8, len as u8]),
+    }
+}
+
+/// Append a tag given as its big-endian value (`0x5F2D`, `0xBF2D`, `0x84`).
+pub fn push_tag(out: &mut Vec<u8>, tag: u32) {
+    let bytes = tag.to_be_bytes();
+    let skip = bytes.iter().take(3).take_while(|b| **b == 0).count();
+    out.extend_from_slice(&bytes[skip..]);
+}
+
+/// Append one data object: tag, length, value.
+pub fn push(out: &mut Vec<u8>, tag: u32, value: &[u8]) {
+    push_tag(out, tag);
+    push_len(out, value.len());
+    out.extend_from_slice(value);
+}
+
+/// Build one data object.
+pub fn build(tag: u32, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 6);
+    push(&mut out, tag, value);
+    out
+}
+
+/// Parse a concatenation of BER-TLV data objects; the whole input must be consumed.
+pub fn parse_all(mut input: &[u8]) -> Result<Vec<Tlv>, TlvError> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let (tlv, rest) = Tlv::parse(input);
+        out.push(tlv?);
+        input = rest;
+    }
+    Ok(out)
+}
+
+/// The tag's value as a number (`0xBF2D`), for matching against our constants.
+pub fn tag_number(tag: &Tag) -> u32 {
+    tag.to_bytes()
+        .iter()
+        .fold(0u32, |acc, b| (acc << 8) | *b as u32)
+}
+
+/// Find the first direct child with `tag` and return its primitive value.
+pub fn find_primitive(tlvs: &[Tlv], tag: u32) -> Option<&[u8]> {
+    tlvs.iter().find_map(|t| match t.value() {
+        Value::Primitive(v) if tag_number(t.tag()) == tag => Some(v.as_slice()),
+        _ => None,
+    })
+}
+
+/// Find the first direct child with `tag` and return its constructed children.
+pub fn find_constructed(tlvs: &[Tlv], tag: u32) -> Option<&[Tlv]> {
+    tlvs.iter().find_map(|t| match t.value() {
+        Value::Constructed(v) if tag_number(t.tag()) == tag => Some(v.as_slice()),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn writer_agrees_with_iso7816_tlv() {
+        let ours = build(0x5F2D, &[0x65, 0x6E]);
+        let theirs = Tlv::new(
+            Tag::try_from(0x5F2Du16).unwrap(),
+            Value::Primitive(vec![0x65, 0x6E]),
+        )
+        .unwrap()
+        .to_vec();
+        assert_eq!(ours, theirs);
+        let long = build(0x84, &[0u8; 300]);
+        assert_eq!(&long[..4], &[0x84, 0x82, 0x01, 0x2C]);
+    }
+
+    #[test]
+    fn finds_nested_values() {
+        let mut inner = Vec::new();
+        push(&mut inner, 0x83, &[0x3F, 0x00]);
+        let fcp = build(0x62, &inner);
+        let tlvs = parse_all(&fcp).unwrap();
+        let children = find_constructed(&tlvs, 0x62).unwrap();
+        assert_eq!(find_primitive(children, 0x83), Some(&[0x3F, 0x00][..]));
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_parse_or_error(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_all(&bytes);
+        }
+
+        #[test]
+        fn primitive_round_trip(tag in prop::sample::select(vec![0x80u32, 0x84, 0x5A, 0x9F70, 0x5F20]), value in prop::collection::vec(any::<u8>(), 0..400)) {
+            let bytes = build(tag, &value);
+            let tlvs = parse_all(&bytes).unwrap();
+            prop_assert_eq!(find_primitive(&tlvs, tag), Some(value.as_slice()));
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Harness for end-to-end tests: locating the workspace binaries, starting and stopping them.
+#![forbid(unsafe_code)]
