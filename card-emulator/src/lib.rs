@@ -2,6 +2,8 @@
 //! over a durable card state, plus the transports that carry APDUs to it.
 #![forbid(unsafe_code)]
 
+pub mod vpcd;
+
 /// What every transport (vpcd, stdio, in-process) drives: a card with power and APDUs.
 pub trait VirtualCard {
     /// The ATR; cheap, callable in any power state (vpcd asks on every presence poll).

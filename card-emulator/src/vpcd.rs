@@ -1,0 +1,1 @@
+//! The vpcd transport: the vsmartcard virtual reader protocol over TCP (frames, control codes, reconnects).
