@@ -1,8 +1,25 @@
 //! The virtual secure element: a pure state machine `command bytes -> response bytes`
 //! over a durable card state, plus the transports that carry APDUs to it.
+//!
+//! Layers, arrows pointing down: transports (`vpcd`, stdio in the binary) -> [`Card`]
+//! (dispatcher: class, channels, chaining, GET RESPONSE) -> `commands` (ISO 7816-4) ->
+//! `fs` / `state` -> `store` (atomic file).
 #![forbid(unsafe_code)]
 
+pub mod atr;
+mod card;
+pub mod channel;
+mod commands;
+pub mod fs;
+pub mod inspect;
+pub mod pin;
+pub mod profile;
+pub mod state;
+pub mod store;
+pub mod trace;
 pub mod vpcd;
+
+pub use card::Card;
 
 /// What every transport (vpcd, stdio, in-process) drives: a card with power and APDUs.
 pub trait VirtualCard {

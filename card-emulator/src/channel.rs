@@ -1,0 +1,58 @@
+//! Volatile per-channel state: current DF/EF, security status, pending response, chain.
+
+use crate::state::FileId;
+use apdu_specs::Status;
+
+/// Logical channels 0..NUM_CHANNELS-1 exist (0 is the basic channel, always open).
+pub const NUM_CHANNELS: usize = 4;
+
+/// Response data not yet fetched with GET RESPONSE.
+#[derive(Debug)]
+pub struct Pending {
+    pub data: Vec<u8>,
+    pub pos: usize,
+    /// The SW that ends the last piece.
+    pub status: Status,
+    /// Class family (`00` or `80`) of the command that produced it.
+    pub family: u8,
+}
+
+/// Command data accumulated over a chain (CLA bit 0x10).
+#[derive(Debug)]
+pub struct Chain {
+    /// CLA without chaining bit, INS, P1, P2 of the chained command.
+    pub header: [u8; 4],
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct Channel {
+    pub open: bool,
+    pub current_df: FileId,
+    pub current_ef: Option<FileId>,
+    /// PIN references verified on this channel.
+    pub verified: Vec<u8>,
+    pub pending: Option<Pending>,
+    pub chain: Option<Chain>,
+}
+
+impl Channel {
+    /// A channel just opened (or the basic channel after reset): MF current.
+    pub fn opened() -> Channel {
+        Channel {
+            open: true,
+            ..Channel::default()
+        }
+    }
+
+    pub fn is_verified(&self, reference: u8) -> bool {
+        self.verified.contains(&reference)
+    }
+
+    pub fn set_verified(&mut self, reference: u8, yes: bool) {
+        self.verified.retain(|r| *r != reference);
+        if yes {
+            self.verified.push(reference);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! A human-readable report of a card state: file tree with sizes and PIN tries, never secrets.
+
+use crate::fs;
+use crate::state::{Access, CardState, FileBody, FileId};
+use std::fmt::Write;
+
+fn access(a: Access) -> String {
+    match a {
+        Access::Always => "always".into(),
+        Access::Never => "never".into(),
+        Access::Pin(r) => format!("pin:{r:02X}"),
+    }
+}
+
+fn tree(state: &CardState, id: FileId, depth: usize, out: &mut String) {
+    let f = &state.files[id];
+    let indent = "  ".repeat(depth);
+    let kind = match &f.body {
+        FileBody::Df { .. } => match &f.name {
+            Some(n) => format!("DF  name {}", apdu_specs::hexfmt::upper(n)),
+            None => "DF".into(),
+        },
+        FileBody::Transparent { data } => format!(
+            "EF  transparent {} bytes  read {} update {}",
+            data.len(),
+            access(f.read),
+            access(f.update)
+        ),
+        FileBody::Records {
+            cyclic,
+            record_length,
+            max_records,
+            records,
+        } => format!(
+            "EF  {} {}/{} records of {} bytes  read {} update {}",
+            if *cyclic { "cyclic" } else { "linear-fixed" },
+            records.len(),
+            max_records,
+            record_length,
+            access(f.read),
+            access(f.update)
+        ),
+    };
+    let sfi = f.sfi.map(|s| format!("  sfi {s}")).unwrap_or_default();
+    let _ = writeln!(out, "{indent}{:04X}  {kind}{sfi}", f.fid);
+    for c in fs::children(&state.files, id) {
+        tree(state, *c, depth + 1, out);
+    }
+}
+
+/// The report printed by `card-emulator inspect`.
+pub fn report(state: &CardState) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "card: {}", state.label);
+    let _ = writeln!(
+        out,
+        "ATR: {}",
+        apdu_specs::hexfmt::spaced(&crate::atr::build(&state.historical_bytes))
+    );
+    let _ = writeln!(out, "PINs:");
+    for p in &state.pins {
+        let puk = p
+            .puk
+            .as_ref()
+            .map(|k| format!(", PUK {}/{} tries left", k.tries_left, k.max_tries))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:02X}  {}/{} tries left{}{}",
+            p.reference,
+            p.tries_left,
+            p.max_tries,
+            puk,
+            if p.tries_left == 0 { "  BLOCKED" } else { "" }
+        );
+    }
+    if !state.data_objects.is_empty() {
+        let _ = writeln!(out, "data objects:");
+        for d in &state.data_objects {
+            let _ = writeln!(out, "  {:04X}  {} bytes", d.tag, d.value.len());
+        }
+    }
+    let _ = writeln!(out, "files:");
+    tree(state, fs::MF, 1, &mut out);
+    out
+}

@@ -1,0 +1,167 @@
+//! `card-emulator`: create, inspect and run a virtual smart card.
+
+use anyhow::{bail, Context, Result};
+use card_emulator::store::{FileStore, Store};
+use card_emulator::{inspect, profile, trace, Card, VirtualCard};
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "card-emulator",
+    version,
+    about = "A virtual ISO 7816-4 smart card for testing smart-card software.",
+    long_about = "A virtual ISO 7816-4 smart card for testing smart-card software.\n\n\
+Typical use:\n  card-emulator init --state card.json        # create a card from the default profile\n  \
+card-emulator inspect --state card.json     # show its files and PIN counters\n  \
+card-emulator run --state card.json --stdio # talk to it: hex APDUs in, hex responses out\n\n\
+The card's state lives in one file; every state-changing APDU is written atomically."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new card state file from a personalization profile.
+    #[command(
+        long_about = "Create a new card state file from a personalization profile (TOML).\n\n\
+Without --profile the built-in default profile is used; `card-emulator profile` prints it \
+so you can copy and edit it. The state file is written with mode 0600."
+    )]
+    Init {
+        /// Where to write the card state (e.g. card.json).
+        #[arg(long)]
+        state: PathBuf,
+        /// Personalization profile (TOML). Default: the built-in profile.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Replace an existing state file (its card is lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the built-in default profile (TOML), to copy and edit.
+    Profile,
+    /// Show a card: file tree with sizes, PIN tries left (never PIN values).
+    Inspect {
+        /// The card state file.
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Run the card: answer APDUs until the input ends.
+    #[command(long_about = "Run the card.\n\n\
+With --stdio the card reads one line at a time on standard input and answers one line \
+on standard output:\n  a hex APDU (spaces allowed)  ->  the hex response (data + SW)\n  \
+reset | power-on | atr       ->  the hex ATR\n  power-off                    ->  OK\n  \
+# comment or empty line      ->  nothing\nA line that is not valid hex answers `ERROR <reason>`.")]
+    Run {
+        /// The card state file (create one with `card-emulator init`).
+        #[arg(long)]
+        state: PathBuf,
+        /// Talk over standard input/output (one hex APDU per line).
+        #[arg(long)]
+        stdio: bool,
+        /// Log every APDU with its status word and timing on stderr (PIN data redacted).
+        #[arg(long)]
+        trace: bool,
+    },
+}
+
+fn open_card(path: &Path) -> Result<Card> {
+    let store = FileStore::open(path)?;
+    Ok(Card::open(Box::new(store))?)
+}
+
+fn init_logging(trace: bool) {
+    let default = if trace { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn run_stdio(card: &mut Card) -> Result<()> {
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let line = line.context("reading standard input")?;
+        let line = line.trim();
+        let answer = match line {
+            "" => continue,
+            l if l.starts_with('#') => continue,
+            "reset" => apdu_specs::hexfmt::upper(&card.reset()),
+            "power-on" => apdu_specs::hexfmt::upper(&card.power_on()),
+            "atr" => apdu_specs::hexfmt::upper(&card.atr()),
+            "power-off" => {
+                card.power_off();
+                "OK".to_string()
+            }
+            hex => match apdu_specs::hexfmt::parse(hex) {
+                Ok(apdu) => {
+                    let t = Instant::now();
+                    let rsp = card.transmit(&apdu);
+                    trace::exchange(&apdu, &rsp, t.elapsed());
+                    apdu_specs::hexfmt::upper(&rsp)
+                }
+                Err(e) => format!("ERROR {e}"),
+            },
+        };
+        writeln!(out, "{answer}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Init {
+            state,
+            profile,
+            force,
+        } => {
+            init_logging(false);
+            let text = match &profile {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read profile {}", p.display()))?,
+                None => profile::DEFAULT_PROFILE.to_string(),
+            };
+            let card = profile::build(&text).with_context(|| match &profile {
+                Some(p) => format!("in profile {}", p.display()),
+                None => "in the built-in profile".to_string(),
+            })?;
+            FileStore::create(&state, &card, force)?;
+            println!("created card \"{}\" in {}", card.label, state.display());
+            Ok(())
+        }
+        Cmd::Profile => {
+            print!("{}", profile::DEFAULT_PROFILE);
+            Ok(())
+        }
+        Cmd::Inspect { state } => {
+            let store = FileStore::open(&state)?;
+            let card = store.load()?;
+            print!("{}", inspect::report(&card));
+            Ok(())
+        }
+        Cmd::Run {
+            state,
+            stdio,
+            trace,
+        } => {
+            init_logging(trace);
+            let mut card = open_card(&state)?;
+            if !stdio {
+                bail!("choose a transport: --stdio (hex APDUs on standard input)");
+            }
+            run_stdio(&mut card)
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Personalization profiles: the TOML a user writes, turned into a fresh card state.
+
+use crate::pin::hash_secret;
+use crate::state::{Access, CardState, DataObject, FileBody, FileNode, PinRecord, PukRecord};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The built-in default profile, printed by `card-emulator profile`.
+pub const DEFAULT_PROFILE: &str = include_str!("default-profile.toml");
+
+/// Default historical bytes: compact TLV with card capabilities and the card's name.
+pub const DEFAULT_HISTORICAL_BYTES: &[u8] = &[
+    0x80, 0x73, 0xC0, 0x00, 0xCB, 0x57, b'R', b'u', b's', b't', b'V', b'S', b'E',
+];
+
+#[derive(Debug, Error)]
+pub enum ProfileError {
+    #[error("profile is not valid TOML for a card: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("profile: {0}")]
+    Invalid(String),
+    #[error("the OS random generator failed: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, ProfileError> {
+    Err(ProfileError::Invalid(msg.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    label: String,
+    historical_bytes: Option<String>,
+    #[serde(default)]
+    pin: Vec<PinSpec>,
+    #[serde(default)]
+    data_object: Vec<DataObjectSpec>,
+    #[serde(default)]
+    file: Vec<FileSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinSpec {
+    reference: u8,
+    value: String,
+    #[serde(default = "default_min")]
+    min_length: u8,
+    #[serde(default = "default_max")]
+    max_length: u8,
+    #[serde(default = "default_tries")]
+    max_tries: u8,
+    puk: Option<String>,
+    #[serde(default = "default_puk_tries")]
+    puk_max_tries: u8,
+}
+
+fn default_min() -> u8 {
+    4
+}
+fn default_max() -> u8 {
+    8
+}
+fn default_tries() -> u8 {
+    3
+}
+fn default_puk_tries() -> u8 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataObjectSpec {
+    tag: u16,
+    hex: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+    name: Option<String>,
+    sfi: Option<u8>,
+    size: Option<usize>,
+    hex: Option<String>,
+    text: Option<String>,
+    record_length: Option<u8>,
+    max_records: Option<u8>,
+    #[serde(default)]
+    records: Vec<String>,
+    read: Option<String>,
+    update: Option<String>,
+}
+
+fn parse_hex(what: &str, text: &str) -> Result<Vec<u8>, ProfileError> {
+    apdu_specs::hexfmt::parse(text).map_err(|e| ProfileError::Invalid(format!("{what}: {e}")))
+}
+
+fn parse_access(
+    text: Option<&str>,
+    first_pin: Option<u8>,
+    what: &str,
+) -> Result<Access, ProfileError> {
+    match text.unwrap_or("always") {
+        "always" => Ok(Access::Always),
+        "never" => Ok(Access::Never),
+        "pin" => match first_pin {
+            Some(r) => Ok(Access::Pin(r)),
+            None => invalid(format!(
+                "{what}: access \"pin\" but the profile defines no PIN"
+            )),
+        },
+        other => match other
+            .strip_prefix("pin:")
+            .map(|h| u8::from_str_radix(h, 16))
+        {
+            Some(Ok(r)) => Ok(Access::Pin(r)),
+            _ => invalid(format!(
+                "{what}: access {other:?} is not always, never, pin or pin:XX"
+            )),
+        },
+    }
+}
+
+/// Build a fresh card state from profile text.
+pub fn build(text: &str) -> Result<CardState, ProfileError> {
+    let p: Profile = toml::from_str(text)?;
+    let historical_bytes = match &p.historical_bytes {
+        Some(h) => parse_hex("historical_bytes", h)?,
+        None => DEFAULT_HISTORICAL_BYTES.to_vec(),
+    };
+    if historical_bytes.len() > 15 {
+        return invalid("historical_bytes: at most 15 bytes fit in an ATR");
+    }
+    let mut pins = Vec::new();
+    for s in &p.pin {
+        let what = format!("PIN {:02X}", s.reference);
+        let len = s.value.len();
+        if s.min_length == 0 || s.min_length > s.max_length || s.max_length > 64 {
+            return invalid(format!("{what}: need 1 <= min_length <= max_length <= 64"));
+        }
+        if len < s.min_length as usize || len > s.max_length as usize {
+            return invalid(format!(
+                "{what}: value length {len} is outside min_length..max_length"
+            ));
+        }
+        if !(1..=15).contains(&s.max_tries) || !(1..=15).contains(&s.puk_max_tries) {
+            return invalid(format!(
+                "{what}: retry limits must be 1..15 (63Cx shows one hex digit)"
+            ));
+        }
+        if pins.iter().any(|q: &PinRecord| q.reference == s.reference) {
+            return invalid(format!("{what}: reference defined twice"));
+        }
+        pins.push(PinRecord {
+            reference: s.reference,
+            min_length: s.min_length,
+            max_length: s.max_length,
+            value: hash_secret(s.value.as_bytes())?,
+            max_tries: s.max_tries,
+            tries_left: s.max_tries,
+            puk: match &s.puk {
+                Some(puk) if !puk.is_empty() && puk.len() <= 64 => Some(PukRecord {
+                    value: hash_secret(puk.as_bytes())?,
+                    max_tries: s.puk_max_tries,
+                    tries_left: s.puk_max_tries,
+                }),
+                Some(_) => return invalid(format!("{what}: PUK must be 1..64 bytes")),
+                None => None,
+            },
+        });
+    }
+    let first_pin = pins.first().map(|p| p.reference);
+    let mut data_objects = Vec::new();
+    for d in &p.data_object {
+        let value = match (&d.hex, &d.text) {
+            (Some(h), None) => parse_hex(&format!("data object {:04X}", d.tag), h)?,
+            (None, Some(t)) => t.as_bytes().to_vec(),
+            _ => {
+                return invalid(format!(
+                    "data object {:04X}: give exactly one of hex, text",
+                    d.tag
+                ))
+            }
+        };
+        data_objects.push(DataObject { tag: d.tag, value });
+    }
+    let mut files = vec![FileNode {
+        fid: apdu_specs::ins::fid::MF,
+        parent: None,
+        name: None,
+        sfi: None,
+        read: Access::Always,
+        update: Access::Always,
+        body: FileBody::Df { children: vec![] },
+    }];
+    for f in &p.file {
+        let what = format!("file {}", f.path);
+        let fids = f
+            .path
+            .split('/')
+            .map(|c| u16::from_str_radix(c.trim(), 16))
+            .collect::<Result<Vec<u16>, _>>()
+            .or_else(|_| invalid(format!("{what}: path must be FIDs in hex separated by /")))?;
+        let Some((&fid, parents)) = fids.split_last() else {
+            return invalid(format!("{what}: empty path"));
+        };
+        if fid == apdu_specs::ins::fid::MF || fid == 0xFFFF || fid == 0x3FFF {
+            return invalid(format!("{what}: FID {fid:04X} is reserved"));
+        }
+        let mut parent = 0usize;
+        for pf in parents {
+            parent = child_by_fid(&files, parent, *pf)
+                .filter(|c| files[*c].is_df())
+                .ok_or_else(|| {
+                    ProfileError::Invalid(format!(
+                        "{what}: parent DF {pf:04X} not defined before it"
+                    ))
+                })?;
+        }
+        if child_by_fid(&files, parent, fid).is_some() {
+            return invalid(format!("{what}: defined twice"));
+        }
+        if let Some(s) = f.sfi {
+            if !(1..=30).contains(&s) {
+                return invalid(format!("{what}: sfi must be 1..30"));
+            }
+        }
+        let content = match (&f.hex, &f.text) {
+            (Some(h), None) => Some(parse_hex(&what, h)?),
+            (None, Some(t)) => Some(t.as_bytes().to_vec()),
+            (None, None) => None,
+            _ => return invalid(format!("{what}: give at most one of hex, text")),
+        };
+        let body = match f.kind.as_str() {
+            "df" => FileBody::Df { children: vec![] },
+            "transparent" => {
+                let mut data = content.unwrap_or_default();
+                let size = f.size.unwrap_or(data.len());
+                if data.len() > size || size > 0x10000 {
+                    return invalid(format!(
+                        "{what}: content longer than size, or size above 65536"
+                    ));
+                }
+                data.resize(size, 0);
+                FileBody::Transparent { data }
+            }
+            kind @ ("linear-fixed" | "cyclic") => {
+                let (Some(record_length), Some(max_records)) = (f.record_length, f.max_records)
+                else {
+                    return invalid(format!(
+                        "{what}: record files need record_length and max_records"
+                    ));
+                };
+                if record_length == 0 || max_records == 0 {
+                    return invalid(format!(
+                        "{what}: record_length and max_records must be at least 1"
+                    ));
+                }
+                let records = f
+                    .records
+                    .iter()
+                    .map(|r| parse_hex(&what, r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if records.len() > max_records as usize
+                    || records.iter().any(|r| r.len() != record_length as usize)
+                {
+                    return invalid(format!(
+                        "{what}: each record must be record_length bytes, at most max_records"
+                    ));
+                }
+                FileBody::Records {
+                    cyclic: kind == "cyclic",
+                    record_length,
+                    max_records,
+                    records,
+                }
+            }
+            other => return invalid(format!("{what}: unknown type {other:?}")),
+        };
+        let name = f.name.as_deref().map(|n| parse_hex(&what, n)).transpose()?;
+        if name.as_ref().is_some_and(|n| n.is_empty() || n.len() > 16) {
+            return invalid(format!("{what}: a DF name has 1..16 bytes"));
+        }
+        let id = files.len();
+        files.push(FileNode {
+            fid,
+            parent: Some(parent),
+            name,
+            sfi: f.sfi,
+            read: parse_access(f.read.as_deref(), first_pin, &what)?,
+            update: parse_access(f.update.as_deref(), first_pin, &what)?,
+            body,
+        });
+        if let FileBody::Df { children } = &mut files[parent].body {
+            children.push(id);
+        }
+    }
+    let state = CardState {
+        label: p.label,
+        historical_bytes,
+        files,
+        pins,
+        data_objects,
+    };
+    state.validate().map_err(ProfileError::Invalid)?;
+    Ok(state)
+}
+
+fn child_by_fid(files: &[FileNode], df: usize, fid: u16) -> Option<usize> {
+    match &files[df].body {
+        FileBody::Df { children } => children.iter().copied().find(|c| files[*c].fid == fid),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_profile_builds() {
+        let s = build(DEFAULT_PROFILE).unwrap();
+        assert_eq!(s.files[0].fid, 0x3F00);
+        assert!(s.files.iter().any(|f| f.fid == 0x5006));
+        assert_eq!(s.pins[0].tries_left, 3);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let bad = "label = \"x\"\n[[file]]\npath = \"5000/5001\"\ntype = \"transparent\"\n";
+        let e = build(bad).unwrap_err().to_string();
+        assert!(e.contains("parent DF 5000"), "{e}");
+        let bad =
+            "label = \"x\"\n[[file]]\npath = \"1000\"\ntype = \"transparent\"\nread = \"pin\"\n";
+        let e = build(bad).unwrap_err().to_string();
+        assert!(e.contains("defines no PIN"), "{e}");
+    }
+}

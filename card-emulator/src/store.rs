@@ -1,0 +1,233 @@
+//! Durable storage of the card state: one versioned file, replaced atomically.
+//!
+//! A commit writes the whole state to `FILE.tmp`, fsyncs it, renames it over `FILE`
+//! and fsyncs the directory: after SIGKILL or power loss at any instant the file holds
+//! the state before or after the commit, never a mix. A file that fails any check is
+//! refused and left untouched.
+
+use crate::state::CardState;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The `format` field every state file carries.
+pub const FORMAT: &str = "vse-card-state";
+/// The state format this build writes. Older versions it can read are listed in `decode`.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("state file {0} does not exist; create a card with `card-emulator init --state {0}`")]
+    Missing(String),
+    #[error("state file {0} already exists; pass --force to replace it")]
+    AlreadyExists(String),
+    #[error("cannot read state file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("state file {path} is corrupt: {reason}. It was left untouched; restore a backup or create a new card with `card-emulator init --state {path} --force`")]
+    Corrupt { path: String, reason: String },
+    #[error("state file {path} has format version {found}; this card-emulator reads version {VERSION} and older. Use a newer card-emulator")]
+    UnknownVersion { path: String, found: u64 },
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Where a card keeps its persistent state.
+pub trait Store: Send {
+    /// The last committed state.
+    fn load(&self) -> Result<CardState, StoreError>;
+    /// Make `state` durable, atomically.
+    fn commit(&mut self, state: &CardState) -> Result<(), StoreError>;
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    format: &'a str,
+    version: u32,
+    sha256: String,
+    state: &'a serde_json::value::RawValue,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn<'a> {
+    format: String,
+    version: u64,
+    sha256: String,
+    #[serde(borrow)]
+    state: &'a serde_json::value::RawValue,
+}
+
+/// Serialize a state into the bytes of a state file.
+pub fn encode(state: &CardState) -> Vec<u8> {
+    // Serializing plain data with string keys cannot fail.
+    let body = serde_json::to_string_pretty(state).unwrap_or_default();
+    let digest = apdu_specs::hexfmt::upper(&Sha256::digest(body.as_bytes()));
+    let raw = serde_json::value::RawValue::from_string(body).ok();
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    let env = EnvelopeOut {
+        format: FORMAT,
+        version: VERSION,
+        sha256: digest,
+        state: &raw,
+    };
+    let mut out = serde_json::to_vec_pretty(&env).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Parse and check the bytes of a state file. `path` only names the file in errors.
+pub fn decode(bytes: &[u8], path: &str) -> Result<CardState, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_string(),
+        reason,
+    };
+    let env: EnvelopeIn = serde_json::from_slice(bytes)
+        .map_err(|e| corrupt(format!("not a card state file ({e})")))?;
+    if env.format != FORMAT {
+        return Err(corrupt(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            env.format
+        )));
+    }
+    if env.version != VERSION as u64 {
+        return Err(StoreError::UnknownVersion {
+            path: path.to_string(),
+            found: env.version,
+        });
+    }
+    let digest = apdu_specs::hexfmt::upper(&Sha256::digest(env.state.get().as_bytes()));
+    if !digest.eq_ignore_ascii_case(&env.sha256) {
+        return Err(corrupt(
+            "checksum mismatch (the file was altered or damaged)".into(),
+        ));
+    }
+    let state: CardState = serde_json::from_str(env.state.get())
+        .map_err(|e| corrupt(format!("state does not parse ({e})")))?;
+    state.validate().map_err(corrupt)?;
+    Ok(state)
+}
+
+/// The state in one file on disk.
+pub struct FileStore {
+    path: PathBuf,
+    tmp: PathBuf,
+    dir: File,
+}
+
+impl FileStore {
+    /// Open an existing state file (it is loaded and checked by [`Store::load`]).
+    pub fn open(path: &Path) -> Result<FileStore, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        Self::at(path)
+    }
+
+    /// Create a new state file holding `state`; refuses to replace one unless `force`.
+    pub fn create(path: &Path, state: &CardState, force: bool) -> Result<FileStore, StoreError> {
+        if path.exists() && !force {
+            return Err(StoreError::AlreadyExists(path.display().to_string()));
+        }
+        let mut store = Self::at(path)?;
+        store.commit(state)?;
+        Ok(store)
+    }
+
+    fn at(path: &Path) -> Result<FileStore, StoreError> {
+        let dir_path = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = File::open(&dir_path).map_err(|source| StoreError::Read {
+            path: dir_path.display().to_string(),
+            source,
+        })?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        Ok(FileStore {
+            path: path.to_path_buf(),
+            tmp: PathBuf::from(tmp),
+            dir,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_err(&self, source: std::io::Error) -> StoreError {
+        StoreError::Write {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+}
+
+impl Store for FileStore {
+    fn load(&self) -> Result<CardState, StoreError> {
+        let name = self.path.display().to_string();
+        let bytes = std::fs::read(&self.path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => StoreError::Missing(name.clone()),
+            _ => StoreError::Read {
+                path: name.clone(),
+                source,
+            },
+        })?;
+        decode(&bytes, &name)
+    }
+
+    fn commit(&mut self, state: &CardState) -> Result<(), StoreError> {
+        let bytes = encode(state);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&self.tmp)
+            .map_err(|e| self.write_err(e))?;
+        f.write_all(&bytes).map_err(|e| self.write_err(e))?;
+        f.sync_data().map_err(|e| self.write_err(e))?;
+        drop(f);
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| self.write_err(e))?;
+        self.dir.sync_all().map_err(|e| self.write_err(e))
+    }
+}
+
+/// A state kept in memory only: for tests, benchmarks and throwaway cards.
+pub struct MemoryStore {
+    committed: CardState,
+    /// How many commits happened (tests assert that writes are durable points).
+    pub commits: u64,
+}
+
+impl MemoryStore {
+    pub fn new(state: CardState) -> MemoryStore {
+        MemoryStore {
+            committed: state,
+            commits: 0,
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn load(&self) -> Result<CardState, StoreError> {
+        Ok(self.committed.clone())
+    }
+
+    fn commit(&mut self, state: &CardState) -> Result<(), StoreError> {
+        self.committed = state.clone();
+        self.commits += 1;
+        Ok(())
+    }
+}
