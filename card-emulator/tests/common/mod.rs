@@ -1,0 +1,35 @@
+//! Helpers shared by the card's integration tests.
+#![allow(dead_code)]
+
+use card_emulator::{profile, Card, VirtualCard};
+
+/// A fresh card from the built-in profile, in memory, powered on.
+pub fn card() -> Card {
+    let mut c = Card::in_memory(profile::build(profile::DEFAULT_PROFILE).unwrap());
+    c.power_on();
+    c
+}
+
+/// Send hex, get upper-case hex back.
+pub fn tx(card: &mut Card, apdu: &str) -> String {
+    let bytes = apdu_specs::hexfmt::parse(apdu).unwrap();
+    apdu_specs::hexfmt::upper(&card.transmit(&bytes))
+}
+
+/// The SW of a response as 4 hex digits.
+pub fn sw(rsp: &str) -> &str {
+    &rsp[rsp.len() - 4..]
+}
+
+/// Select the demo application DF (5000) by name.
+pub fn select_app(card: &mut Card) {
+    assert_eq!(tx(card, "00A4040C08F056534544454D4F"), "9000");
+}
+
+pub fn select_ef(card: &mut Card, fid: &str) {
+    assert_eq!(tx(card, &format!("00A4020C02{fid}")), "9000");
+}
+
+pub fn verify_pin(card: &mut Card) {
+    assert_eq!(tx(card, "002000810431323334"), "9000");
+}
