@@ -6,8 +6,7 @@
 //! refused and left untouched.
 
 use crate::state::CardState;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Deserialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -49,41 +48,29 @@ pub trait Store: Send {
     fn commit(&mut self, state: &CardState) -> Result<(), StoreError>;
 }
 
-#[derive(Serialize)]
-struct EnvelopeOut<'a> {
-    format: &'a str,
-    version: u32,
-    sha256: String,
-    state: &'a serde_json::value::RawValue,
-}
-
 #[derive(Deserialize)]
 struct EnvelopeIn<'a> {
     format: String,
     version: u64,
-    sha256: String,
+    crc32: String,
     #[serde(borrow)]
     state: &'a serde_json::value::RawValue,
 }
 
-/// Serialize a state into the bytes of a state file.
+/// Serialize a state into the bytes of a state file:
+/// `{"format": .., "version": .., "crc32": .., "state": {..}}`.
 pub fn encode(state: &CardState) -> Vec<u8> {
     // Serializing plain data with string keys cannot fail.
     let body = serde_json::to_string_pretty(state).unwrap_or_default();
-    let digest = apdu_specs::hexfmt::upper(&Sha256::digest(body.as_bytes()));
-    let raw = serde_json::value::RawValue::from_string(body).ok();
-    let Some(raw) = raw else {
-        return Vec::new();
-    };
-    let env = EnvelopeOut {
-        format: FORMAT,
-        version: VERSION,
-        sha256: digest,
-        state: &raw,
-    };
-    let mut out = serde_json::to_vec_pretty(&env).unwrap_or_default();
-    out.push(b'\n');
-    out
+    let crc = crc32fast::hash(body.as_bytes());
+    // Written by hand: wrapping `body` in a serde envelope would parse it once more.
+    let mut out = String::with_capacity(body.len() + 100);
+    out.push_str(&format!(
+        "{{\n\"format\": \"{FORMAT}\",\n\"version\": {VERSION},\n\"crc32\": \"{crc:08X}\",\n\"state\": "
+    ));
+    out.push_str(&body);
+    out.push_str("\n}\n");
+    out.into_bytes()
 }
 
 /// Parse and check the bytes of a state file. `path` only names the file in errors.
@@ -106,8 +93,8 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<CardState, StoreError> {
             found: env.version,
         });
     }
-    let digest = apdu_specs::hexfmt::upper(&Sha256::digest(env.state.get().as_bytes()));
-    if !digest.eq_ignore_ascii_case(&env.sha256) {
+    let digest = format!("{:08X}", crc32fast::hash(env.state.get().as_bytes()));
+    if !digest.eq_ignore_ascii_case(&env.crc32) {
         return Err(corrupt(
             "checksum mismatch (the file was altered or damaged)".into(),
         ));

@@ -141,7 +141,7 @@ fn corrupt_files_are_refused_and_never_rewritten() {
     assert!(e.to_string().contains("checksum"), "{e}");
     // Another program's JSON.
     let e = refused_and_untouched(
-        b"{\"format\": \"other\", \"version\": 1, \"sha256\": \"\", \"state\": {}}",
+        b"{\"format\": \"other\", \"version\": 1, \"crc32\": \"\", \"state\": {}}",
     );
     assert!(e.to_string().contains("format"), "{e}");
 }

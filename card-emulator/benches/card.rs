@@ -1,0 +1,98 @@
+//! In-process card speed: SELECT by AID, SELECT by FID + READ BINARY 256, and a durable
+//! UPDATE BINARY compared with a bare write + fsync + rename (+ directory fsync) of the
+//! same number of bytes, which is the floor for an atomic file replacement.
+
+use card_emulator::store::{encode, FileStore};
+use card_emulator::{profile, Card, VirtualCard};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::fs::{File, OpenOptions};
+use std::hint::black_box;
+use std::io::Write;
+use std::time::Duration;
+
+const SELECT_APP: &[u8] = &[
+    0x00, 0xA4, 0x04, 0x0C, 0x08, 0xF0, 0x56, 0x53, 0x45, 0x44, 0x45, 0x4D, 0x4F,
+];
+const SELECT_5001: &[u8] = &[0x00, 0xA4, 0x02, 0x0C, 0x02, 0x50, 0x01];
+const READ_256: &[u8] = &[0x00, 0xB0, 0x00, 0x00, 0x00];
+
+fn memory_card() -> Card {
+    let mut c = Card::in_memory(profile::build(profile::DEFAULT_PROFILE).unwrap());
+    c.power_on();
+    c
+}
+
+fn in_memory(c: &mut Criterion) {
+    let mut g = c.benchmark_group("in-memory");
+    g.throughput(Throughput::Elements(1));
+    let mut card = memory_card();
+    g.bench_function("select by AID", |b| {
+        b.iter(|| black_box(card.transmit(black_box(SELECT_APP))))
+    });
+    let mut card = memory_card();
+    assert_eq!(card.transmit(SELECT_APP), [0x90, 0x00]);
+    g.bench_function("select by FID + read binary 256 (pair)", |b| {
+        b.iter(|| {
+            let s = card.transmit(black_box(SELECT_5001));
+            let r = card.transmit(black_box(READ_256));
+            debug_assert_eq!(r.len(), 258);
+            black_box((s, r))
+        })
+    });
+    g.finish();
+}
+
+fn durable(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    let state = profile::build(profile::DEFAULT_PROFILE).unwrap();
+    let size = encode(&state).len();
+    let store = FileStore::create(&path, &state, false).unwrap();
+    let mut card = Card::open(Box::new(store)).unwrap();
+    card.power_on();
+    assert_eq!(card.transmit(SELECT_APP), [0x90, 0x00]);
+    assert_eq!(
+        card.transmit(&[0x00, 0xA4, 0x02, 0x0C, 0x02, 0x50, 0x05]),
+        [0x90, 0x00]
+    );
+    // UPDATE BINARY offset 0 with 256 bytes (extended Lc 000100).
+    let mut update = vec![0x00, 0xD6, 0x00, 0x00, 0x00, 0x01, 0x00];
+    update.extend(std::iter::repeat_n(0xA5, 256));
+    let mut g = c.benchmark_group("durable");
+    g.sample_size(30).measurement_time(Duration::from_secs(8));
+    g.bench_function(
+        format!("update binary 256 (state file {size} bytes)"),
+        |b| {
+            b.iter(|| {
+                let r = card.transmit(&update);
+                assert_eq!(r, [0x90, 0x00]);
+            })
+        },
+    );
+    let bare = dir.path().join("bare");
+    let tmp = dir.path().join("bare.tmp");
+    let bytes = vec![0x5Au8; size];
+    let dirf = File::open(dir.path()).unwrap();
+    g.bench_function(
+        format!("bare write+fsync+rename+dir fsync ({size} bytes)"),
+        |b| {
+            b.iter(|| {
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)
+                    .unwrap();
+                f.write_all(&bytes).unwrap();
+                f.sync_data().unwrap();
+                drop(f);
+                std::fs::rename(&tmp, &bare).unwrap();
+                dirf.sync_all().unwrap();
+            })
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, in_memory, durable);
+criterion_main!(benches);
