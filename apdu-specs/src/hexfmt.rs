@@ -40,12 +40,12 @@ pub fn parse(text: &str) -> Result<Vec<u8>, HexError> {
 /// Upper-case hex without separators.
 pub fn upper(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut s = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 0x0F) as usize] as char);
+        out.extend_from_slice(&[DIGITS[(b >> 4) as usize], DIGITS[(b & 0x0F) as usize]]);
     }
-    s
+    // Only ASCII digits were pushed, so this never fails.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Upper-case hex with a space between bytes, as scriptor and pcsc_scan print.

@@ -59,6 +59,9 @@ fn durable(c: &mut Criterion) {
     let mut update = vec![0x00, 0xD6, 0x00, 0x00, 0x00, 0x01, 0x00];
     update.extend(std::iter::repeat_n(0xA5, 256));
     let mut g = c.benchmark_group("durable");
+    g.bench_function(format!("encode state only ({size} bytes)"), |b| {
+        b.iter(|| black_box(encode(black_box(&state))))
+    });
     g.sample_size(30).measurement_time(Duration::from_secs(8));
     g.bench_function(
         format!("update binary 256 (state file {size} bytes)"),
