@@ -1,2 +1,78 @@
 //! Secure messaging shared by the card and the terminal/server: one implementation each.
+//!
+//! GlobalPlatform SCP03 ([`scp03`], AES-128/192/256, S8 and S16) and SCP02 ([`scp02`], 3DES,
+//! i = 15/55), written once and used from both ends:
+//!
+//! * the **card** (card-emulator) answers INITIALIZE UPDATE with
+//!   `CardSession::initialize_update`, checks EXTERNAL AUTHENTICATE with
+//!   `CardSession::external_authenticate`, then per command calls `unwrap_command` (C-APDU on the
+//!   wire → plain C-APDU) and `wrap_response` (plain data + SW → R-APDU on the wire);
+//! * the **host** (reader-client) builds INITIALIZE UPDATE with `HostHandshake`, turns the card's
+//!   answer into a `HostSession` plus the EXTERNAL AUTHENTICATE command, then per command calls
+//!   `wrap_command` and `unwrap_response`. A transport decorator is a thin loop around these two.
+//!
+//! Everything is sans-IO and byte-in/byte-out; every parser of outside bytes returns
+//! [`ScpError`] instead of panicking. [`CardSecureChannel`] and [`HostSecureChannel`] let callers
+//! hold either protocol behind one trait object. Keys live in [`StaticKeys`] (zeroized on drop);
+//! [`kcv_aes`], [`kcv_des3`] and the sessions' `encrypt_key`/`decrypt_key` serve PUT KEY.
+//!
+//! Layering notes for callers: wrap the *whole* response before splitting it into `61xx`
+//! chunks, and unwrap after reassembling them; each C-APDU on the wire (also each link of an
+//! ISO command chain) is one wrapped unit. The card persists and increments the sequence
+//! counter itself and closes the session on DESELECT, on a new INITIALIZE UPDATE and after any
+//! error returned here (the sessions close themselves on security errors).
+//!
+//! ```
+//! use secure_channel::{scp03, CardChallenge, CardConfig, InitializeUpdate, SecurityLevel, StaticKeys};
+//!
+//! # fn main() -> Result<(), secure_channel::ScpError> {
+//! let keys = StaticKeys::gp_default();
+//! let card_config = CardConfig::scp03(0x30, &[0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00]);
+//!
+//! // Host: INITIALIZE UPDATE.
+//! let host = scp03::HostHandshake::new(&keys, 0x00)?;
+//! let iu = host.initialize_update();
+//!
+//! // Card: answer it (the card picks its key set by the requested KVN first).
+//! let request = InitializeUpdate::parse(&iu)?;
+//! let (mut card, iu_data) =
+//!     scp03::CardSession::initialize_update(&keys, &card_config, 1, &request, CardChallenge::FromConfig)?;
+//! let iu_response = [iu_data.as_slice(), &[0x90, 0x00]].concat();
+//!
+//! // Host: check the card cryptogram, send EXTERNAL AUTHENTICATE; card: verify it, answer 9000.
+//! let (mut host, ext_auth) = host.authenticate(&iu_response, SecurityLevel::FULL)?;
+//! assert_eq!(card.external_authenticate(&ext_auth)?, SecurityLevel::FULL);
+//!
+//! // One protected exchange: GET STATUS.
+//! let wire = host.wrap_command(&[0x80, 0xF2, 0x80, 0x00, 0x02, 0x4F, 0x00, 0x00])?;
+//! assert_eq!(card.unwrap_command(&wire)?, [0x80, 0xF2, 0x80, 0x00, 0x02, 0x4F, 0x00, 0x00]);
+//! let response = card.wrap_response(&[0xE3, 0x00], 0x9000);
+//! assert_eq!(host.unwrap_response(&response)?, (vec![0xE3, 0x00], 0x9000));
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+mod crypto;
+mod error;
+pub mod gp;
+pub mod keys;
+mod level;
+pub mod scp02;
+pub mod scp03;
+
+pub use error::ScpError;
+pub use gp::{
+    is_protected_status, CardChallenge, CardConfig, CardSecureChannel, HostSecureChannel,
+    InitializeUpdate,
+};
+pub use keys::{kcv_aes, kcv_des3, Diversification, StaticKeys};
+pub use level::SecurityLevel;

@@ -1,0 +1,260 @@
+//! What SCP02 and SCP03 share: INITIALIZE UPDATE, the card's identity, class-byte and status-word rules.
+
+use crate::ScpError;
+use apdu_specs::Command;
+
+/// INITIALIZE UPDATE instruction (GP Card Spec v2.3 §11.12).
+pub const INS_INITIALIZE_UPDATE: u8 = 0x50;
+/// EXTERNAL AUTHENTICATE instruction (GP Card Spec v2.3 §11.11).
+pub const INS_EXTERNAL_AUTHENTICATE: u8 = 0x82;
+
+/// A parsed or to-be-sent INITIALIZE UPDATE: `80 50 <KVN> 00 <Lc> <host challenge> 00`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitializeUpdate {
+    /// Logical channel the command travels on (0..=19).
+    pub channel: u8,
+    /// Requested key version; `00` means "the first available key set".
+    pub kvn: u8,
+    /// 8 bytes (SCP02, SCP03 S8) or 16 bytes (SCP03 S16).
+    pub host_challenge: Vec<u8>,
+}
+
+impl InitializeUpdate {
+    /// Parse the command as the card receives it.
+    pub fn parse(command: &[u8]) -> Result<InitializeUpdate, ScpError> {
+        let cmd = Command::parse(command).map_err(|e| ScpError::MalformedApdu(e.to_string()))?;
+        let cla =
+            apdu_specs::Cla::decode(cmd.cla).map_err(|e| ScpError::MalformedApdu(e.to_string()))?;
+        if cmd.ins != INS_INITIALIZE_UPDATE {
+            return Err(ScpError::MalformedApdu(format!(
+                "INS {:02X} is not INITIALIZE UPDATE (50)",
+                cmd.ins
+            )));
+        }
+        if !cla.is_proprietary() || has_sm(cmd.cla) {
+            return Err(ScpError::MalformedApdu(format!(
+                "INITIALIZE UPDATE needs a GlobalPlatform class 80..83 without secure messaging, got CLA {:02X}",
+                cmd.cla
+            )));
+        }
+        if cmd.p2 != 0x00 {
+            return Err(ScpError::MalformedApdu(format!(
+                "INITIALIZE UPDATE P2 must be 00, got {:02X}",
+                cmd.p2
+            )));
+        }
+        let hc = cmd.data();
+        if hc.len() != 8 && hc.len() != 16 {
+            return Err(ScpError::MalformedApdu(format!(
+                "host challenge must be 8 or 16 bytes, got {}",
+                hc.len()
+            )));
+        }
+        Ok(InitializeUpdate {
+            channel: cla.channel(),
+            kvn: cmd.p1,
+            host_challenge: hc.to_vec(),
+        })
+    }
+
+    /// Serialise as the host sends it (case 4, Le `00`).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ScpError> {
+        let cla = channel_cla(self.channel, false)?;
+        Command::new(cla, INS_INITIALIZE_UPDATE, self.kvn, 0x00)
+            .with_data(self.host_challenge.as_slice())
+            .with_le(256)
+            .to_bytes()
+            .map_err(|e| ScpError::MalformedApdu(e.to_string()))
+    }
+}
+
+/// What a card (security domain) says about itself in the INITIALIZE UPDATE response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardConfig {
+    /// Key diversification data, the first 10 response bytes.
+    pub kdd: [u8; 10],
+    /// Version of the key set the card answers with.
+    pub kvn: u8,
+    /// The SCP "i" parameter: SCP03 typically `70` (pseudo-random challenge, R-MAC, R-ENC);
+    /// SCP02 `15` or `55`.
+    pub i: u8,
+    /// AID of the security domain (input of the pseudo-random card challenge).
+    pub sd_aid: Vec<u8>,
+}
+
+impl CardConfig {
+    /// SCP03 with i = `70`, KDD of zeros.
+    pub fn scp03(kvn: u8, sd_aid: &[u8]) -> CardConfig {
+        CardConfig {
+            kdd: [0; 10],
+            kvn,
+            i: 0x70,
+            sd_aid: sd_aid.to_vec(),
+        }
+    }
+    /// SCP02 with i = `55`, KDD of zeros.
+    pub fn scp02(kvn: u8, sd_aid: &[u8]) -> CardConfig {
+        CardConfig {
+            kdd: [0; 10],
+            kvn,
+            i: 0x55,
+            sd_aid: sd_aid.to_vec(),
+        }
+    }
+}
+
+/// Where the card challenge comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardChallenge<'a> {
+    /// As the i parameter says: pseudo-random (derived from the sequence counter and the SD AID)
+    /// when its pseudo-random bit is set, otherwise from the operating system's generator.
+    FromConfig,
+    /// Exactly these bytes (replaying a recorded trace; a real card never does this).
+    Fixed(&'a [u8]),
+}
+
+/// The status words after which a response keeps its data and gets an R-MAC: `9000`, `62xx`,
+/// `63xx`. Every other status word is an error: the card returns only the status word and no
+/// R-MAC (GP Amd D §6.2.5; pysim `SCP03.unwrap_rsp_apdu`).
+pub fn is_protected_status(sw: u16) -> bool {
+    sw == 0x9000 || matches!(sw >> 8, 0x62 | 0x63)
+}
+
+/// The secure-messaging bit of a class byte: `04` in the first interindustry layout
+/// (channels 0-3), `20` in the further layout (channels 4-19).
+pub(crate) fn sm_bit(cla: u8) -> u8 {
+    if cla & 0x40 == 0 {
+        0x04
+    } else {
+        0x20
+    }
+}
+
+pub(crate) fn has_sm(cla: u8) -> bool {
+    cla & sm_bit(cla) != 0
+}
+
+/// The class byte that goes into a C-MAC: logical channel set to zero, SM bit `04` set, the
+/// proprietary and chaining bits kept (GP Amd D §6.2.4; GP Card Spec E.4.4).
+pub(crate) fn mac_cla(cla: u8) -> u8 {
+    (cla & 0x90) | 0x04
+}
+
+/// The proprietary class byte (`8x` / `Cx`) for a logical channel, with or without SM.
+pub(crate) fn channel_cla(channel: u8, sm: bool) -> Result<u8, ScpError> {
+    apdu_specs::Cla::encode(true, channel, false, sm)
+        .ok_or_else(|| ScpError::Unsupported(format!("logical channel {channel} (0..=19)")))
+}
+
+/// The Lc field as it appears on the wire (and in the MAC input).
+pub(crate) fn lc_field(len: usize, extended: bool) -> Vec<u8> {
+    if extended {
+        let [hi, lo] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+        vec![0x00, hi, lo]
+    } else {
+        vec![u8::try_from(len).unwrap_or(u8::MAX)]
+    }
+}
+
+/// Split an R-APDU into data and status word.
+pub(crate) fn split_response(response: &[u8]) -> Result<(&[u8], u16), ScpError> {
+    match response {
+        [data @ .., sw1, sw2] => Ok((data, u16::from_be_bytes([*sw1, *sw2]))),
+        _ => Err(ScpError::MalformedResponse(format!(
+            "a response needs at least SW1 SW2, got {} byte(s)",
+            response.len()
+        ))),
+    }
+}
+
+/// Join data and status word into an R-APDU.
+pub(crate) fn join_response(data: &[u8], sw: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 2);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&sw.to_be_bytes());
+    out
+}
+
+/// The plain command's extended flag when unwrapping: extended when its own lengths need it,
+/// or when the wrapped command was sent extended although its lengths did not need it.
+pub(crate) fn plain_is_extended(wire: &Command<'_>, plain_len: usize) -> bool {
+    let le_ext = wire
+        .le()
+        .is_some_and(|le| le > apdu_specs::command::MAX_NE_SHORT);
+    let wire_needed = wire.data().len() > 255 || le_ext;
+    plain_len > 255 || le_ext || (wire.is_extended() && !wire_needed)
+}
+
+/// The side that answers: the card. Implemented by the SCP02 and SCP03 card sessions.
+pub trait CardSecureChannel {
+    /// The negotiated level, once EXTERNAL AUTHENTICATE succeeded.
+    fn security_level(&self) -> Option<crate::SecurityLevel>;
+    /// Verify (and decrypt) one wrapped C-APDU; returns the plain C-APDU.
+    fn unwrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError>;
+    /// Protect the response to the last unwrapped command; returns the R-APDU bytes.
+    fn wrap_response(&mut self, data: &[u8], sw: u16) -> Vec<u8>;
+    /// End the session (after a security error, DESELECT, or a new INITIALIZE UPDATE).
+    fn close(&mut self);
+}
+
+/// The side that asks: the host. Implemented by the SCP02 and SCP03 host sessions.
+pub trait HostSecureChannel {
+    fn security_level(&self) -> crate::SecurityLevel;
+    /// Protect one plain C-APDU for the wire.
+    fn wrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError>;
+    /// Verify (and decrypt) the R-APDU answering the last wrapped command.
+    fn unwrap_response(&mut self, response: &[u8]) -> Result<(Vec<u8>, u16), ScpError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hex_literal::hex;
+
+    #[test]
+    fn initialize_update_round_trips() {
+        // osmocom/pysim test_globalplatform.py SCP02_Test: INITIALIZE UPDATE with KVN 20.
+        let bytes = hex!("805020000840A62C37FA6304F800");
+        let iu = InitializeUpdate::parse(&bytes).unwrap();
+        assert_eq!((iu.channel, iu.kvn), (0, 0x20));
+        assert_eq!(iu.host_challenge, hex!("40A62C37FA6304F8"));
+        assert_eq!(iu.to_bytes().unwrap(), bytes);
+        let on_ch2 = InitializeUpdate { channel: 2, ..iu };
+        assert_eq!(on_ch2.to_bytes().unwrap()[0], 0x82);
+    }
+
+    #[test]
+    fn initialize_update_refuses_wrong_shapes() {
+        for bad in [
+            &hex!("805020")[..],
+            &hex!("8050200007 40A62C37FA6304 00"),
+            &hex!("8450200008 40A62C37FA6304F8 00"),
+            &hex!("0050200008 40A62C37FA6304F8 00"),
+            &hex!("8050200108 40A62C37FA6304F8 00"),
+            &hex!("8052200008 40A62C37FA6304F8 00"),
+        ] {
+            assert!(InitializeUpdate::parse(bad).is_err(), "{bad:02X?}");
+        }
+    }
+
+    #[test]
+    fn status_word_classes() {
+        assert!(is_protected_status(0x9000));
+        assert!(is_protected_status(0x6283));
+        assert!(is_protected_status(0x63C2));
+        for sw in [0x6100, 0x6982, 0x6A88, 0x6D00, 0x9001] {
+            assert!(!is_protected_status(sw), "{sw:04X}");
+        }
+    }
+
+    #[test]
+    fn class_byte_rules() {
+        assert_eq!(mac_cla(0x80), 0x84);
+        assert_eq!(mac_cla(0x83), 0x84);
+        assert_eq!(mac_cla(0x93), 0x94);
+        assert_eq!(mac_cla(0xC5), 0x84);
+        assert_eq!(sm_bit(0x81), 0x04);
+        assert_eq!(sm_bit(0xC1), 0x20);
+        assert!(has_sm(0x84) && has_sm(0xE0) && !has_sm(0x80) && !has_sm(0xC0));
+    }
+}
