@@ -1,11 +1,13 @@
 //! `card-emulator`: create, inspect and run a virtual smart card.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use card_emulator::store::{FileStore, Store};
-use card_emulator::{inspect, profile, trace, Card, VirtualCard};
+use card_emulator::{inspect, profile, trace, vpcd, Card, VirtualCard};
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -51,8 +53,15 @@ so you can copy and edit it. The state file is written with mode 0600."
         #[arg(long)]
         state: PathBuf,
     },
-    /// Run the card: answer APDUs until the input ends.
+    /// Run the card: plug it into pcscd's vpcd reader, or talk over stdio.
     #[command(long_about = "Run the card.\n\n\
+By default the card connects to the vpcd reader driver of a local pcscd \
+(127.0.0.1:35963, reader \"Virtual PCD 00 00\"); every PC/SC program then sees it. \
+It waits and reconnects by itself while pcscd is down or restarts. Stop it with Ctrl-C \
+or SIGTERM: every APDU is already durable.\n\n\
+  card-emulator run --state card.json              # reader Virtual PCD 00 00\n\
+  card-emulator run --state card.json --slot 1     # reader Virtual PCD 00 01\n\
+  card-emulator run --state card.json --trace      # log each APDU (PIN data redacted)\n\n\
 With --stdio the card reads one line at a time on standard input and answers one line \
 on standard output:\n  a hex APDU (spaces allowed)  ->  the hex response (data + SW)\n  \
 reset | power-on | atr       ->  the hex ATR\n  power-off                    ->  OK\n  \
@@ -61,9 +70,19 @@ reset | power-on | atr       ->  the hex ATR\n  power-off                    -> 
         /// The card state file (create one with `card-emulator init`).
         #[arg(long)]
         state: PathBuf,
-        /// Talk over standard input/output (one hex APDU per line).
-        #[arg(long)]
+        /// Talk over standard input/output (one hex APDU per line) instead of vpcd.
+        #[arg(long, conflicts_with_all = ["vpcd", "slot", "listen"])]
         stdio: bool,
+        /// vpcd address to connect to (HOST:PORT). Default 127.0.0.1:35963.
+        #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["slot", "listen"])]
+        vpcd: Option<String>,
+        /// vpcd slot N of the local pcscd: port 35963+N (reader "Virtual PCD 00 0N").
+        #[arg(long, value_name = "N", conflicts_with = "listen")]
+        slot: Option<u16>,
+        /// Reversed mode: listen on ADDR (IP:PORT or PORT) for vpcd to connect to the card.
+        /// Note: pcscd 1.9.9 aborts in this mode when a slot is empty (vsmartcard #131).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
         /// Log every APDU with its status word and timing on stderr (PIN data redacted).
         #[arg(long)]
         trace: bool,
@@ -154,14 +173,41 @@ fn main() -> Result<()> {
         Cmd::Run {
             state,
             stdio,
+            vpcd,
+            slot,
+            listen,
             trace,
         } => {
             init_logging(trace);
             let mut card = open_card(&state)?;
-            if !stdio {
-                bail!("choose a transport: --stdio (hex APDUs on standard input)");
+            if stdio {
+                return run_stdio(&mut card);
             }
-            run_stdio(&mut card)
+            let endpoint = match (vpcd, slot, listen) {
+                (Some(addr), _, _) => vpcd::Endpoint::connect(addr),
+                (_, Some(n), _) => vpcd::Endpoint::slot(n)?,
+                (_, _, Some(addr)) => vpcd::Endpoint::listen(&addr)?,
+                _ => vpcd::Endpoint::default(),
+            };
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, shutdown.clone())
+                    .context("cannot install the signal handler")?;
+            }
+            tracing::info!(
+                "card \"{}\" from {}: {endpoint}",
+                card.state().label,
+                state.display()
+            );
+            let opts = vpcd::ServeOptions {
+                trace,
+                ..Default::default()
+            };
+            vpcd::serve(&mut card, endpoint, &opts, &shutdown).map_err(|e| {
+                anyhow::anyhow!("{e}\nIs pcscd running with vsmartcard-vpcd installed? Try `card-emulator doctor`.")
+            })?;
+            tracing::info!("stopped; the card state is in {}", state.display());
+            Ok(())
         }
     }
 }
