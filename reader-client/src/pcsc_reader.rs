@@ -98,24 +98,30 @@ impl Pcsc {
                     }
                 });
             }
-            // Block in pcscd until a reader changes state, bounded by the deadline.
-            let names: Vec<CString> = self.ctx.list_readers_owned().unwrap_or_default();
-            let mut states: Vec<ReaderState> = names
-                .into_iter()
-                .map(|n| ReaderState::new(n, State::UNAWARE))
-                .collect();
-            states.push(ReaderState::new(pcsc::PNP_NOTIFICATION(), State::UNAWARE));
-            if self
-                .ctx
-                .get_status_change(Duration::ZERO, &mut states)
-                .is_ok()
-            {
-                for s in &mut states {
-                    s.sync_current_state();
-                }
-                let wait = (deadline - now).min(Duration::from_millis(500));
-                let _ = self.ctx.get_status_change(wait, &mut states);
+            self.wait_for_change((deadline - now).min(Duration::from_millis(500)));
+        }
+    }
+
+    /// Block in pcscd until any reader changes state (or a reader comes or goes), at most `timeout`.
+    pub fn wait_for_change(&self, timeout: Duration) {
+        let names: Vec<CString> = self.ctx.list_readers_owned().unwrap_or_default();
+        let mut states: Vec<ReaderState> = names
+            .into_iter()
+            .map(|n| ReaderState::new(n, State::UNAWARE))
+            .collect();
+        states.push(ReaderState::new(pcsc::PNP_NOTIFICATION(), State::UNAWARE));
+        if self
+            .ctx
+            .get_status_change(Duration::ZERO, &mut states)
+            .is_ok()
+        {
+            for s in &mut states {
+                s.sync_current_state();
             }
+            let _ = self.ctx.get_status_change(timeout, &mut states);
+        } else {
+            // pcscd refused the query (going down?): do not spin.
+            std::thread::sleep(timeout.min(Duration::from_millis(50)));
         }
     }
 

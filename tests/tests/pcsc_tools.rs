@@ -1,0 +1,138 @@
+//! Real PC/SC tools against a card served over vpcd, through our own pcscd.
+
+use e2e_tests::{
+    output_text, run_with_timeout, vpcd_reader, wait_for_card, wait_for_no_card, which,
+    workspace_bin, Pcscd, Proc, CARD_TIMEOUT,
+};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+const SLOT: u16 = 0;
+
+fn e2e_card(extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_e2e-card"));
+    cmd.args(["--slot", &SLOT.to_string()]).args(extra);
+    Proc::spawn(cmd, "e2e-card").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn conformance_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../apdu-specs/conformance")
+}
+
+#[test]
+fn opensc_tool_and_reader_client_see_a_card_served_over_vpcd() {
+    let Some(_pcscd) = Pcscd::start("opensc_tool_and_reader_client_see_a_card_served_over_vpcd")
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let card = e2e_card(&[]);
+    let reader = vpcd_reader(SLOT);
+    let info = wait_for_card(&reader, CARD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\ncard log:\n{}", card.log_text()));
+    assert_eq!(info.atr.first(), Some(&0x3B), "ATR {:02X?}", info.atr);
+
+    if which("opensc-tool").is_some() {
+        let mut cmd = Command::new("opensc-tool");
+        cmd.args(["--reader", &SLOT.to_string(), "--atr"]);
+        let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let want = info
+            .atr
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        assert!(
+            out.status.success() && text.contains(&want),
+            "want {want}\n{}",
+            output_text(&out)
+        );
+    } else {
+        e2e_tests::skipped(
+            "opensc-tool part",
+            "opensc-tool is not installed (apt-get install opensc)",
+        );
+    }
+
+    let rc = workspace_bin("reader-client").unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = Command::new(&rc);
+    cmd.args([
+        "send",
+        "--reader",
+        &reader,
+        "00A4040000",
+        "00 A4 00 0C 02 3F 00",
+    ]);
+    let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.matches("SW 9000 normal processing").count() == 2,
+        "{}",
+        output_text(&out)
+    );
+
+    let mut cmd = Command::new(&rc);
+    cmd.args(["atr", "--reader", &reader]);
+    let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("TCK = ") && text.contains("correct"),
+        "{}",
+        output_text(&out)
+    );
+
+    // The example suites, checked through pcscd.
+    let mut cmd = Command::new(&rc);
+    cmd.args(["conform", "--reader", &reader])
+        .arg(conformance_dir());
+    let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    // scriptor runs a conformance file unchanged.
+    if which("scriptor").is_some() {
+        let mut cmd = Command::new("scriptor");
+        cmd.args(["-r", &reader])
+            .arg(conformance_dir().join("iso-select-read.apdu"));
+        let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", output_text(&out));
+        assert!(text.contains("< 6A 82 : "), "{}", output_text(&out));
+        assert!(
+            text.contains("< 48 65 6C 6C 6F 90 00 : Normal processing."),
+            "{}",
+            output_text(&out)
+        );
+    } else {
+        e2e_tests::skipped(
+            "scriptor part",
+            "scriptor is not installed (apt-get install pcsc-tools)",
+        );
+    }
+    drop(card);
+    wait_for_no_card(&reader, CARD_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn the_card_reconnects_by_itself_after_pcscd_restarts() {
+    let Some(mut pcscd) = Pcscd::start("the_card_reconnects_by_itself_after_pcscd_restarts")
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let card = e2e_card(&["--minimal"]);
+    let reader = vpcd_reader(SLOT);
+    wait_for_card(&reader, CARD_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", card.log_text()));
+    pcscd.restart().unwrap_or_else(|e| panic!("{e}"));
+    wait_for_card(&reader, CARD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("after restart: {e}\ncard log:\n{}", card.log_text()));
+    let rc = workspace_bin("reader-client").unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = Command::new(&rc);
+    cmd.args(["send", "--reader", &reader, "00B0000000"]);
+    let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let log = card.log_text();
+    assert_eq!(log.matches("waiting for vpcd").count(), 1, "{log}");
+}
