@@ -136,3 +136,30 @@ fn the_card_reconnects_by_itself_after_pcscd_restarts() {
     let log = card.log_text();
     assert_eq!(log.matches("waiting for vpcd").count(), 1, "{log}");
 }
+
+#[test]
+fn extended_apdus_of_65000_bytes_pass_both_ways() {
+    let Some(_pcscd) = Pcscd::start("extended_apdus_of_65000_bytes_pass_both_ways")
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let card = e2e_card(&["--echo"]);
+    let reader = vpcd_reader(SLOT);
+    wait_for_card(&reader, CARD_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", card.log_text()));
+    let pcsc = reader_client::pcsc_reader::Pcsc::establish().unwrap_or_else(|e| panic!("{e}"));
+    let mut t = pcsc.open(Some(&reader)).unwrap_or_else(|e| panic!("{e}"));
+    let data: Vec<u8> = (0..65_000u32).map(|i| (i % 251) as u8).collect();
+    let apdu = apdu_specs::Command::new(0x80, 0x10, 0, 0)
+        .with_data(data.clone())
+        .with_le(65_536)
+        .to_bytes()
+        .unwrap_or_else(|e| panic!("{e}"));
+    use reader_client::Transport;
+    let resp = t
+        .transmit(&apdu)
+        .unwrap_or_else(|e| panic!("{e}\ncard log:\n{}", card.log_text()));
+    assert_eq!(resp.len(), 65_002);
+    assert_eq!(&resp[..65_000], &data[..]);
+    assert_eq!(&resp[65_000..], &[0x90, 0x00]);
+}
