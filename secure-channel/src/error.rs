@@ -49,6 +49,13 @@ pub enum ScpError {
     /// The session has not completed EXTERNAL AUTHENTICATE, or was closed after an error.
     #[error("secure channel is not open: authenticate first (INITIALIZE UPDATE, EXTERNAL AUTHENTICATE); a session closes after any security error")]
     NotOpen,
+    /// Card side: the session was aborted by a security error; GP Amd D §5.6 / GP Card Spec
+    /// E.1.2: every later command is refused until the session is terminated.
+    #[error("secure channel session aborted after a security error: commands are refused until a new INITIALIZE UPDATE, a new SELECT or a reset")]
+    Aborted,
+    /// The key set's sequence counter reached its maximum (GP Amd D §6.2.2.1).
+    #[error("sequence counter exhausted for this key set: replace the keys with PUT KEY (which resets it)")]
+    CounterExhausted,
     /// A handshake step out of order (a second EXTERNAL AUTHENTICATE, one after a failure).
     #[error("{0} is out of sequence: start again with INITIALIZE UPDATE")]
     OutOfSequence(&'static str),
@@ -66,11 +73,14 @@ impl ScpError {
         match self {
             // GP Card Spec v2.3 §11.3.3.1 / Amd D §7.2: authentication of host cryptogram failed.
             ScpError::HostCryptogram => 0x6300,
-            ScpError::CommandMac | ScpError::MissingMac(_) | ScpError::BadPadding => 0x6982,
+            ScpError::CommandMac
+            | ScpError::MissingMac(_)
+            | ScpError::BadPadding
+            | ScpError::Aborted => 0x6982,
             ScpError::MalformedApdu(_) | ScpError::TooLong(_) => 0x6700,
             ScpError::UnsupportedLevel(_) => 0x6A86,
             ScpError::Unsupported(_) => 0x6A88,
-            ScpError::NotOpen | ScpError::OutOfSequence(_) => 0x6985,
+            ScpError::NotOpen | ScpError::OutOfSequence(_) | ScpError::CounterExhausted => 0x6985,
             ScpError::CardCryptogram
             | ScpError::ResponseMac
             | ScpError::MalformedResponse(_)

@@ -134,6 +134,40 @@ pub(crate) fn has_sm(cla: u8) -> bool {
     cla & sm_bit(cla) != 0
 }
 
+/// The logical channel a class byte addresses.
+pub(crate) fn command_channel(cla: u8) -> Result<u8, ScpError> {
+    apdu_specs::Cla::decode(cla)
+        .map(|c| c.channel())
+        .map_err(|e| ScpError::MalformedApdu(e.to_string()))
+}
+
+/// A command must travel on the channel its session was opened on: the channel number is
+/// outside the C-MAC (GP Amd D §6.2.4), so the session binds it instead.
+pub(crate) fn check_channel(cla: u8, channel: u8) -> Result<(), ScpError> {
+    let ch = command_channel(cla)?;
+    if ch != channel {
+        return Err(ScpError::MalformedApdu(format!(
+            "command for logical channel {ch} in a secure channel opened on channel {channel}"
+        )));
+    }
+    Ok(())
+}
+
+/// Card side: the class byte of a command at a MAC-protected level must indicate
+/// GlobalPlatform proprietary secure messaging (`84`: b4 b3 = 0 1, or b6 = 1 on channels 4-19)
+/// on the session's channel. Bits the C-MAC does not cover are checked here instead.
+pub(crate) fn check_protected_cla(cla: u8, channel: u8) -> Result<(), ScpError> {
+    if !has_sm(cla) {
+        return Err(ScpError::MissingMac(cla));
+    }
+    if cla & 0x40 == 0 && cla & 0x08 != 0 {
+        return Err(ScpError::MalformedApdu(format!(
+            "CLA {cla:02X} indicates ISO 7816-4 secure messaging; GlobalPlatform uses b4 b3 = 0 1 (e.g. 84)"
+        )));
+    }
+    check_channel(cla, channel)
+}
+
 /// The class byte that goes into a C-MAC: logical channel set to zero, SM bit `04` set, the
 /// proprietary and chaining bits kept (GP Amd D §6.2.4; GP Card Spec E.4.4).
 pub(crate) fn mac_cla(cla: u8) -> u8 {

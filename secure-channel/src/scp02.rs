@@ -5,9 +5,9 @@
 
 use crate::crypto::{self, Tdes, DES_BLOCK};
 use crate::gp::{
-    self, has_sm, join_response, mac_cla, sm_bit, split_response, CardChallenge, CardConfig,
-    CardSecureChannel, HostSecureChannel, InitializeUpdate, INS_EXTERNAL_AUTHENTICATE,
-    INS_INITIALIZE_UPDATE,
+    self, check_channel, check_protected_cla, has_sm, join_response, mac_cla, sm_bit,
+    split_response, CardChallenge, CardConfig, CardSecureChannel, HostSecureChannel,
+    InitializeUpdate, INS_EXTERNAL_AUTHENTICATE, INS_INITIALIZE_UPDATE,
 };
 use crate::{ScpError, SecurityLevel, StaticKeys};
 use apdu_specs::Command;
@@ -240,13 +240,17 @@ fn malformed(e: apdu_specs::ApduError) -> ScpError {
 enum CardState {
     AwaitingAuthentication,
     Open,
-    Closed,
+    /// A security error happened: refuse everything until terminated (GP Card Spec E.1.2).
+    Aborted,
+    Terminated,
 }
 
 /// The card's side of one SCP02 session on one logical channel.
 pub struct CardSession {
     ch: Channel,
     state: CardState,
+    /// The logical channel INITIALIZE UPDATE came on; every later command must use it.
+    channel: u8,
     host_cryptogram: [u8; 8],
 }
 
@@ -303,6 +307,7 @@ impl CardSession {
                 last_mac: [0; DES_BLOCK],
             },
             state: CardState::AwaitingAuthentication,
+            channel: command.channel,
             host_cryptogram,
         };
         Ok((card, response.to_bytes()))
@@ -314,11 +319,11 @@ impl CardSession {
         if self.state != CardState::AwaitingAuthentication {
             return Err(ScpError::OutOfSequence("EXTERNAL AUTHENTICATE"));
         }
-        self.state = CardState::Closed;
+        self.state = CardState::Aborted;
         let cmd = Command::parse(command).map_err(malformed)?;
+        check_protected_cla(cmd.cla, self.channel)?;
         if cmd.ins != INS_EXTERNAL_AUTHENTICATE
             || cmd.cla & 0x80 == 0
-            || !has_sm(cmd.cla)
             || cmd.p2 != 0
             || cmd.is_extended()
         {
@@ -363,12 +368,16 @@ impl CardSession {
     /// Decrypt (C-DEC) and verify the C-MAC of one command; returns the plain C-APDU.
     /// Any error closes the session.
     pub fn unwrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError> {
-        if self.state != CardState::Open {
-            return Err(ScpError::NotOpen);
+        match self.state {
+            CardState::Open => {}
+            CardState::Aborted => return Err(ScpError::Aborted),
+            CardState::AwaitingAuthentication | CardState::Terminated => {
+                return Err(ScpError::NotOpen)
+            }
         }
         let result = self.unwrap_inner(command);
         if result.is_err() {
-            self.close();
+            self.state = CardState::Aborted;
         }
         result
     }
@@ -377,6 +386,7 @@ impl CardSession {
         let cmd = Command::parse(command).map_err(malformed)?;
         let level = self.ch.level;
         if level == SecurityLevel::NONE {
+            check_channel(cmd.cla, self.channel)?;
             if has_sm(cmd.cla) {
                 return Err(ScpError::MalformedApdu(
                     "secure messaging indicated in a session at level 00".into(),
@@ -384,9 +394,7 @@ impl CardSession {
             }
             return Ok(command.to_vec());
         }
-        if !has_sm(cmd.cla) {
-            return Err(ScpError::MissingMac(cmd.cla));
-        }
+        check_protected_cla(cmd.cla, self.channel)?;
         if cmd.is_extended() {
             return Err(ScpError::MalformedApdu(
                 "SCP02 protects short APDUs only".into(),
@@ -442,8 +450,16 @@ impl CardSession {
         encrypt_key(&self.ch.keys.dek, key)
     }
 
+    /// Terminate the session (DESELECT, channel closed, reset, new INITIALIZE UPDATE); later
+    /// unwraps fail with [`ScpError::NotOpen`].
     pub fn close(&mut self) {
-        self.state = CardState::Closed;
+        self.state = CardState::Terminated;
+    }
+
+    /// Whether a security error aborted the session: the SD refuses every command with
+    /// `6982` until the session is terminated.
+    pub fn is_aborted(&self) -> bool {
+        self.state == CardState::Aborted
     }
 }
 
@@ -567,6 +583,7 @@ impl HostHandshake {
         command.extend_from_slice(&mac);
         let host = HostSession {
             ch,
+            channel: self.channel,
             kvn: iu.kvn,
             kdd: iu.kdd,
             sequence_counter: iu.sequence_counter,
@@ -578,6 +595,7 @@ impl HostHandshake {
 /// The host's side of an SCP02 session.
 pub struct HostSession {
     ch: Channel,
+    channel: u8,
     kvn: u8,
     kdd: [u8; 10],
     sequence_counter: u16,
@@ -598,10 +616,12 @@ impl HostSession {
         self.sequence_counter
     }
 
-    /// C-MAC over the modified plain APDU, then encrypt the data (C-DEC); Le is kept.
-    /// SCP02 protects short APDUs only.
+    /// C-MAC over the modified plain APDU, then encrypt the data (C-DEC); Le is kept (never
+    /// MACed). SCP02 protects short APDUs only. A command without data is not encrypted
+    /// (like GPPro; the card side also accepts pysim's encrypted empty padding block).
     pub fn wrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError> {
         let cmd = Command::parse(command).map_err(malformed)?;
+        check_channel(cmd.cla, self.channel)?;
         let level = self.ch.level;
         if level == SecurityLevel::NONE {
             return Ok(command.to_vec());

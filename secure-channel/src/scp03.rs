@@ -7,9 +7,9 @@
 
 use crate::crypto::{self, Aes, AES_BLOCK};
 use crate::gp::{
-    self, has_sm, join_response, lc_field, mac_cla, sm_bit, split_response, CardChallenge,
-    CardConfig, CardSecureChannel, HostSecureChannel, InitializeUpdate, INS_EXTERNAL_AUTHENTICATE,
-    INS_INITIALIZE_UPDATE,
+    self, check_channel, check_protected_cla, has_sm, join_response, lc_field, mac_cla, sm_bit,
+    split_response, CardChallenge, CardConfig, CardSecureChannel, HostSecureChannel,
+    InitializeUpdate, INS_EXTERNAL_AUTHENTICATE, INS_INITIALIZE_UPDATE,
 };
 use crate::{ScpError, SecurityLevel, StaticKeys};
 use apdu_specs::Command;
@@ -113,9 +113,7 @@ pub fn pseudo_random_challenge(
 
 fn seq_bytes(seq: u32) -> Result<[u8; 3], ScpError> {
     if seq > MAX_SEQUENCE_COUNTER {
-        return Err(ScpError::Unsupported(format!(
-            "SCP03 sequence counter {seq:#x} exceeds 3 bytes; the key set is exhausted"
-        )));
+        return Err(ScpError::CounterExhausted);
     }
     let [_, a, b, c] = seq.to_be_bytes();
     Ok([a, b, c])
@@ -266,13 +264,17 @@ fn level_allowed(i: u8, level: SecurityLevel) -> bool {
 enum CardState {
     AwaitingAuthentication,
     Open,
-    Closed,
+    /// A security error happened: refuse everything until terminated (GP Amd D §5.6).
+    Aborted,
+    Terminated,
 }
 
 /// The card's side of one SCP03 session on one logical channel.
 pub struct CardSession {
     ch: Channel,
     state: CardState,
+    /// The logical channel INITIALIZE UPDATE came on; every later command must use it.
+    channel: u8,
     i: u8,
     host_cryptogram: Vec<u8>,
     /// A command was unwrapped and its response is not yet wrapped.
@@ -283,8 +285,9 @@ impl CardSession {
     /// Answer INITIALIZE UPDATE (GP Amd D §7.1): derive the session keys and build the response
     /// data (the caller answers it with SW 9000).
     ///
-    /// `sequence_counter` is the value to announce; the caller persists it and increments it for
-    /// the next session. The S-mode follows the host challenge length (8: S8, 16: S16) and the
+    /// `sequence_counter` is the value to announce: GP Amd D §6.2.2.1 increments the key set's
+    /// counter on every INITIALIZE UPDATE and uses the new value, so pass the incremented,
+    /// persisted counter (above `FFFFFF`: [`ScpError::CounterExhausted`]). The S-mode follows the host challenge length (8: S8, 16: S16) and the
     /// S16 bit of the answered i parameter is set accordingly.
     pub fn initialize_update(
         keys: &StaticKeys,
@@ -334,6 +337,7 @@ impl CardSession {
                 counter: 0,
             },
             state: CardState::AwaitingAuthentication,
+            channel: command.channel,
             i,
             host_cryptogram,
             pending: false,
@@ -348,14 +352,11 @@ impl CardSession {
         if self.state != CardState::AwaitingAuthentication {
             return Err(ScpError::OutOfSequence("EXTERNAL AUTHENTICATE"));
         }
-        self.state = CardState::Closed;
+        self.state = CardState::Aborted;
         let cmd = Command::parse(command).map_err(malformed)?;
         let s = self.ch.mode.bytes();
-        if cmd.ins != INS_EXTERNAL_AUTHENTICATE
-            || cmd.cla & 0x80 == 0
-            || !has_sm(cmd.cla)
-            || cmd.p2 != 0
-        {
+        check_protected_cla(cmd.cla, self.channel)?;
+        if cmd.ins != INS_EXTERNAL_AUTHENTICATE || cmd.cla & 0x80 == 0 || cmd.p2 != 0 {
             return Err(ScpError::MalformedApdu(format!(
                 "expected EXTERNAL AUTHENTICATE 84 82 <level> 00, got {:02X} {:02X} {:02X} {:02X}",
                 cmd.cla, cmd.ins, cmd.p1, cmd.p2
@@ -411,14 +412,18 @@ impl CardSession {
     /// Verify the C-MAC of one command, decrypt its data if C-DECRYPTION is on, and return the
     /// plain C-APDU (SM bit cleared, Lc without MAC, Le kept). Any error closes the session.
     pub fn unwrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError> {
-        if self.state != CardState::Open {
-            return Err(ScpError::NotOpen);
+        match self.state {
+            CardState::Open => {}
+            CardState::Aborted => return Err(ScpError::Aborted),
+            CardState::AwaitingAuthentication | CardState::Terminated => {
+                return Err(ScpError::NotOpen)
+            }
         }
         self.pending = false;
         let result = self.unwrap_inner(command);
         match &result {
             Ok(_) => self.pending = self.ch.level != SecurityLevel::NONE,
-            Err(_) => self.close(),
+            Err(_) => self.state = CardState::Aborted,
         }
         result
     }
@@ -427,6 +432,7 @@ impl CardSession {
         let cmd = Command::parse(command).map_err(malformed)?;
         let level = self.ch.level;
         if level == SecurityLevel::NONE {
+            check_channel(cmd.cla, self.channel)?;
             if has_sm(cmd.cla) {
                 return Err(ScpError::MalformedApdu(
                     "secure messaging indicated in a session at level 00".into(),
@@ -434,9 +440,7 @@ impl CardSession {
             }
             return Ok(command.to_vec());
         }
-        if !has_sm(cmd.cla) {
-            return Err(ScpError::MissingMac(cmd.cla));
-        }
+        check_protected_cla(cmd.cla, self.channel)?;
         let s = self.ch.mode.bytes();
         let data = cmd.data();
         let (body, mac) = data
@@ -494,7 +498,7 @@ impl CardSession {
             Ok(r) => r,
             // Unreachable with validated keys; answer a bare error rather than unprotected data.
             Err(e) => {
-                self.close();
+                self.state = CardState::Aborted;
                 join_response(&[], e.status_word())
             }
         }
@@ -526,10 +530,17 @@ impl CardSession {
         encrypt_key(&self.ch.dek, key)
     }
 
-    /// End the session; later unwraps fail with [`ScpError::NotOpen`].
+    /// Terminate the session (DESELECT, channel closed, reset, new INITIALIZE UPDATE); later
+    /// unwraps fail with [`ScpError::NotOpen`].
     pub fn close(&mut self) {
-        self.state = CardState::Closed;
+        self.state = CardState::Terminated;
         self.pending = false;
+    }
+
+    /// Whether a security error aborted the session: the SD refuses every command with
+    /// `6982` until the session is terminated.
+    pub fn is_aborted(&self) -> bool {
+        self.state == CardState::Aborted
     }
 }
 
@@ -658,7 +669,8 @@ impl HostHandshake {
         command.extend_from_slice(cmac.get(..s).unwrap_or_default());
         let host = HostSession {
             ch,
-            open: true,
+            channel: self.channel,
+            aborted: false,
             kvn: iu.kvn,
             kdd: iu.kdd,
             i: iu.i,
@@ -671,7 +683,8 @@ impl HostHandshake {
 /// The host's side of an SCP03 session.
 pub struct HostSession {
     ch: Channel,
-    open: bool,
+    channel: u8,
+    aborted: bool,
     kvn: u8,
     kdd: [u8; 10],
     i: u8,
@@ -702,12 +715,14 @@ impl HostSession {
     }
 
     /// Protect one plain C-APDU: encrypt data (C-DEC), then C-MAC over the modified APDU.
-    /// Le is kept; a command that outgrows short Lc is sent in extended form.
+    /// Le is kept (it is never MACed); a command that outgrows short Lc is sent in extended
+    /// form. The command's CLA must address the channel the session was opened on.
     pub fn wrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError> {
-        if !self.open {
-            return Err(ScpError::NotOpen);
+        if self.aborted {
+            return Err(ScpError::Aborted);
         }
         let cmd = Command::parse(command).map_err(malformed)?;
+        check_channel(cmd.cla, self.channel)?;
         let level = self.ch.level;
         if level == SecurityLevel::NONE {
             return Ok(command.to_vec());
@@ -747,10 +762,10 @@ impl HostSession {
     }
 
     /// Verify the R-MAC and decrypt R-ENC data of the response to the last wrapped command.
-    /// Error status words carry neither data nor R-MAC. An R-MAC failure closes the session.
+    /// Error status words carry neither data nor R-MAC. An R-MAC failure aborts the session.
     pub fn unwrap_response(&mut self, response: &[u8]) -> Result<(Vec<u8>, u16), ScpError> {
-        if !self.open {
-            return Err(ScpError::NotOpen);
+        if self.aborted {
+            return Err(ScpError::Aborted);
         }
         let (data, sw) = split_response(response)?;
         let level = self.ch.level;
@@ -768,7 +783,7 @@ impl HostSession {
         }
         let result = self.verify_response(data, sw);
         if result.is_err() {
-            self.open = false;
+            self.aborted = true;
         }
         result.map(|d| (d, sw))
     }

@@ -621,7 +621,7 @@ fn host_refuses_a_wrong_card_cryptogram() {
 }
 
 #[test]
-fn card_refuses_a_wrong_host_cryptogram_and_stays_closed() {
+fn card_refuses_a_wrong_host_cryptogram_and_stays_aborted() {
     // osmocom/pysim test_globalplatform.py SCP03_Test_AES128_11 with one host-cryptogram bit flipped.
     let s = pysim_sessions().remove(0);
     let config = CardConfig::scp03(0x30, &h(ISD_R));
@@ -640,8 +640,10 @@ fn card_refuses_a_wrong_host_cryptogram_and_stays_closed() {
         card.external_authenticate(&h(s.ext_auth)).unwrap_err(),
         ScpError::OutOfSequence("EXTERNAL AUTHENTICATE")
     );
+    let err = card.unwrap_command(&s.exchanges[0].1).unwrap_err();
     assert_eq!(
-        card.unwrap_command(&s.exchanges[0].1).unwrap_err(),
-        ScpError::NotOpen
+        (err.clone(), err.status_word()),
+        (ScpError::Aborted, 0x6982)
     );
+    assert!(card.is_aborted());
 }
