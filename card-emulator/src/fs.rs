@@ -80,6 +80,13 @@ fn security_condition(a: Access) -> u8 {
     }
 }
 
+/// A size in at least two bytes, more when needed (an EF of 65 536 bytes needs three).
+fn size_bytes(n: usize) -> Vec<u8> {
+    let b = (n as u32).to_be_bytes();
+    let skip = b.iter().take(2).take_while(|x| **x == 0).count();
+    b[skip..].to_vec()
+}
+
 /// The file control parameters (ISO 7816-4 §5.3.3) inside a template tag (`62` FCP, `6F` FCI).
 pub fn control_parameters(files: &[FileNode], id: FileId, template: u32) -> Vec<u8> {
     let f = &files[id];
@@ -94,7 +101,7 @@ pub fn control_parameters(files: &[FileNode], id: FileId, template: u32) -> Vec<
             tlv::push(&mut inner, 0x8A, &[0x05]);
         }
         FileBody::Transparent { data } => {
-            let size = (data.len().min(0xFFFF) as u16).to_be_bytes();
+            let size = size_bytes(data.len());
             tlv::push(&mut inner, 0x80, &size);
             tlv::push(&mut inner, 0x81, &size);
             tlv::push(&mut inner, 0x82, &[0x01]);
