@@ -84,10 +84,17 @@ fn opensc_tool_and_reader_client_see_a_card_served_over_vpcd() {
         output_text(&out)
     );
 
-    // The example suites, checked through pcscd.
+    // The format's example suites, checked through pcscd. (The card-core suites run through
+    // pcscd in their own test: a vpcd frame cannot carry a 65,538-byte answer to Le 0000.)
     let mut cmd = Command::new(&rc);
-    cmd.args(["conform", "--reader", &reader])
-        .arg(conformance_dir());
+    cmd.args(["conform", "--reader", &reader]);
+    for f in [
+        "format-example.apdu",
+        "iso-select-read.apdu",
+        "iso-verify.apdu",
+    ] {
+        cmd.arg(conformance_dir().join(f));
+    }
     let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success(), "{}", output_text(&out));
 
@@ -162,4 +169,52 @@ fn extended_apdus_of_65000_bytes_pass_both_ways() {
     assert_eq!(resp.len(), 65_002);
     assert_eq!(&resp[..65_000], &data[..]);
     assert_eq!(&resp[65_000..], &[0x90, 0x00]);
+}
+
+/// Debian's pyscard, run by the system python (not a venv's).
+const PYSCARD_SCRIPT: &str = r#"
+import sys
+from smartcard.System import readers
+want = sys.argv[1]
+r = [r for r in readers() if str(r) == want][0]
+c = r.createConnection()
+c.connect()
+data, sw1, sw2 = c.transmit([0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00])
+print("ATR %s" % "".join("%02X" % b for b in c.getATR()))
+print("SW %02X%02X" % (sw1, sw2))
+c.disconnect()
+"#;
+
+#[test]
+fn pyscard_transmits_through_pcscd() {
+    let python = Path::new("/usr/bin/python3");
+    let has_pyscard = python.exists()
+        && Command::new(python)
+            .args(["-c", "import smartcard"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !has_pyscard {
+        e2e_tests::skipped(
+            "pyscard_transmits_through_pcscd",
+            "/usr/bin/python3 with pyscard is not installed (apt-get install python3-pyscard)",
+        );
+        return;
+    }
+    let Some(_pcscd) =
+        Pcscd::start("pyscard_transmits_through_pcscd").unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let card = e2e_card(&[]);
+    let reader = vpcd_reader(SLOT);
+    wait_for_card(&reader, CARD_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", card.log_text()));
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", PYSCARD_SCRIPT, &reader]);
+    let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("SW 9000") && text.contains("ATR 3B"),
+        "{}",
+        output_text(&out)
+    );
 }
