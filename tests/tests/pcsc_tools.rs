@@ -218,3 +218,53 @@ fn pyscard_transmits_through_pcscd() {
         output_text(&out)
     );
 }
+
+#[test]
+fn card_emulator_run_serves_pcsc_clients_and_stops_cleanly_on_sigterm() {
+    let Some(_pcscd) =
+        Pcscd::start("card_emulator_run_serves_pcsc_clients_and_stops_cleanly_on_sigterm")
+            .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let ce = workspace_bin("card-emulator").unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("card.json");
+    let mut init = Command::new(&ce);
+    init.args(["init", "--state"]).arg(&state);
+    let out = run_with_timeout(init, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    let mut cmd = Command::new(&ce);
+    cmd.args(["run", "--slot", &SLOT.to_string(), "--state"])
+        .arg(&state);
+    let mut card = Proc::spawn(cmd, "card-emulator").unwrap_or_else(|e| panic!("{e}"));
+    let reader = vpcd_reader(SLOT);
+    wait_for_card(&reader, CARD_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", card.log_text()));
+
+    let rc = workspace_bin("reader-client").unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = Command::new(&rc);
+    cmd.args([
+        "send",
+        "--reader",
+        &reader,
+        "00A4040000",
+        "00 A4 00 0C 02 3F 00",
+    ]);
+    let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}\ncard log:\n{}",
+        output_text(&out),
+        card.log_text()
+    );
+
+    card.terminate(Duration::from_secs(5));
+    let status = card.exited();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "card-emulator did not exit cleanly on SIGTERM: {status:?}\n{}",
+        card.log_text()
+    );
+    wait_for_no_card(&reader, CARD_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+}
