@@ -168,10 +168,24 @@ pub(crate) fn check_protected_cla(cla: u8, channel: u8) -> Result<(), ScpError> 
     check_channel(cla, channel)
 }
 
-/// The class byte that goes into a C-MAC: logical channel set to zero, SM bit `04` set, the
-/// proprietary and chaining bits kept (GP Amd D §6.2.4; GP Card Spec E.4.4).
+/// The class byte that goes into a C-MAC (GP Amd D §6.2.4; GP Card Spec E.4.4): logical
+/// channel set to zero, b4 = 0, b3 = 1; every other bit kept. A further-layout class
+/// (channels 4-19) becomes its channel-0 first-layout form, keeping b8 and chaining.
 pub(crate) fn mac_cla(cla: u8) -> u8 {
-    (cla & 0x90) | 0x04
+    if cla & 0x40 == 0 {
+        (cla & 0xF0) | 0x04
+    } else {
+        (cla & 0x90) | 0x04
+    }
+}
+
+/// The class byte a wrapped command travels with: the SM indication added, refused where
+/// no valid class byte exists (`FF` for a chained command on channel 19).
+pub(crate) fn wire_cla(cla: u8) -> Result<u8, ScpError> {
+    let wire = cla | sm_bit(cla);
+    apdu_specs::Cla::decode(wire)
+        .map_err(|e| ScpError::Unsupported(format!("secure messaging on CLA {cla:02X}: {e}")))?;
+    Ok(wire)
 }
 
 /// The proprietary class byte (`8x` / `Cx`) for a logical channel, with or without SM.
@@ -286,7 +300,12 @@ mod tests {
         assert_eq!(mac_cla(0x80), 0x84);
         assert_eq!(mac_cla(0x83), 0x84);
         assert_eq!(mac_cla(0x93), 0x94);
+        assert_eq!(mac_cla(0xA0), 0xA4);
         assert_eq!(mac_cla(0xC5), 0x84);
+        assert_eq!(mac_cla(0xFE), 0x94);
+        assert_eq!(wire_cla(0x81), Ok(0x85));
+        assert_eq!(wire_cla(0xC7), Ok(0xE7));
+        assert!(wire_cla(0xDF).is_err());
         assert_eq!(sm_bit(0x81), 0x04);
         assert_eq!(sm_bit(0xC1), 0x20);
         assert!(has_sm(0x84) && has_sm(0xE0) && !has_sm(0x80) && !has_sm(0xC0));

@@ -649,7 +649,7 @@ impl HostSession {
         if body.len() > 255 {
             return Err(ScpError::TooLong(body.len()));
         }
-        let wire = Command::new(cmd.cla | sm_bit(cmd.cla), cmd.ins, cmd.p1, cmd.p2)
+        let wire = Command::new(gp::wire_cla(cmd.cla)?, cmd.ins, cmd.p1, cmd.p2)
             .with_data(body)
             .with_le(cmd.le())
             .to_bytes()

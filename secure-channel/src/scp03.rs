@@ -750,7 +750,7 @@ impl HostSession {
         let header = Channel::mac_header(cmd.cla, cmd.ins, cmd.p1, cmd.p2, lc, extended);
         let cmac = self.ch.command_mac(&header, &body)?;
         body.extend_from_slice(cmac.get(..s).unwrap_or_default());
-        let wire = Command::new(cmd.cla | sm_bit(cmd.cla), cmd.ins, cmd.p1, cmd.p2)
+        let wire = Command::new(gp::wire_cla(cmd.cla)?, cmd.ins, cmd.p1, cmd.p2)
             .with_data(body)
             .with_le(cmd.le())
             .extended(extended)
