@@ -4,8 +4,8 @@ use thiserror::Error;
 
 /// Every way opening or using a secure channel can fail.
 ///
-/// On the card, answer [`ScpError::status_word`]; a failed unwrap also closes the
-/// session (GP Card Spec v2.3 §10.2.3: the session is terminated on a security error).
+/// On the card, answer [`ScpError::status_word`]; a failed EXTERNAL AUTHENTICATE or unwrap also
+/// aborts the session (GP Amd D §5.6: later commands are refused with a security error).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ScpError {
     /// Host side: the card's cryptogram in the INITIALIZE UPDATE response is wrong.
@@ -46,8 +46,10 @@ pub enum ScpError {
     /// A key of a length the algorithm cannot use.
     #[error("key of {0} bytes is not usable here (AES: 16, 24 or 32; 3DES: 16 or 24; SCP02 static keys: 16)")]
     KeyLength(usize),
-    /// The session has not completed EXTERNAL AUTHENTICATE, or was closed after an error.
-    #[error("secure channel is not open: authenticate first (INITIALIZE UPDATE, EXTERNAL AUTHENTICATE); a session closes after any security error")]
+    /// The session has not completed EXTERNAL AUTHENTICATE, or was terminated.
+    #[error(
+        "secure channel is not open: authenticate first (INITIALIZE UPDATE, EXTERNAL AUTHENTICATE)"
+    )]
     NotOpen,
     /// Card side: the session was aborted by a security error; GP Amd D §5.6 / GP Card Spec
     /// E.1.2: every later command is refused until the session is terminated.

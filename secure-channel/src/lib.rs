@@ -16,11 +16,23 @@
 //! hold either protocol behind one trait object. Keys live in [`StaticKeys`] (zeroized on drop);
 //! [`kcv_aes`], [`kcv_des3`] and the sessions' `encrypt_key`/`decrypt_key` serve PUT KEY.
 //!
+//! Rules the sessions enforce (GP Card Spec v2.3.1 Appendix E, Amendment D v1.2):
+//!
+//! * C-MAC covers header, Lc and data, never Le; the class byte enters the MAC with the logical
+//!   channel zeroed, so a session is bound to the channel its INITIALIZE UPDATE came on and
+//!   refuses commands from any other.
+//! * SCP03 encrypts first, then MACs; the encryption counter counts every command, also those
+//!   without data (which are not encrypted).
+//! * Responses to error status words (all but `9000`, `62xx`, `63xx`) carry neither data nor
+//!   R-MAC; the response to EXTERNAL AUTHENTICATE is never protected.
+//! * Any security error aborts a card session: every later command is refused with `6982`
+//!   ([`ScpError::Aborted`]) until the caller terminates it (`close`).
+//!
 //! Layering notes for callers: wrap the *whole* response before splitting it into `61xx`
 //! chunks, and unwrap after reassembling them; each C-APDU on the wire (also each link of an
-//! ISO command chain) is one wrapped unit. The card persists and increments the sequence
-//! counter itself and closes the session on DESELECT, on a new INITIALIZE UPDATE and after any
-//! error returned here (the sessions close themselves on security errors).
+//! ISO command chain) is one wrapped unit. The card persists the sequence counter and passes
+//! its value in; it terminates the session on DESELECT, channel close, reset and a new
+//! INITIALIZE UPDATE.
 //!
 //! ```
 //! use secure_channel::{scp03, CardChallenge, CardConfig, InitializeUpdate, SecurityLevel, StaticKeys};

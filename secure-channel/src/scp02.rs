@@ -282,6 +282,12 @@ impl CardSession {
                 ))
             })?,
             CardChallenge::FromConfig if config.i & I_PSEUDO_RANDOM != 0 => {
+                if !(5..=16).contains(&config.sd_aid.len()) {
+                    return Err(ScpError::Unsupported(format!(
+                        "pseudo-random challenge needs the SD AID (5 to 16 bytes), got {} bytes",
+                        config.sd_aid.len()
+                    )));
+                }
                 pseudo_random_challenge(keys, sequence_counter, &config.sd_aid)?
             }
             CardChallenge::FromConfig => crypto::random::<6>()?,
@@ -366,7 +372,8 @@ impl CardSession {
     }
 
     /// Decrypt (C-DEC) and verify the C-MAC of one command; returns the plain C-APDU.
-    /// Any error closes the session.
+    /// Any error aborts the session (GP Card Spec E.1.2): answer [`ScpError::status_word`], and
+    /// every later command gets [`ScpError::Aborted`] until [`CardSession::close`].
     pub fn unwrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError> {
         match self.state {
             CardState::Open => {}

@@ -255,6 +255,17 @@ fn malformed(e: apdu_specs::ApduError) -> ScpError {
     ScpError::MalformedApdu(e.to_string())
 }
 
+/// Refuse i parameters GP Amd D Table 5-1 does not define: RFU bits, R-ENC without R-MAC.
+fn check_i(i: u8) -> Result<(), ScpError> {
+    let rfu = 0x80 | 0x08 | 0x04 | 0x02;
+    if i & rfu != 0 || (i & I_R_ENC != 0 && i & I_R_MAC == 0) {
+        return Err(ScpError::Unsupported(format!(
+            "SCP03 i={i:02X} (GP Amd D Table 5-1: b1 S16, b5 pseudo-random, b6 R-MAC, b7 R-ENC)"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether the card's i parameter allows a level.
 fn level_allowed(i: u8, level: SecurityLevel) -> bool {
     (!level.r_mac() || i & I_R_MAC != 0) && (!level.r_enc() || i & I_R_ENC != 0)
@@ -287,8 +298,8 @@ impl CardSession {
     ///
     /// `sequence_counter` is the value to announce: GP Amd D §6.2.2.1 increments the key set's
     /// counter on every INITIALIZE UPDATE and uses the new value, so pass the incremented,
-    /// persisted counter (above `FFFFFF`: [`ScpError::CounterExhausted`]). The S-mode follows the host challenge length (8: S8, 16: S16) and the
-    /// S16 bit of the answered i parameter is set accordingly.
+    /// persisted counter (above `FFFFFF`: [`ScpError::CounterExhausted`]). The S-mode follows
+    /// the host challenge length (8: S8, 16: S16) and sets the S16 bit of the answered i.
     pub fn initialize_update(
         keys: &StaticKeys,
         config: &CardConfig,
@@ -298,6 +309,7 @@ impl CardSession {
     ) -> Result<(CardSession, Vec<u8>), ScpError> {
         let mode = SMode::from_len(command.host_challenge.len())?;
         seq_bytes(sequence_counter)?;
+        check_i(config.i)?;
         let i = (config.i & !I_S16) | if mode == SMode::S16 { I_S16 } else { 0 };
         let card_challenge = match challenge {
             CardChallenge::Fixed(c) if c.len() == mode.bytes() => c.to_vec(),
@@ -308,6 +320,12 @@ impl CardSession {
                 )))
             }
             CardChallenge::FromConfig if i & I_PSEUDO_RANDOM != 0 => {
+                if !(5..=16).contains(&config.sd_aid.len()) {
+                    return Err(ScpError::Unsupported(format!(
+                        "pseudo-random challenge needs the SD AID (5 to 16 bytes), got {} bytes",
+                        config.sd_aid.len()
+                    )));
+                }
                 pseudo_random_challenge(keys, sequence_counter, &config.sd_aid, mode)?
             }
             CardChallenge::FromConfig => match mode {
@@ -347,7 +365,8 @@ impl CardSession {
 
     /// Verify EXTERNAL AUTHENTICATE (`84 82 <level> 00 <Lc> <host cryptogram> <C-MAC>`) and open
     /// the session; the caller answers SW 9000 (no R-MAC on this response). On error, answer
-    /// [`ScpError::status_word`]; the session is then closed.
+    /// [`ScpError::status_word`]; the session is then aborted (start again with INITIALIZE
+    /// UPDATE).
     pub fn external_authenticate(&mut self, command: &[u8]) -> Result<SecurityLevel, ScpError> {
         if self.state != CardState::AwaitingAuthentication {
             return Err(ScpError::OutOfSequence("EXTERNAL AUTHENTICATE"));
@@ -410,7 +429,9 @@ impl CardSession {
     }
 
     /// Verify the C-MAC of one command, decrypt its data if C-DECRYPTION is on, and return the
-    /// plain C-APDU (SM bit cleared, Lc without MAC, Le kept). Any error closes the session.
+    /// plain C-APDU (SM bit cleared, Lc without MAC, Le kept). Any error aborts the session
+    /// (GP Amd D §5.6): answer [`ScpError::status_word`], and every later command gets
+    /// [`ScpError::Aborted`] until [`CardSession::close`].
     pub fn unwrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError> {
         match self.state {
             CardState::Open => {}
@@ -621,6 +642,7 @@ impl HostHandshake {
             });
         }
         let iu = InitUpdateResponse::parse(data)?;
+        check_i(iu.i)?;
         let mode = SMode::from_len(self.host_challenge.len())?;
         let card_mode = if iu.i & I_S16 != 0 {
             SMode::S16
