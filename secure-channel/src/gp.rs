@@ -215,6 +215,21 @@ pub(crate) fn split_response(response: &[u8]) -> Result<(&[u8], u16), ScpError> 
     }
 }
 
+/// Host side: the card's answer to EXTERNAL AUTHENTICATE must be a bare `9000`.
+pub(crate) fn check_authentication_response(response: &[u8]) -> Result<(), ScpError> {
+    match split_response(response)? {
+        ([], 0x9000) => Ok(()),
+        ([], sw) => Err(ScpError::Refused {
+            step: "EXTERNAL AUTHENTICATE",
+            sw,
+        }),
+        (data, _) => Err(ScpError::MalformedResponse(format!(
+            "EXTERNAL AUTHENTICATE answered with {} data byte(s); it returns none",
+            data.len()
+        ))),
+    }
+}
+
 /// Join data and status word into an R-APDU.
 pub(crate) fn join_response(data: &[u8], sw: u16) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 2);

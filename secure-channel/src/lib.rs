@@ -54,6 +54,7 @@
 //! // Host: check the card cryptogram, send EXTERNAL AUTHENTICATE; card: verify it, answer 9000.
 //! let (mut host, ext_auth) = host.authenticate(&iu_response, SecurityLevel::FULL)?;
 //! assert_eq!(card.external_authenticate(&ext_auth)?, SecurityLevel::FULL);
+//! host.confirm(&[0x90, 0x00])?;
 //!
 //! // One protected exchange: GET STATUS.
 //! let wire = host.wrap_command(&[0x80, 0xF2, 0x80, 0x00, 0x02, 0x4F, 0x00, 0x00])?;

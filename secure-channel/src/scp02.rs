@@ -612,6 +612,12 @@ impl HostSession {
     pub fn security_level(&self) -> SecurityLevel {
         self.ch.level
     }
+    /// Check the card's answer to EXTERNAL AUTHENTICATE (a bare `9000`); on error, discard
+    /// the session and start again with INITIALIZE UPDATE.
+    pub fn confirm(&self, response: &[u8]) -> Result<(), ScpError> {
+        gp::check_authentication_response(response)
+    }
+
     /// Key version the card answered with.
     pub fn kvn(&self) -> u8 {
         self.kvn

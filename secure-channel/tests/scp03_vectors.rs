@@ -453,6 +453,14 @@ fn host_reproduces_every_traced_command_and_reads_every_traced_response() {
         let level = SecurityLevel::from_p1(ext_auth[2]).unwrap();
         let (mut host, ea) = host.authenticate(&with_sw(&h(s.iu_rsp)), level).unwrap();
         assert_eq!(ea, ext_auth, "{}: EXTERNAL AUTHENTICATE", s.source);
+        host.confirm(&[0x90, 0x00]).unwrap();
+        assert_eq!(
+            host.confirm(&[0x63, 0x00]),
+            Err(ScpError::Refused {
+                step: "EXTERNAL AUTHENTICATE",
+                sw: 0x6300
+            })
+        );
         for (n, (plain, wrapped, response)) in s.exchanges.iter().enumerate() {
             assert_eq!(
                 &host.wrap_command(plain).unwrap(),
