@@ -7,7 +7,7 @@ use crate::state::CardState;
 use crate::store::{MemoryStore, Store, StoreError};
 use crate::{atr, VirtualCard};
 use apdu_specs::cla::{Cla, SecureMessaging};
-use apdu_specs::command::{MAX_NC, MAX_NE_SHORT};
+use apdu_specs::command::{MAX_NC, MAX_NE_EXTENDED, MAX_NE_SHORT};
 use apdu_specs::ins::{self, iso};
 use apdu_specs::{Command, Status};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,6 +20,8 @@ pub struct Card {
     atr: Vec<u8>,
     /// Set when a failed commit could not be rolled back: the card answers 6581 until restarted.
     broken: bool,
+    /// Most response data bytes one R-APDU may carry (the transport's frame limit).
+    max_response_data: usize,
 }
 
 fn sw(status: Status) -> Vec<u8> {
@@ -47,9 +49,16 @@ impl Card {
             channels: Default::default(),
             atr,
             broken: false,
+            max_response_data: MAX_NE_EXTENDED,
         };
         card.clear_volatile();
         card
+    }
+
+    /// Cap one R-APDU at `max` bytes including the SW (a vpcd frame carries 65 535): longer
+    /// answers are cut and the rest announced with 61xx, as for any Le smaller than the data.
+    pub fn limit_response_length(&mut self, max: usize) {
+        self.max_response_data = max.saturating_sub(2).clamp(1, MAX_NE_EXTENDED);
     }
 
     /// The persistent state as the card sees it now (equal to the last commit).
@@ -171,7 +180,8 @@ impl Card {
             status,
             family,
         };
-        match cmd.le() {
+        let cap = self.max_response_data;
+        match cmd.le().map(|ne| ne.min(cap)) {
             // No Le (a case 4 command sent as case 3, as T=0 does): announce the data.
             None => {
                 let n = data.len();
@@ -215,7 +225,7 @@ impl Card {
         if !cmd.data().is_empty() {
             return sw(Status::WrongLength);
         }
-        let ne = cmd.le().unwrap_or(MAX_NE_SHORT);
+        let ne = cmd.le().unwrap_or(MAX_NE_SHORT).min(self.max_response_data);
         let end = (p.pos + ne).min(p.data.len());
         let mut out = p.data[p.pos..end].to_vec();
         p.pos = end;

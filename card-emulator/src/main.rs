@@ -189,6 +189,7 @@ fn main() -> Result<()> {
                 (_, _, Some(addr)) => vpcd::Endpoint::listen(&addr)?,
                 _ => vpcd::Endpoint::default(),
             };
+            card.limit_response_length(vpcd::MAX_PAYLOAD);
             let shutdown = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(sig, shutdown.clone())

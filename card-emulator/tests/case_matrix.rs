@@ -183,3 +183,17 @@ fn answers_longer_than_256_come_in_61xx_chunks() {
     let whole = tx(&mut c, "00CA7F21000000");
     assert_eq!(whole.len(), 2 * (605 + 2));
 }
+
+#[test]
+fn a_transport_limit_cuts_answers_and_announces_the_rest() {
+    let mut c = card_on_big_file();
+    c.limit_response_length(65535);
+    let r = send(&mut c, &Command::new(0, 0xB0, 0, 0).with_le(65536));
+    assert_eq!(r.data, expected(0, 65533));
+    assert_eq!(r.status, Status::BytesAvailable(3));
+    let rest = send(&mut c, &Command::new(0, 0xC0, 0, 0).with_le(65536));
+    // The pattern covers bytes 0..65535; the last byte of the EF was never written.
+    let mut tail = expected(65533, 2);
+    tail.push(0);
+    assert_eq!((rest.data, rest.status), (tail, Status::Success));
+}
