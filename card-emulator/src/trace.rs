@@ -1,44 +1,46 @@
 //! APDU tracing for every transport: hex with the SW meaning and the time taken, PIN data redacted.
 
 use apdu_specs::hexfmt;
-use apdu_specs::ins::iso;
-use apdu_specs::Status;
 use std::time::Duration;
 
-/// Whether a command's data carries a secret (PIN, PUK) that must never be logged.
-pub fn carries_secret(apdu: &[u8]) -> bool {
-    matches!(
-        apdu.get(1),
-        Some(&(iso::VERIFY | iso::CHANGE_REFERENCE_DATA | iso::RESET_RETRY_COUNTER))
-    )
-}
+/// Instructions whose data carries a secret (VERIFY, CHANGE REFERENCE DATA, RESET RETRY
+/// COUNTER): only their header and data length are ever logged.
+pub const SECRET_INS: [u8; 4] = [0x20, 0x21, 0x24, 0x2C];
 
-/// The command as it may appear in a log: header only when it carries a secret.
+/// The C-APDU as loggable text: the data of PIN commands is replaced by its length.
 pub fn redacted_command(apdu: &[u8]) -> String {
-    if carries_secret(apdu) && apdu.len() > 5 {
-        format!(
-            "{} <{} bytes redacted>",
-            hexfmt::upper(&apdu[..5]),
-            apdu.len() - 5
-        )
-    } else {
-        hexfmt::upper(apdu)
+    match apdu {
+        [_, ins, ..] if apdu.len() > 4 && SECRET_INS.contains(ins) => format!(
+            "{} <{} byte(s) redacted>",
+            hexfmt::upper(&apdu[..4]),
+            apdu.len() - 4
+        ),
+        _ => hexfmt::upper(apdu),
     }
 }
 
-/// Log one exchange at debug level.
+/// Log one exchange at debug level (visible with `--trace` or `RUST_LOG=debug`).
 pub fn exchange(apdu: &[u8], response: &[u8], elapsed: Duration) {
-    let status = match response {
-        [.., a, b] => Status::from_u16(u16::from_be_bytes([*a, *b])).to_string(),
-        _ => "no status".to_string(),
+    exchange_at(false, apdu, response, elapsed)
+}
+
+/// Log one exchange, at info level when `loud`.
+pub fn exchange_at(loud: bool, apdu: &[u8], response: &[u8], elapsed: Duration) {
+    let (data, sw) = response.split_at(response.len().saturating_sub(2));
+    let status = match sw {
+        [a, b] => apdu_specs::Status::from_u16(u16::from_be_bytes([*a, *b])).to_string(),
+        _ => "(no status)".to_string(),
     };
-    tracing::debug!(
-        "C: {}  R: {}  [{}]  {:.0} µs",
-        redacted_command(apdu),
-        hexfmt::upper(response),
-        status,
-        elapsed.as_secs_f64() * 1e6
-    );
+    let cmd = redacted_command(apdu);
+    let mut rsp = hexfmt::upper(data);
+    if !rsp.is_empty() {
+        rsp.push(' ');
+    }
+    if loud {
+        tracing::info!("C: {cmd}  R: {rsp}{status}  ({elapsed:.1?})");
+    } else {
+        tracing::debug!("C: {cmd}  R: {rsp}{status}  ({elapsed:.1?})");
+    }
 }
 
 #[cfg(test)]
@@ -46,11 +48,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pin_data_is_never_shown() {
-        let verify = [0x00, 0x20, 0x00, 0x81, 0x04, b'1', b'2', b'3', b'4'];
-        let shown = redacted_command(&verify);
-        assert!(!shown.contains("31323334"), "{shown}");
-        assert!(shown.starts_with("0020008104"));
-        assert_eq!(redacted_command(&[0, 0xB0, 0, 0, 4]), "00B0000004");
+    fn pin_command_data_is_redacted_from_traces() {
+        let verify = hexfmt::parse("00 20 00 81 06 31 32 33 34 35 36").unwrap();
+        let t = redacted_command(&verify);
+        assert_eq!(t, "00200081 <7 byte(s) redacted>");
+        assert!(!t.contains("313233"));
+        for ins in [0x21u8, 0x24, 0x2C] {
+            let t = redacted_command(&[0x00, ins, 0x00, 0x01, 0x02, 0x39, 0x39]);
+            assert!(!t.contains("3939"), "{t}");
+        }
+        // A VERIFY without data (retry counter query) shows whole; other commands show whole.
+        assert_eq!(redacted_command(&[0x00, 0x20, 0x00, 0x81]), "00200081");
+        assert_eq!(
+            redacted_command(&[0x00, 0xA4, 0x00, 0x00, 0x02, 0x3F, 0x00]),
+            "00A40000023F00"
+        );
     }
 }

@@ -27,10 +27,6 @@ use tracing::{debug, info, warn};
 pub const DEFAULT_PORT: u16 = 35963;
 /// Largest payload a frame can carry (the length prefix is 16 bits).
 pub const MAX_PAYLOAD: usize = u16::MAX as usize;
-/// INS codes whose command data is a secret (PIN, PUK): VERIFY (both forms),
-/// CHANGE REFERENCE DATA, RESET RETRY COUNTER. Traces show their header only.
-pub const REDACTED_INS: [u8; 4] = [0x20, 0x21, 0x24, 0x2C];
-
 /// A vpcd control code (a 1-byte payload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -328,39 +324,9 @@ pub fn handle_frame(
                 );
                 resp = vec![0x6F, 0x00];
             }
-            trace_apdu(opts.trace, apdu, &resp, elapsed);
+            crate::trace::exchange_at(opts.trace, apdu, &resp, elapsed);
             Some(resp)
         }
-    }
-}
-
-/// The C-APDU as loggable text: the data of PIN commands is replaced by its length.
-pub fn redacted_command(apdu: &[u8]) -> String {
-    match apdu {
-        [_, ins, ..] if apdu.len() > 4 && REDACTED_INS.contains(ins) => format!(
-            "{} <{} byte(s) redacted>",
-            apdu_specs::hexfmt::upper(&apdu[..4]),
-            apdu.len() - 4
-        ),
-        _ => apdu_specs::hexfmt::upper(apdu),
-    }
-}
-
-fn trace_apdu(loud: bool, apdu: &[u8], resp: &[u8], elapsed: Duration) {
-    let (data, sw) = resp.split_at(resp.len().saturating_sub(2));
-    let status = match sw {
-        [a, b] => apdu_specs::Status::from_u16(u16::from_be_bytes([*a, *b])).to_string(),
-        _ => "(no status)".to_string(),
-    };
-    let cmd = redacted_command(apdu);
-    let mut rsp = apdu_specs::hexfmt::upper(data);
-    if !rsp.is_empty() {
-        rsp.push(' ');
-    }
-    if loud {
-        info!("C: {cmd}  R: {rsp}{status}  ({elapsed:.1?})");
-    } else {
-        debug!("C: {cmd}  R: {rsp}{status}  ({elapsed:.1?})");
     }
 }
 
@@ -749,24 +715,6 @@ mod tests {
         assert_eq!(
             handle_frame(&mut card, &[0x00, 0xFE, 0xFF, 0xFD], &o).map(|r| r.len()),
             Some(MAX_PAYLOAD)
-        );
-    }
-
-    #[test]
-    fn pin_command_data_is_redacted_from_traces() {
-        let verify = apdu_specs::hexfmt::parse("00 20 00 81 06 31 32 33 34 35 36").unwrap();
-        let t = redacted_command(&verify);
-        assert_eq!(t, "00200081 <7 byte(s) redacted>");
-        assert!(!t.contains("313233"));
-        for ins in [0x21u8, 0x24, 0x2C] {
-            let t = redacted_command(&[0x00, ins, 0x00, 0x01, 0x02, 0x39, 0x39]);
-            assert!(!t.contains("3939"), "{t}");
-        }
-        // A VERIFY without data (retry counter query) shows whole; other commands show whole.
-        assert_eq!(redacted_command(&[0x00, 0x20, 0x00, 0x81]), "00200081");
-        assert_eq!(
-            redacted_command(&[0x00, 0xA4, 0x00, 0x00, 0x02, 0x3F, 0x00]),
-            "00A40000023F00"
         );
     }
 
