@@ -145,6 +145,7 @@ impl Card {
             self.manage_channel(ch, &cmd)
         } else {
             let mut ctx = Ctx {
+                mode: crate::vm::Mode::Runtime,
                 state: &mut self.state,
                 chan: &mut self.channels[ch],
                 store: self.store.as_mut(),

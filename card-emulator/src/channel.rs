@@ -1,6 +1,7 @@
 //! Volatile per-channel state: current DF/EF, security status, pending response, chain.
 
 use crate::state::FileId;
+use crate::vm::Tree;
 use apdu_specs::Status;
 
 /// Logical channels 0..NUM_CHANNELS-1 exist (0 is the basic channel, always open).
@@ -28,10 +29,12 @@ pub struct Chain {
 #[derive(Debug, Default)]
 pub struct Channel {
     pub open: bool,
+    /// The tree the current DF and EF belong to.
+    pub tree: Tree,
     pub current_df: FileId,
     pub current_ef: Option<FileId>,
-    /// PIN references verified on this channel.
-    pub verified: Vec<u8>,
+    /// PINs (tree, reference) verified on this channel.
+    pub verified: Vec<(Tree, u8)>,
     pub pending: Option<Pending>,
     pub chain: Option<Chain>,
 }
@@ -45,14 +48,27 @@ impl Channel {
         }
     }
 
-    pub fn is_verified(&self, reference: u8) -> bool {
-        self.verified.contains(&reference)
+    pub fn is_verified(&self, tree: Tree, reference: u8) -> bool {
+        self.verified.contains(&(tree, reference))
     }
 
-    pub fn set_verified(&mut self, reference: u8, yes: bool) {
-        self.verified.retain(|r| *r != reference);
+    pub fn set_verified(&mut self, tree: Tree, reference: u8, yes: bool) {
+        self.verified.retain(|v| *v != (tree, reference));
         if yes {
-            self.verified.push(reference);
+            self.verified.push((tree, reference));
         }
+    }
+
+    /// Forget everything tied to `tree`: selection (back to the MF) and verified PINs.
+    /// Used when a container stops being active.
+    pub fn leave(&mut self, tree: Tree) {
+        if self.tree == tree {
+            self.tree = Tree::Global;
+            self.current_df = 0;
+            self.current_ef = None;
+            self.pending = None;
+            self.chain = None;
+        }
+        self.verified.retain(|(t, _)| *t != tree);
     }
 }

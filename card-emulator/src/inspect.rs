@@ -12,8 +12,8 @@ fn access(a: Access) -> String {
     }
 }
 
-fn tree(state: &CardState, id: FileId, depth: usize, out: &mut String) {
-    let f = &state.files[id];
+fn tree(files: &[crate::state::FileNode], id: FileId, depth: usize, out: &mut String) {
+    let f = &files[id];
     let indent = "  ".repeat(depth);
     let kind = match &f.body {
         FileBody::Df { .. } => match &f.name {
@@ -43,8 +43,27 @@ fn tree(state: &CardState, id: FileId, depth: usize, out: &mut String) {
     };
     let sfi = f.sfi.map(|s| format!("  sfi {s}")).unwrap_or_default();
     let _ = writeln!(out, "{indent}{:04X}  {kind}{sfi}", f.fid);
-    for c in fs::children(&state.files, id) {
-        tree(state, *c, depth + 1, out);
+    for c in fs::children(files, id) {
+        tree(files, *c, depth + 1, out);
+    }
+}
+
+fn pins(list: &[crate::state::PinRecord], indent: &str, out: &mut String) {
+    for p in list {
+        let puk = p
+            .puk
+            .as_ref()
+            .map(|k| format!(", PUK {}/{} tries left", k.tries_left, k.max_tries))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{indent}  PIN {:02X}  {}/{} tries left{}{}",
+            p.reference,
+            p.tries_left,
+            p.max_tries,
+            puk,
+            if p.tries_left == 0 { "  BLOCKED" } else { "" }
+        );
     }
 }
 
@@ -58,22 +77,7 @@ pub fn report(state: &CardState) -> String {
         apdu_specs::hexfmt::spaced(&crate::atr::build(&state.historical_bytes))
     );
     let _ = writeln!(out, "PINs:");
-    for p in &state.pins {
-        let puk = p
-            .puk
-            .as_ref()
-            .map(|k| format!(", PUK {}/{} tries left", k.tries_left, k.max_tries))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {:02X}  {}/{} tries left{}{}",
-            p.reference,
-            p.tries_left,
-            p.max_tries,
-            puk,
-            if p.tries_left == 0 { "  BLOCKED" } else { "" }
-        );
-    }
+    pins(&state.pins, "", &mut out);
     if !state.data_objects.is_empty() {
         let _ = writeln!(out, "data objects:");
         for d in &state.data_objects {
@@ -81,6 +85,25 @@ pub fn report(state: &CardState) -> String {
         }
     }
     let _ = writeln!(out, "files:");
-    tree(state, fs::MF, 1, &mut out);
+    tree(&state.files, fs::MF, 1, &mut out);
+    if !state.eid.is_empty() {
+        let _ = writeln!(out, "EID: {}", apdu_specs::hexfmt::upper(&state.eid));
+    }
+    for (i, c) in state.containers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "container {i}: {}  ICCID {}  ISD-P {}",
+            if c.enabled { "ENABLED" } else { "disabled" },
+            apdu_specs::hexfmt::upper(&c.iccid),
+            apdu_specs::hexfmt::upper(&c.isdp_aid)
+        );
+        let _ = writeln!(
+            out,
+            "  nickname {:?}, provider {:?}, profile {:?}, class {}",
+            c.nickname, c.service_provider, c.profile_name, c.profile_class
+        );
+        pins(&c.pins, "  ", &mut out);
+        tree(&c.files, 0, 1, &mut out);
+    }
     out
 }

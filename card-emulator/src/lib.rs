@@ -17,6 +17,7 @@ pub mod profile;
 pub mod state;
 pub mod store;
 pub mod trace;
+pub mod vm;
 pub mod vpcd;
 
 pub use card::Card;

@@ -1,12 +1,17 @@
 //! Personalization profiles: the TOML a user writes, turned into a fresh card state.
 
 use crate::pin::hash_secret;
-use crate::state::{Access, CardState, DataObject, FileBody, FileNode, PinRecord, PukRecord};
+use crate::state::{
+    Access, CardState, Container, DataObject, FileBody, FileNode, PinRecord, PukRecord,
+};
 use serde::Deserialize;
 use thiserror::Error;
 
 /// The built-in default profile, printed by `card-emulator profile`.
 pub const DEFAULT_PROFILE: &str = include_str!("default-profile.toml");
+
+/// The EID of cards whose profile names none (a test EID, 32 digits).
+pub const DEFAULT_EID: &str = "89049032123451234512345678901235";
 
 /// Default historical bytes: compact TLV with card capabilities and the card's name.
 pub const DEFAULT_HISTORICAL_BYTES: &[u8] = &[
@@ -38,6 +43,41 @@ struct Profile {
     data_object: Vec<DataObjectSpec>,
     #[serde(default)]
     file: Vec<FileSpec>,
+    /// eUICC identifier, 32 decimal digits. Default: a fixed test EID.
+    eid: Option<String>,
+    #[serde(default)]
+    container: Vec<ContainerSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainerSpec {
+    /// 19 or 20 decimal digits.
+    iccid: String,
+    /// ISD-P AID (hex). Default: A0000005591010FFFFFFFF89000010 00 + container index.
+    isdp_aid: Option<String>,
+    #[serde(default)]
+    nickname: String,
+    #[serde(default)]
+    service_provider: String,
+    #[serde(default)]
+    profile_name: String,
+    /// test | provisioning | operational
+    #[serde(default = "default_class")]
+    class: String,
+    #[serde(default)]
+    enabled: bool,
+    /// The container's application DF: FID and DF name (AID; may repeat in other containers).
+    application_fid: String,
+    application_name: String,
+    #[serde(default)]
+    pin: Vec<PinSpec>,
+    #[serde(default)]
+    file: Vec<FileSpec>,
+}
+
+fn default_class() -> String {
+    "operational".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,18 +166,28 @@ fn parse_access(
     }
 }
 
-/// Build a fresh card state from profile text.
-pub fn build(text: &str) -> Result<CardState, ProfileError> {
-    let p: Profile = toml::from_str(text)?;
-    let historical_bytes = match &p.historical_bytes {
-        Some(h) => parse_hex("historical_bytes", h)?,
-        None => DEFAULT_HISTORICAL_BYTES.to_vec(),
-    };
-    if historical_bytes.len() > 15 {
-        return invalid("historical_bytes: at most 15 bytes fit in an ATR");
+/// Digits to SGP.22 BCD: F-padded to 20 digits, nibbles swapped in every byte.
+fn iccid_bcd(digits: &str) -> Result<Vec<u8>, ProfileError> {
+    if !(19..=20).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return invalid(format!("ICCID {digits:?} must be 19 or 20 decimal digits"));
     }
-    let mut pins = Vec::new();
-    for s in &p.pin {
+    let mut nibbles: Vec<u8> = digits.bytes().map(|b| b - b'0').collect();
+    nibbles.resize(20, 0x0F);
+    Ok(nibbles.chunks(2).map(|p| (p[1] << 4) | p[0]).collect())
+}
+
+/// Default ISD-P AID of container `i` (SGP.22 style `...89 00 00 10+i 00`).
+pub fn default_isdp_aid(i: usize) -> Vec<u8> {
+    let mut aid = apdu_specs::hexfmt::parse("A0000005591010FFFFFFFF8900001000").unwrap_or_default();
+    if let Some(b) = aid.get_mut(14) {
+        *b = 0x10u8.wrapping_add(i as u8);
+    }
+    aid
+}
+
+fn build_pins(specs: &[PinSpec]) -> Result<Vec<PinRecord>, ProfileError> {
+    let mut pins: Vec<PinRecord> = Vec::new();
+    for s in specs {
         let what = format!("PIN {:02X}", s.reference);
         let len = s.value.len();
         if s.min_length == 0 || s.min_length > s.max_length || s.max_length > 64 {
@@ -153,7 +203,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
                 "{what}: retry limits must be 1..15 (63Cx shows one hex digit)"
             ));
         }
-        if pins.iter().any(|q: &PinRecord| q.reference == s.reference) {
+        if pins.iter().any(|q| q.reference == s.reference) {
             return invalid(format!("{what}: reference defined twice"));
         }
         pins.push(PinRecord {
@@ -174,6 +224,20 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
             },
         });
     }
+    Ok(pins)
+}
+
+/// Build a fresh card state from profile text.
+pub fn build(text: &str) -> Result<CardState, ProfileError> {
+    let p: Profile = toml::from_str(text)?;
+    let historical_bytes = match &p.historical_bytes {
+        Some(h) => parse_hex("historical_bytes", h)?,
+        None => DEFAULT_HISTORICAL_BYTES.to_vec(),
+    };
+    if historical_bytes.len() > 15 {
+        return invalid("historical_bytes: at most 15 bytes fit in an ATR");
+    }
+    let pins = build_pins(&p.pin)?;
     let first_pin = pins.first().map(|p| p.reference);
     let mut data_objects = Vec::new();
     for d in &p.data_object {
@@ -189,7 +253,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         };
         data_objects.push(DataObject { tag: d.tag, value });
     }
-    let mut files = vec![FileNode {
+    let root = FileNode {
         fid: apdu_specs::ins::fid::MF,
         parent: None,
         name: None,
@@ -197,8 +261,81 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         read: Access::Always,
         update: Access::Always,
         body: FileBody::Df { children: vec![] },
-    }];
-    for f in &p.file {
+    };
+    let files = build_tree(root, &p.file, first_pin)?;
+    let mut containers = Vec::new();
+    for (i, c) in p.container.iter().enumerate() {
+        let what = format!("container {i}");
+        let pins = build_pins(&c.pin)?;
+        let fid = u16::from_str_radix(&c.application_fid, 16)
+            .or_else(|_| invalid(format!("{what}: application_fid must be 4 hex digits")))?;
+        let name = parse_hex(&what, &c.application_name)?;
+        if name.is_empty() || name.len() > 16 {
+            return invalid(format!("{what}: application_name must be 1..16 bytes"));
+        }
+        let root = FileNode {
+            fid,
+            parent: None,
+            name: Some(name),
+            sfi: None,
+            read: Access::Always,
+            update: Access::Always,
+            body: FileBody::Df { children: vec![] },
+        };
+        let first = pins.first().map(|p| p.reference).or(first_pin);
+        let files = build_tree(root, &c.file, first)?;
+        let profile_class = match c.class.as_str() {
+            "test" => 0,
+            "provisioning" => 1,
+            "operational" => 2,
+            other => {
+                return invalid(format!(
+                    "{what}: class {other:?} is not test, provisioning or operational"
+                ))
+            }
+        };
+        let isdp_aid = match &c.isdp_aid {
+            Some(h) => parse_hex(&what, h)?,
+            None => default_isdp_aid(i),
+        };
+        containers.push(Container {
+            iccid: iccid_bcd(&c.iccid)?,
+            isdp_aid,
+            nickname: c.nickname.clone(),
+            service_provider: c.service_provider.clone(),
+            profile_name: c.profile_name.clone(),
+            profile_class,
+            enabled: c.enabled,
+            files,
+            pins,
+        });
+    }
+    let eid = match &p.eid {
+        Some(e) if e.len() == 32 && e.bytes().all(|b| b.is_ascii_digit()) => parse_hex("eid", e)?,
+        Some(_) => return invalid("eid must be 32 decimal digits"),
+        None => parse_hex("eid", DEFAULT_EID)?,
+    };
+    let state = CardState {
+        label: p.label,
+        historical_bytes,
+        files,
+        pins,
+        data_objects,
+        containers,
+        eid,
+    };
+    state.validate().map_err(ProfileError::Invalid)?;
+    Ok(state)
+}
+
+/// Build a file tree under `root` from the profile's `[[file]]` entries (paths relative to it).
+fn build_tree(
+    root: FileNode,
+    specs: &[FileSpec],
+    first_pin: Option<u8>,
+) -> Result<Vec<FileNode>, ProfileError> {
+    let mut files = vec![root];
+    for f in specs {
         let what = format!("file {}", f.path);
         let fids = f
             .path
@@ -300,15 +437,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
             children.push(id);
         }
     }
-    let state = CardState {
-        label: p.label,
-        historical_bytes,
-        files,
-        pins,
-        data_objects,
-    };
-    state.validate().map_err(ProfileError::Invalid)?;
-    Ok(state)
+    Ok(files)
 }
 
 fn child_by_fid(files: &[FileNode], df: usize, fid: u16) -> Option<usize> {

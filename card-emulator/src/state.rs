@@ -21,6 +21,33 @@ pub struct CardState {
     pub pins: Vec<PinRecord>,
     /// Card-level data objects answered by GET DATA, by tag.
     pub data_objects: Vec<DataObject>,
+    /// The enhanced containers; at most one is enabled (activated).
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    /// eUICC identifier (16 bytes), answered by ES10c GetEuiccData.
+    #[serde(default, with = "hex_bytes")]
+    pub eid: Vec<u8>,
+}
+
+/// An enhanced container: an eUICC profile with its own file tree and PINs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// ICCID as 10 BCD bytes with swapped nibbles (SGP.22 coding).
+    #[serde(with = "hex_bytes")]
+    pub iccid: Vec<u8>,
+    /// AID of the container's security domain (ISD-P).
+    #[serde(with = "hex_bytes")]
+    pub isdp_aid: Vec<u8>,
+    pub nickname: String,
+    pub service_provider: String,
+    pub profile_name: String,
+    /// SGP.22 profileClass: 0 test, 1 provisioning, 2 operational.
+    pub profile_class: u8,
+    /// Activated (SGP.22 "enabled"); at most one container has it.
+    pub enabled: bool,
+    /// The container's own tree: `files[0]` is its application DF (parent None).
+    pub files: Vec<FileNode>,
+    pub pins: Vec<PinRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,67 +203,106 @@ mod vec_hex_bytes {
     }
 }
 
+/// Structural checks of one file tree: an arena rooted at `files[0]`, parents before
+/// children, bodies consistent.
+fn validate_tree(files: &[FileNode], what: &str) -> Result<(), String> {
+    let root = files
+        .first()
+        .ok_or(format!("{what}: the file tree is empty"))?;
+    if root.parent.is_some() || !root.is_df() {
+        return Err(format!("{what}: the root must be a DF without parent"));
+    }
+    for (i, f) in files.iter().enumerate() {
+        if i > 0 {
+            let p = f
+                .parent
+                .ok_or(format!("{what}: file {i} ({:04X}) has no parent", f.fid))?;
+            if p >= i {
+                return Err(format!(
+                    "{what}: file {i} has parent {p} that is not before it"
+                ));
+            }
+            match &files[p].body {
+                FileBody::Df { children } if children.contains(&i) => {}
+                _ => {
+                    return Err(format!(
+                        "{what}: file {i} is not listed by its parent DF {p}"
+                    ))
+                }
+            }
+        }
+        match &f.body {
+            FileBody::Df { children } => {
+                if children.iter().any(|c| *c >= files.len() || *c <= i) {
+                    return Err(format!("{what}: DF {i} lists a child that does not exist"));
+                }
+            }
+            FileBody::Transparent { .. } => {}
+            FileBody::Records {
+                record_length,
+                max_records,
+                records,
+                ..
+            } => {
+                if records.len() > *max_records as usize
+                    || records.iter().any(|r| r.len() != *record_length as usize)
+                {
+                    return Err(format!("{what}: record file {:04X} is inconsistent", f.fid));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_pins(pins: &[PinRecord], what: &str) -> Result<(), String> {
+    for p in pins {
+        if p.tries_left > p.max_tries || p.max_tries == 0 || p.max_tries > 15 {
+            return Err(format!(
+                "{what}: PIN {:02X} has an invalid retry counter",
+                p.reference
+            ));
+        }
+        if let Some(puk) = &p.puk {
+            if puk.tries_left > puk.max_tries || puk.max_tries == 0 || puk.max_tries > 15 {
+                return Err(format!(
+                    "{what}: PUK of PIN {:02X} has an invalid retry counter",
+                    p.reference
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl CardState {
-    /// Structural checks a loaded state must pass before the card trusts it: the
-    /// arena is a tree rooted at the MF, bodies are consistent, counters within limits.
+    /// Structural checks a loaded state must pass before the card trusts it: every tree
+    /// is rooted and consistent, counters within limits, at most one container enabled.
     pub fn validate(&self) -> Result<(), String> {
-        let mf = self.files.first().ok_or("the file tree has no MF")?;
-        if mf.parent.is_some() || !mf.is_df() || mf.fid != apdu_specs::ins::fid::MF {
-            return Err("files[0] must be the MF 3F00, a DF without parent".into());
+        validate_tree(&self.files, "card")?;
+        if self.files[0].fid != apdu_specs::ins::fid::MF {
+            return Err("files[0] must be the MF 3F00".into());
         }
         if self.historical_bytes.len() > 15 {
             return Err("more than 15 historical bytes".into());
         }
-        for (i, f) in self.files.iter().enumerate() {
-            if i > 0 {
-                let p = f
-                    .parent
-                    .ok_or(format!("file {i} ({:04X}) has no parent", f.fid))?;
-                if p >= i {
-                    return Err(format!("file {i} has parent {p} that is not before it"));
-                }
-                match &self.files[p].body {
-                    FileBody::Df { children } if children.contains(&i) => {}
-                    _ => return Err(format!("file {i} is not listed by its parent DF {p}")),
-                }
-            }
-            match &f.body {
-                FileBody::Df { children } => {
-                    if children.iter().any(|c| *c >= self.files.len() || *c == i) {
-                        return Err(format!("DF {i} lists a child that does not exist"));
-                    }
-                }
-                FileBody::Transparent { .. } => {}
-                FileBody::Records {
-                    record_length,
-                    max_records,
-                    records,
-                    ..
-                } => {
-                    if records.len() > *max_records as usize
-                        || records.iter().any(|r| r.len() != *record_length as usize)
-                    {
-                        return Err(format!("record file {:04X} is inconsistent", f.fid));
-                    }
-                }
-            }
+        validate_pins(&self.pins, "card")?;
+        if self.containers.iter().filter(|c| c.enabled).count() > 1 {
+            return Err("more than one container is enabled".into());
         }
-        for p in &self.pins {
-            if p.tries_left > p.max_tries || p.max_tries == 0 || p.max_tries > 15 {
-                return Err(format!(
-                    "PIN {:02X} has an invalid retry counter",
-                    p.reference
-                ));
+        for (i, c) in self.containers.iter().enumerate() {
+            let what = format!("container {i}");
+            if c.iccid.len() != 10 || !(5..=16).contains(&c.isdp_aid.len()) {
+                return Err(format!("{what}: ICCID must be 10 bytes and the AID 5..16"));
             }
-            if let Some(puk) = &p.puk {
-                if puk.tries_left > puk.max_tries || puk.max_tries == 0 || puk.max_tries > 15 {
-                    return Err(format!(
-                        "PUK of PIN {:02X} has an invalid retry counter",
-                        p.reference
-                    ));
-                }
-            }
+            validate_tree(&c.files, &what)?;
+            validate_pins(&c.pins, &what)?;
         }
         Ok(())
+    }
+
+    /// The index of the enabled (activated) container, if any.
+    pub fn active_container(&self) -> Option<usize> {
+        self.containers.iter().position(|c| c.enabled)
     }
 }

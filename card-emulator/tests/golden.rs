@@ -40,3 +40,26 @@ fn current_writer_output_loads_back_identically() {
     let state = decode(&bytes, &path).unwrap();
     assert_eq!(decode(&encode(&state), "re-encoded").unwrap(), state);
 }
+
+#[test]
+fn version_2_state_with_containers_still_loads_and_serves_its_content() {
+    let (path, bytes) = golden("card-state-v2.json");
+    let state = decode(&bytes, &path).unwrap();
+    assert_eq!(state.containers.len(), 2);
+    assert_eq!(state.active_container(), Some(0));
+    assert_eq!(state.containers[0].pins[0].tries_left, 2);
+    let mut card = Card::in_memory(state);
+    card.power_on();
+    let select = [
+        0x00, 0xA4, 0x04, 0x0C, 0x08, 0xF0, 0x56, 0x53, 0x45, 0x43, 0x4F, 0x4E, 0x54,
+    ];
+    assert_eq!(card.transmit(&select), [0x90, 0x00]);
+    assert_eq!(
+        card.transmit(&[0x00, 0xA4, 0x02, 0x0C, 0x02, 0x6F, 0x01]),
+        [0x90, 0x00]
+    );
+    assert_eq!(
+        card.transmit(&[0x00, 0xB0, 0x00, 0x00, 0x04]),
+        b"GOLD\x90\x00"
+    );
+}

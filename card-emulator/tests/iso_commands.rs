@@ -126,8 +126,8 @@ fn select_paths_parent_and_children() {
 #[test]
 fn select_by_name_first_next_and_partial() {
     let mut c = card();
-    assert_eq!(tx(&mut c, "00A4040C04F0565345"), "9000"); // right-truncated name
-    assert_eq!(tx(&mut c, "00A4040E04F0565345"), "6A82"); // no next occurrence
+    assert_eq!(tx(&mut c, "00A4040C05F056534544"), "9000"); // right-truncated name
+    assert_eq!(tx(&mut c, "00A4040E05F056534544"), "6A82"); // no next occurrence
     assert_eq!(tx(&mut c, "00A4040C04A0000000"), "6A82");
     assert_eq!(tx(&mut c, "00A4040C"), "9000"); // empty name selects the MF
 }

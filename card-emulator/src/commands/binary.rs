@@ -29,7 +29,7 @@ pub fn read(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         return Err(Status::WrongLength);
     }
     let (ef, offset) = target(ctx, cmd)?;
-    let f = &ctx.state.files[ef];
+    let f = &ctx.files()?[ef];
     let FileBody::Transparent { data } = &f.body else {
         return Err(Status::IncompatibleFileStructure);
     };
@@ -55,8 +55,8 @@ pub fn update(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         return Err(Status::WrongLength);
     }
     let (ef, offset) = target(ctx, cmd)?;
-    let allowed = ctx.allowed(ctx.state.files[ef].update);
-    let f = &mut ctx.state.files[ef];
+    let allowed = ctx.allowed(ctx.files()?[ef].update);
+    let f = &mut ctx.files_mut()?[ef];
     let FileBody::Transparent { data } = &mut f.body else {
         return Err(Status::IncompatibleFileStructure);
     };

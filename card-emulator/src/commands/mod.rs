@@ -12,8 +12,9 @@ mod security;
 mod select;
 
 use crate::channel::Channel;
-use crate::state::{Access, CardState, FileId};
+use crate::state::{Access, CardState, FileId, FileNode, PinRecord};
 use crate::store::Store;
+use crate::vm::{self, Mode, Tree};
 use apdu_specs::ins::iso;
 use apdu_specs::{Command, Status};
 
@@ -44,6 +45,8 @@ pub type Outcome = Result<Reply, Status>;
 
 /// What a handler may touch.
 pub struct Ctx<'a> {
+    /// Runtime for terminal commands; admin only inside a management command.
+    pub mode: Mode,
     pub state: &'a mut CardState,
     pub chan: &'a mut Channel,
     pub store: &'a mut dyn Store,
@@ -71,8 +74,47 @@ impl Ctx<'_> {
         match access {
             Access::Always => true,
             Access::Never => false,
-            Access::Pin(r) => self.chan.is_verified(r),
+            Access::Pin(r) => match self.pin_location(r) {
+                Ok((tree, _)) => self.chan.is_verified(tree, r),
+                Err(_) => false,
+            },
         }
+    }
+
+    /// The files of the channel's current tree, through the VM.
+    pub fn files(&self) -> Result<&[FileNode], Status> {
+        vm::tree(self.state, self.mode, self.chan.tree)
+    }
+
+    pub fn files_mut(&mut self) -> Result<&mut [FileNode], Status> {
+        vm::tree_mut(self.state, self.mode, self.chan.tree)
+    }
+
+    /// Where PIN `reference` lives: the current tree's own PINs first, then the card's.
+    pub fn pin_location(&self, reference: u8) -> Result<(Tree, usize), Status> {
+        let mut trees = vec![self.chan.tree];
+        if self.chan.tree != Tree::Global {
+            trees.push(Tree::Global);
+        }
+        for t in trees {
+            let pins = vm::pins(self.state, self.mode, t)?;
+            if let Some(i) = pins.iter().position(|p| p.reference == reference) {
+                return Ok((t, i));
+            }
+        }
+        Err(Status::ReferencedDataNotFound)
+    }
+
+    pub fn pin(&self, (tree, i): (Tree, usize)) -> Result<&PinRecord, Status> {
+        vm::pins(self.state, self.mode, tree)?
+            .get(i)
+            .ok_or(Status::ReferencedDataNotFound)
+    }
+
+    pub fn pin_mut(&mut self, (tree, i): (Tree, usize)) -> Result<&mut PinRecord, Status> {
+        vm::pins_mut(self.state, self.mode, tree)?
+            .get_mut(i)
+            .ok_or(Status::ReferencedDataNotFound)
     }
 
     /// The current EF, or 6986 when none is selected.
@@ -84,7 +126,7 @@ impl Ctx<'_> {
 
     /// Resolve a short EF identifier in the current DF and make it the current EF.
     pub fn select_sfi(&mut self, sfi: u8) -> Result<FileId, Status> {
-        let files = &self.state.files;
+        let files = self.files()?;
         let found = crate::fs::children(files, self.chan.current_df)
             .iter()
             .copied()

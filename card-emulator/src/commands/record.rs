@@ -16,7 +16,7 @@ fn record_ef(
         31 => return Err(Status::IncorrectP1P2),
         s => ctx.select_sfi(s)?,
     };
-    let f = &ctx.state.files[ef];
+    let f = &ctx.files()?[ef];
     if !matches!(f.body, FileBody::Records { .. }) {
         return Err(Status::IncompatibleFileStructure);
     }
@@ -35,7 +35,7 @@ pub fn read(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         return Err(Status::WrongLength);
     }
     let ef = record_ef(ctx, cmd.p2, |f| f.read)?;
-    let FileBody::Records { records, .. } = &ctx.state.files[ef].body else {
+    let FileBody::Records { records, .. } = &ctx.files()?[ef].body else {
         return Err(Status::IncompatibleFileStructure);
     };
     let rec = records
@@ -54,7 +54,7 @@ pub fn update(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         records,
         record_length,
         ..
-    } = &mut ctx.state.files[ef].body
+    } = &mut ctx.files_mut()?[ef].body
     else {
         return Err(Status::IncompatibleFileStructure);
     };
@@ -80,7 +80,7 @@ pub fn append(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         record_length,
         max_records,
         cyclic,
-    } = &mut ctx.state.files[ef].body
+    } = &mut ctx.files_mut()?[ef].body
     else {
         return Err(Status::IncompatibleFileStructure);
     };

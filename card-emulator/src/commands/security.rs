@@ -6,15 +6,11 @@
 use super::{Ctx, Outcome, Reply};
 use crate::pin;
 use crate::state::PinRecord;
+use crate::vm::Tree;
 use apdu_specs::{Command, Status};
 
-fn pin_index(ctx: &Ctx, reference: u8) -> Result<usize, Status> {
-    ctx.state
-        .pins
-        .iter()
-        .position(|p| p.reference == reference)
-        .ok_or(Status::ReferencedDataNotFound)
-}
+/// A PIN: the tree it belongs to and its index there.
+type Loc = (Tree, usize);
 
 fn length_ok(p: &PinRecord, candidate: &[u8]) -> bool {
     (p.min_length as usize..=p.max_length as usize).contains(&candidate.len())
@@ -22,13 +18,13 @@ fn length_ok(p: &PinRecord, candidate: &[u8]) -> bool {
 
 /// Decrement the PIN counter durably, compare, and restore the counter on a match.
 /// Returns whether `candidate` matched; `Err` for a blocked PIN or a failed commit.
-fn try_pin(ctx: &mut Ctx, idx: usize, candidate: &[u8]) -> Result<bool, Status> {
-    if ctx.state.pins[idx].tries_left == 0 {
+fn try_pin(ctx: &mut Ctx, idx: Loc, candidate: &[u8]) -> Result<bool, Status> {
+    if ctx.pin(idx)?.tries_left == 0 {
         return Err(Status::AuthenticationMethodBlocked);
     }
-    ctx.state.pins[idx].tries_left -= 1;
+    ctx.pin_mut(idx)?.tries_left -= 1;
     ctx.commit()?;
-    let p = &mut ctx.state.pins[idx];
+    let p = ctx.pin_mut(idx)?;
     if pin::matches(&p.value, candidate) {
         p.tries_left = p.max_tries;
         ctx.dirty = true;
@@ -38,31 +34,33 @@ fn try_pin(ctx: &mut Ctx, idx: usize, candidate: &[u8]) -> Result<bool, Status> 
     }
 }
 
-fn wrong(ctx: &mut Ctx, idx: usize) -> Status {
-    let p = &ctx.state.pins[idx];
-    ctx.chan.set_verified(p.reference, false);
-    Status::retries_left(p.tries_left)
+fn wrong(ctx: &mut Ctx, idx: Loc) -> Status {
+    let Ok(p) = ctx.pin(idx) else {
+        return Status::NoPreciseDiagnosis;
+    };
+    let (reference, tries) = (p.reference, p.tries_left);
+    ctx.chan.set_verified(idx.0, reference, false);
+    Status::retries_left(tries)
 }
 
 // ISO 7816-4 §11.5.6 VERIFY: P1 00 = verify (empty data: ask the status), P1 FF = reset
 // the security status of the reference.
 pub fn verify(ctx: &mut Ctx, cmd: &Command) -> Outcome {
-    let idx = pin_index(ctx, cmd.p2);
+    let idx = ctx.pin_location(cmd.p2);
     match cmd.p1 {
         0xFF => {
             let idx = idx?;
             if !cmd.data().is_empty() {
                 return Err(Status::WrongLength);
             }
-            let r = ctx.state.pins[idx].reference;
-            ctx.chan.set_verified(r, false);
+            ctx.chan.set_verified(idx.0, cmd.p2, false);
             Ok(Reply::done())
         }
         0x00 => {
             let idx = idx?;
-            let p = &ctx.state.pins[idx];
+            let p = ctx.pin(idx)?;
             if cmd.data().is_empty() {
-                return if ctx.chan.is_verified(p.reference) {
+                return if ctx.chan.is_verified(idx.0, p.reference) {
                     Ok(Reply::done())
                 } else if p.tries_left == 0 {
                     Err(Status::AuthenticationMethodBlocked)
@@ -78,7 +76,7 @@ pub fn verify(ctx: &mut Ctx, cmd: &Command) -> Outcome {
             }
             let r = p.reference;
             if try_pin(ctx, idx, cmd.data())? {
-                ctx.chan.set_verified(r, true);
+                ctx.chan.set_verified(idx.0, r, true);
                 Ok(Reply::done())
             } else {
                 Err(wrong(ctx, idx))
@@ -91,8 +89,8 @@ pub fn verify(ctx: &mut Ctx, cmd: &Command) -> Outcome {
 // ISO 7816-4 §11.5.7 CHANGE REFERENCE DATA: P1 00 data = old || new (old has the stored
 // length); P1 01 data = new, allowed once the PIN is verified on this channel.
 pub fn change_reference_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
-    let idx = pin_index(ctx, cmd.p2)?;
-    let p = &ctx.state.pins[idx];
+    let idx = ctx.pin_location(cmd.p2)?;
+    let p = ctx.pin(idx)?;
     let data = cmd.data();
     let new = match cmd.p1 {
         0x00 => {
@@ -103,7 +101,7 @@ pub fn change_reference_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
             &data[old_len..]
         }
         0x01 => {
-            if !ctx.chan.is_verified(p.reference) {
+            if !ctx.chan.is_verified(idx.0, p.reference) {
                 return Err(Status::SecurityStatusNotSatisfied);
             }
             data
@@ -124,11 +122,11 @@ pub fn change_reference_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
             return Err(wrong(ctx, idx));
         }
     }
-    let p = &mut ctx.state.pins[idx];
+    let p = ctx.pin_mut(idx)?;
     p.value = secret;
     p.tries_left = p.max_tries;
     ctx.dirty = true;
-    ctx.chan.set_verified(r, true);
+    ctx.chan.set_verified(idx.0, r, true);
     Ok(Reply::done())
 }
 
@@ -137,8 +135,8 @@ pub fn reset_retry_counter(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     if cmd.p1 > 0x01 {
         return Err(Status::IncorrectP1P2);
     }
-    let idx = pin_index(ctx, cmd.p2)?;
-    let p = &ctx.state.pins[idx];
+    let idx = ctx.pin_location(cmd.p2)?;
+    let p = ctx.pin(idx)?;
     let Some(puk) = &p.puk else {
         return Err(Status::ReferencedDataNotFound);
     };
@@ -157,11 +155,11 @@ pub fn reset_retry_counter(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         Some(n) => Some(pin::hash_secret(n).map_err(|_| Status::NoPreciseDiagnosis)?),
         None => None,
     };
-    if let Some(puk) = ctx.state.pins[idx].puk.as_mut() {
+    if let Some(puk) = ctx.pin_mut(idx)?.puk.as_mut() {
         puk.tries_left -= 1;
     }
     ctx.commit()?;
-    let p = &mut ctx.state.pins[idx];
+    let p = ctx.pin_mut(idx)?;
     let Some(puk) = p.puk.as_mut() else {
         return Err(Status::NoPreciseDiagnosis);
     };

@@ -2,6 +2,8 @@
 
 use super::{Ctx, Outcome, Reply};
 use crate::fs;
+use crate::state::FileId;
+use crate::vm::{self, Tree};
 use apdu_specs::{Command, Status};
 
 fn fids(data: &[u8]) -> Result<Vec<u16>, Status> {
@@ -21,6 +23,24 @@ fn one_fid(data: &[u8]) -> Result<u16, Status> {
     }
 }
 
+fn order(t: Tree) -> usize {
+    match t {
+        Tree::Global => 0,
+        Tree::Container(i) => i + 1,
+    }
+}
+
+/// DFs named by `prefix` in every tree visible to the VM, card-global first.
+fn named(ctx: &Ctx, prefix: &[u8]) -> Vec<(Tree, FileId)> {
+    let mut out = Vec::new();
+    for t in vm::visible_trees(ctx.state, ctx.mode) {
+        if let Ok(files) = vm::tree(ctx.state, ctx.mode, t) {
+            out.extend(fs::dfs_named(files, prefix).map(|id| (t, id)));
+        }
+    }
+    out
+}
+
 // ISO 7816-4 §11.2.2, tables 39 (P1) and 40 (P2).
 pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     if cmd.p2 & 0xF0 != 0 {
@@ -31,25 +51,42 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     if occurrence != 0 && cmd.p1 != 0x04 {
         return Err(Status::IncorrectP1P2);
     }
-    let files = &ctx.state.files;
+    let tree = ctx.chan.tree;
+    let files = ctx.files()?;
     let df = ctx.chan.current_df;
     let data = cmd.data();
+    let mf = Some((Tree::Global, fs::MF));
+    // A container's root DF sits under the MF: its parent and siblings are the MF's.
+    let at_container_root = tree != Tree::Global && df == 0;
+    let here = |id: Option<FileId>| id.map(|i| (tree, i));
     let target = match cmd.p1 {
-        0x00 if data.is_empty() => Some(fs::MF),
-        0x00 => fs::select_fid(files, df, one_fid(data)?),
-        0x01 => fs::child_by_fid(files, df, one_fid(data)?).filter(|c| files[*c].is_df()),
-        0x02 => fs::child_by_fid(files, df, one_fid(data)?).filter(|c| !files[*c].is_df()),
-        0x03 if data.is_empty() => fs::parent(files, df),
+        0x00 if data.is_empty() || data == [0x3F, 0x00] => mf,
+        0x00 => {
+            let fid = one_fid(data)?;
+            match here(fs::select_fid(files, df, fid)) {
+                None if at_container_root => {
+                    let global = vm::tree(ctx.state, ctx.mode, Tree::Global)?;
+                    fs::select_fid(global, fs::MF, fid).map(|i| (Tree::Global, i))
+                }
+                found => found,
+            }
+        }
+        0x01 => here(fs::child_by_fid(files, df, one_fid(data)?).filter(|c| files[*c].is_df())),
+        0x02 => here(fs::child_by_fid(files, df, one_fid(data)?).filter(|c| !files[*c].is_df())),
+        0x03 if data.is_empty() && at_container_root => mf,
+        0x03 if data.is_empty() => here(fs::parent(files, df)),
         0x03 => return Err(Status::WrongLength),
-        0x04 if data.is_empty() => Some(fs::MF),
+        0x04 if data.is_empty() => mf,
         0x04 if data.len() > 16 => return Err(Status::WrongLength),
         0x04 => {
-            let matches: Vec<usize> = fs::dfs_named(files, data).collect();
+            let matches = named(ctx, data);
+            let now = (order(tree), df);
+            let pos = |m: &(Tree, FileId)| (order(m.0), m.1);
             match occurrence {
                 0 => matches.first().copied(),
                 1 => matches.last().copied(),
-                2 => matches.iter().copied().find(|m| *m > df),
-                _ => matches.iter().copied().rev().find(|m| *m < df),
+                2 => matches.iter().copied().find(|m| pos(m) > now),
+                _ => matches.iter().copied().rev().find(|m| pos(m) < now),
             }
         }
         0x08 => {
@@ -57,27 +94,33 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
             if path.first() == Some(&apdu_specs::ins::fid::MF) {
                 path.remove(0);
             }
+            let global = vm::tree(ctx.state, ctx.mode, Tree::Global)?;
             if path.is_empty() {
-                Some(fs::MF)
+                mf
             } else {
-                fs::resolve_path(files, fs::MF, &path)
+                fs::resolve_path(global, fs::MF, &path).map(|i| (Tree::Global, i))
             }
         }
-        0x09 => fs::resolve_path(files, df, &fids(data)?),
+        0x09 => here(fs::resolve_path(files, df, &fids(data)?)),
         _ => return Err(Status::IncorrectP1P2),
     };
-    let target = target.ok_or(Status::FileNotFound)?;
-    if files[target].is_df() {
-        ctx.chan.current_df = target;
-        ctx.chan.current_ef = None;
-    } else {
-        ctx.chan.current_df = fs::df_of(files, target);
-        ctx.chan.current_ef = Some(target);
-    }
-    Ok(Reply::ok(match answer {
+    let (tree, target) = target.ok_or(Status::FileNotFound)?;
+    let files = vm::tree(ctx.state, ctx.mode, tree)?;
+    let answer = match answer {
         0x00 => fs::control_parameters(files, target, 0x6F),
         0x04 => fs::control_parameters(files, target, 0x62),
         0x08 => vec![0x64, 0x00],
         _ => Vec::new(),
-    }))
+    };
+    let is_df = files[target].is_df();
+    let df_of = fs::df_of(files, target);
+    ctx.chan.tree = tree;
+    if is_df {
+        ctx.chan.current_df = target;
+        ctx.chan.current_ef = None;
+    } else {
+        ctx.chan.current_df = df_of;
+        ctx.chan.current_ef = Some(target);
+    }
+    Ok(Reply::ok(answer))
 }
