@@ -7,6 +7,7 @@
 
 pub mod cla;
 pub mod command;
+pub mod es10;
 pub mod hexfmt;
 pub mod ins;
 pub mod response;
