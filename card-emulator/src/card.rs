@@ -139,11 +139,10 @@ impl Card {
             None => cmd,
         };
 
-        let outcome = if cla.is_proprietary() {
-            Err(Status::ClaNotSupported)
-        } else if cmd.ins == iso::MANAGE_CHANNEL {
+        let outcome = if cmd.ins == iso::MANAGE_CHANNEL && !cla.is_proprietary() {
             self.manage_channel(ch, &cmd)
         } else {
+            let mut selected = self.channels[ch].selected.take();
             let mut ctx = Ctx {
                 mode: crate::vm::Mode::Runtime,
                 state: &mut self.state,
@@ -151,15 +150,38 @@ impl Card {
                 store: self.store.as_mut(),
                 dirty: false,
                 commit_failed: false,
+                left_tree: None,
+                removed_container: None,
             };
-            let mut outcome = commands::interindustry(&mut ctx, &cmd);
+            let mut outcome = match (&mut selected, cla.is_proprietary()) {
+                // SELECT always belongs to the OS; the rest of an applet's class goes to it.
+                (Some(app), true) => crate::applets::process(&mut ctx, app, &cmd),
+                // ETSI TS 102 221 §11.1.19 TERMINAL CAPABILITY: the OS takes note of it.
+                (None, true) if cmd.ins == TERMINAL_CAPABILITY => Ok(Reply::done()),
+                (_, true) => Err(Status::ClaNotSupported),
+                (_, false) => commands::interindustry(&mut ctx, &cmd),
+            };
             if ctx.dirty && !ctx.commit_failed {
                 if let Err(s) = ctx.commit() {
                     outcome = Err(s);
                 }
             }
-            if ctx.commit_failed {
+            let (failed, left, removed) = (ctx.commit_failed, ctx.left_tree, ctx.removed_container);
+            // A SELECT may have chosen another applet (or a file); keep the old one otherwise.
+            if self.channels[ch].selected.is_none() && !(cmd.ins == iso::SELECT && outcome.is_ok())
+            {
+                self.channels[ch].selected = selected;
+            }
+            if failed {
                 self.roll_back();
+            }
+            for c in self.channels.iter_mut() {
+                if let Some(t) = left {
+                    c.leave(t);
+                }
+                if let Some(i) = removed {
+                    c.renumber_after(i);
+                }
             }
             outcome
         };
@@ -290,6 +312,9 @@ impl Card {
         }
     }
 }
+
+/// ETSI TS 102 221 TERMINAL CAPABILITY (`80 AA`), sent by eSIM LPAs before anything else.
+const TERMINAL_CAPABILITY: u8 = 0xAA;
 
 /// `61xx` for n bytes still available (`6100` = 256 or more).
 fn available(n: usize) -> Status {

@@ -37,6 +37,8 @@ pub struct Channel {
     pub verified: Vec<(Tree, u8)>,
     pub pending: Option<Pending>,
     pub chain: Option<Chain>,
+    /// The applet selected on this channel, if any (files stay selected beside it).
+    pub selected: Option<crate::applets::Selected>,
 }
 
 impl Channel {
@@ -70,5 +72,20 @@ impl Channel {
             self.chain = None;
         }
         self.verified.retain(|(t, _)| *t != tree);
+    }
+
+    /// Container `removed` was deleted: references to later containers move down one.
+    pub fn renumber_after(&mut self, removed: usize) {
+        let shift = |t: &mut Tree| {
+            if let Tree::Container(i) = t {
+                if *i > removed {
+                    *i -= 1;
+                }
+            }
+        };
+        shift(&mut self.tree);
+        for (t, _) in &mut self.verified {
+            shift(t);
+        }
     }
 }

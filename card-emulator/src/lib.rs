@@ -6,6 +6,7 @@
 //! `fs` / `state` -> `store` (atomic file).
 #![forbid(unsafe_code)]
 
+pub mod applets;
 pub mod atr;
 mod card;
 pub mod channel;

@@ -2,8 +2,9 @@
 
 use crate::pin::hash_secret;
 use crate::state::{
-    Access, CardState, Container, DataObject, FileBody, FileNode, PinRecord, PukRecord,
+    Access, CardState, Container, DataObject, FileBody, FileNode, PinRecord, Policy, PukRecord,
 };
+use apdu_specs::es10::{Aid, Iccid};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -47,6 +48,8 @@ struct Profile {
     eid: Option<String>,
     #[serde(default)]
     container: Vec<ContainerSpec>,
+    #[serde(default)]
+    policy: Policy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,25 +169,6 @@ fn parse_access(
     }
 }
 
-/// Digits to SGP.22 BCD: F-padded to 20 digits, nibbles swapped in every byte.
-fn iccid_bcd(digits: &str) -> Result<Vec<u8>, ProfileError> {
-    if !(19..=20).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return invalid(format!("ICCID {digits:?} must be 19 or 20 decimal digits"));
-    }
-    let mut nibbles: Vec<u8> = digits.bytes().map(|b| b - b'0').collect();
-    nibbles.resize(20, 0x0F);
-    Ok(nibbles.chunks(2).map(|p| (p[1] << 4) | p[0]).collect())
-}
-
-/// Default ISD-P AID of container `i` (SGP.22 style `...89 00 00 10+i 00`).
-pub fn default_isdp_aid(i: usize) -> Vec<u8> {
-    let mut aid = apdu_specs::hexfmt::parse("A0000005591010FFFFFFFF8900001000").unwrap_or_default();
-    if let Some(b) = aid.get_mut(14) {
-        *b = 0x10u8.wrapping_add(i as u8);
-    }
-    aid
-}
-
 fn build_pins(specs: &[PinSpec]) -> Result<Vec<PinRecord>, ProfileError> {
     let mut pins: Vec<PinRecord> = Vec::new();
     for s in specs {
@@ -296,10 +280,18 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         };
         let isdp_aid = match &c.isdp_aid {
             Some(h) => parse_hex(&what, h)?,
-            None => default_isdp_aid(i),
+            None => u8::try_from(i)
+                .ok()
+                .and_then(Aid::isdp)
+                .ok_or_else(|| ProfileError::Invalid(format!("{what}: too many containers")))?
+                .as_bytes()
+                .to_vec(),
         };
         containers.push(Container {
-            iccid: iccid_bcd(&c.iccid)?,
+            iccid: Iccid::from_digits(&c.iccid)
+                .map_err(|e| ProfileError::Invalid(format!("{what}: ICCID {:?}: {e}", c.iccid)))?
+                .as_bytes()
+                .to_vec(),
             isdp_aid,
             nickname: c.nickname.clone(),
             service_provider: c.service_provider.clone(),
@@ -323,6 +315,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         data_objects,
         containers,
         eid,
+        policy: p.policy,
     };
     state.validate().map_err(ProfileError::Invalid)?;
     Ok(state)

@@ -27,6 +27,18 @@ pub struct CardState {
     /// eUICC identifier (16 bytes), answered by ES10c GetEuiccData.
     #[serde(default, with = "hex_bytes")]
     pub eid: Vec<u8>,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// What the card manager allows, and under which conditions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// ES10c management (enable, disable, delete, nickname, list) only inside a
+    /// GlobalPlatform secure channel. Off by default, like an eUICC serving its LPA.
+    #[serde(default)]
+    pub es10_requires_secure_channel: bool,
 }
 
 /// An enhanced container: an eUICC profile with its own file tree and PINs.

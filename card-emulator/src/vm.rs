@@ -5,7 +5,7 @@
 //! `tree_mut`, `pins` and `pins_mut`; nothing else indexes `CardState::containers`
 //! for runtime work.
 
-use crate::state::{CardState, FileNode, PinRecord};
+use crate::state::{CardState, Container, FileNode, PinRecord};
 use apdu_specs::Status;
 
 /// Which file tree (and PIN set) an object lives in.
@@ -68,6 +68,21 @@ pub fn pins_mut(state: &mut CardState, mode: Mode, tree: Tree) -> Result<&mut [P
         Tree::Global => &mut state.pins,
         Tree::Container(i) => &mut state.containers[i].pins,
     })
+}
+
+/// The containers themselves (metadata, enable flags): the card manager's, in admin mode only.
+pub fn containers(state: &CardState, mode: Mode) -> Result<&[Container], Status> {
+    match mode {
+        Mode::Admin => Ok(&state.containers),
+        Mode::Runtime => Err(Status::SecurityStatusNotSatisfied),
+    }
+}
+
+pub fn containers_mut(state: &mut CardState, mode: Mode) -> Result<&mut Vec<Container>, Status> {
+    match mode {
+        Mode::Admin => Ok(&mut state.containers),
+        Mode::Runtime => Err(Status::SecurityStatusNotSatisfied),
+    }
 }
 
 /// The trees visible to SELECT by name in `mode`, card-global first.

@@ -52,6 +52,10 @@ pub struct Ctx<'a> {
     pub store: &'a mut dyn Store,
     pub dirty: bool,
     pub commit_failed: bool,
+    /// Set by a container switch: every channel must leave this tree.
+    pub left_tree: Option<Tree>,
+    /// Set when container `i` was deleted: trees of later containers shift down.
+    pub removed_container: Option<usize>,
 }
 
 impl Ctx<'_> {

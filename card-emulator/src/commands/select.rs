@@ -104,7 +104,21 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         0x09 => here(fs::resolve_path(files, df, &fids(data)?)),
         _ => return Err(Status::IncorrectP1P2),
     };
-    let (tree, target) = target.ok_or(Status::FileNotFound)?;
+    let (tree, target) = match target {
+        Some(t) => t,
+        None if cmd.p1 == 0x04 && occurrence == 0 => {
+            // Not a DF name: perhaps an applet (the card manager).
+            let (selected, fci) =
+                crate::applets::select_by_name(ctx, data).ok_or(Status::FileNotFound)?;
+            let fci = fci?;
+            ctx.chan.selected = Some(selected);
+            return Ok(Reply::ok(match answer {
+                0x0C => Vec::new(),
+                _ => fci.data,
+            }));
+        }
+        None => return Err(Status::FileNotFound),
+    };
     let files = vm::tree(ctx.state, ctx.mode, tree)?;
     let answer = match answer {
         0x00 => fs::control_parameters(files, target, 0x6F),
@@ -115,6 +129,7 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let is_df = files[target].is_df();
     let df_of = fs::df_of(files, target);
     ctx.chan.tree = tree;
+    ctx.chan.selected = None;
     if is_df {
         ctx.chan.current_df = target;
         ctx.chan.current_ef = None;

@@ -1,0 +1,209 @@
+//! The card manager: ISD-R of SGP.22 (ES10c over STORE DATA) and GlobalPlatform ISD.
+//!
+//! Management functions run with the VM in admin mode, and only where the card's policy
+//! allows them; listing and switching containers goes through `vm` like everything else.
+
+use super::Applet;
+use crate::commands::{Ctx, Outcome, Reply};
+use crate::state::Container;
+use crate::vm::{self, Mode, Tree};
+use apdu_specs::es10::{
+    self, Aid, DeleteResult, DisableResult, Eid, EidResponse, EnableResult, Es10Request,
+    EuiccConfiguredAddresses, EuiccInfo1, EuiccInfo2, ExtCardResource, Iccid, ProfileClass,
+    ProfileId, ProfileInfo, ProfileInfoListResponse, ProfileState, RatResponse, ResultCode,
+    SetNicknameResult, StoreDataAssembler, StoreDataProgress,
+};
+use apdu_specs::{tlv, Command, Status};
+
+pub struct CardManager;
+
+/// Per-channel state: STORE DATA blocks being reassembled.
+#[derive(Debug, Default)]
+pub struct Session {
+    store_data: StoreDataAssembler,
+}
+
+/// GlobalPlatform / ES10 instructions the card manager answers.
+mod ins {
+    pub const STORE_DATA: u8 = 0xE2;
+    pub const TERMINAL_CAPABILITIES: u8 = 0xAA;
+}
+
+impl Applet for CardManager {
+    type Session = Session;
+
+    fn matches(name: &[u8]) -> bool {
+        let prefix_of = |aid: &[u8]| name.len() >= 5 && aid.starts_with(name);
+        prefix_of(&es10::ISD_R_AID) || prefix_of(&es10::GP_ISD_AID)
+    }
+
+    // GlobalPlatform Card Spec §11.1.3: FCI with the AID and proprietary data.
+    fn select(_ctx: &mut Ctx, _session: &mut Session) -> Outcome {
+        let mut proprietary = Vec::new();
+        tlv::push(&mut proprietary, 0x9F65, &[0xFF]); // maximum length of command data
+        let mut fci = Vec::new();
+        tlv::push(&mut fci, 0x84, &es10::ISD_R_AID);
+        tlv::push(&mut fci, 0xA5, &proprietary);
+        Ok(Reply::ok(tlv::build(0x6F, &fci)))
+    }
+
+    fn process(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+        if cmd.cla & 0x80 == 0 {
+            return Err(Status::ClaNotSupported);
+        }
+        match cmd.ins {
+            // SGP.22 §5.7.1 / ETSI TS 102 221: accepted, nothing to keep.
+            ins::TERMINAL_CAPABILITIES => Ok(Reply::done()),
+            ins::STORE_DATA => store_data(ctx, session, cmd),
+            _ => Err(Status::InsNotSupported),
+        }
+    }
+}
+
+// GlobalPlatform Card Spec §11.11 STORE DATA, SGP.22 §5.7: ES10 functions in blocks.
+fn store_data(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+    match session.store_data.feed(cmd.p1, cmd.p2, cmd.data()) {
+        Err(e) => Err(e.status()),
+        Ok(StoreDataProgress::Incomplete) => Ok(Reply::done()),
+        Ok(StoreDataProgress::Complete(payload)) => {
+            let request = Es10Request::parse(&payload).map_err(|e| e.status())?;
+            if ctx.state.policy.es10_requires_secure_channel {
+                return Ok(Reply::ok(refused_by_policy(&request)));
+            }
+            ctx.mode = Mode::Admin;
+            let answer = es10c(ctx, request);
+            ctx.mode = Mode::Runtime;
+            answer.map(Reply::ok)
+        }
+    }
+}
+
+/// The SGP.22 answer for a function the policy does not allow without a secure channel.
+fn refused_by_policy(request: &Es10Request) -> Vec<u8> {
+    match request {
+        Es10Request::EnableProfile { .. } => EnableResult::DisallowedByPolicy.to_bytes(),
+        Es10Request::DisableProfile { .. } => DisableResult::DisallowedByPolicy.to_bytes(),
+        Es10Request::DeleteProfile { .. } => DeleteResult::DisallowedByPolicy.to_bytes(),
+        Es10Request::SetNickname { .. } => SetNicknameResult::UndefinedError.to_bytes(),
+        Es10Request::ProfileInfoList(_) => {
+            ProfileInfoListResponse::Error(es10::ProfileInfoListError::UndefinedError).to_bytes()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn info(c: &Container) -> ProfileInfo {
+    ProfileInfo {
+        iccid: Iccid::from_bytes(&c.iccid).ok(),
+        isdp_aid: Aid::new(&c.isdp_aid).ok(),
+        state: Some(if c.enabled {
+            ProfileState::Enabled
+        } else {
+            ProfileState::Disabled
+        }),
+        nickname: Some(c.nickname.clone()),
+        service_provider_name: Some(c.service_provider.clone()),
+        profile_name: Some(c.profile_name.clone()),
+        profile_class: Some(match c.profile_class {
+            0 => ProfileClass::Test,
+            1 => ProfileClass::Provisioning,
+            _ => ProfileClass::Operational,
+        }),
+    }
+}
+
+fn find(containers: &[Container], id: &ProfileId) -> Option<usize> {
+    containers.iter().position(|c| match id {
+        ProfileId::Iccid(i) => c.iccid == i.as_bytes(),
+        ProfileId::IsdpAid(a) => c.isdp_aid == a.as_bytes(),
+    })
+}
+
+/// Run one ES10c function (admin mode). Errors are SWs; SGP.22 result codes are data.
+fn es10c(ctx: &mut Ctx, request: Es10Request) -> Result<Vec<u8>, Status> {
+    let containers = vm::containers(ctx.state, ctx.mode)?;
+    Ok(match request {
+        Es10Request::GetEuiccData(_) => {
+            let eid: [u8; 16] = ctx
+                .state
+                .eid
+                .as_slice()
+                .try_into()
+                .map_err(|_| Status::ReferencedDataNotFound)?;
+            EidResponse { eid: Eid(eid) }.to_bytes()
+        }
+        Es10Request::ProfileInfoList(req) => {
+            let list = containers
+                .iter()
+                .map(info)
+                .filter(|p| req.search.as_ref().is_none_or(|s| s.matches(p)))
+                .map(|p| p.filtered(req.tag_list.as_deref()))
+                .collect();
+            ProfileInfoListResponse::Ok(list).to_bytes()
+        }
+        Es10Request::EnableProfile { id, .. } => match find(containers, &id) {
+            None => EnableResult::IccidOrAidNotFound.to_bytes(),
+            Some(i) if containers[i].enabled => EnableResult::ProfileNotInDisabledState.to_bytes(),
+            Some(i) => {
+                switch(ctx, Some(i))?;
+                EnableResult::Ok.to_bytes()
+            }
+        },
+        Es10Request::DisableProfile { id, .. } => match find(containers, &id) {
+            None => DisableResult::IccidOrAidNotFound.to_bytes(),
+            Some(i) if !containers[i].enabled => DisableResult::ProfileNotInEnabledState.to_bytes(),
+            Some(_) => {
+                switch(ctx, None)?;
+                DisableResult::Ok.to_bytes()
+            }
+        },
+        Es10Request::DeleteProfile { id } => match find(containers, &id) {
+            None => DeleteResult::IccidOrAidNotFound.to_bytes(),
+            Some(i) if containers[i].enabled => DeleteResult::ProfileNotInDisabledState.to_bytes(),
+            Some(i) => {
+                vm::containers_mut(ctx.state, ctx.mode)?.remove(i);
+                ctx.commit()?;
+                ctx.removed_container = Some(i);
+                DeleteResult::Ok.to_bytes()
+            }
+        },
+        Es10Request::SetNickname { iccid, nickname } => {
+            match find(containers, &ProfileId::Iccid(iccid)) {
+                None => SetNicknameResult::IccidNotFound.to_bytes(),
+                Some(i) => {
+                    vm::containers_mut(ctx.state, ctx.mode)?[i].nickname = nickname;
+                    ctx.commit()?;
+                    SetNicknameResult::Ok.to_bytes()
+                }
+            }
+        }
+        Es10Request::GetEuiccConfiguredAddresses => EuiccConfiguredAddresses {
+            default_dp_address: None,
+            root_ds_address: "lpa.ds.gsma.com".into(),
+        }
+        .to_bytes(),
+        Es10Request::GetRat => RatResponse::default().to_bytes(),
+        Es10Request::GetEuiccInfo1 => EuiccInfo1::plausible().to_bytes(),
+        Es10Request::GetEuiccInfo2 => EuiccInfo2::plausible(ExtCardResource {
+            installed_applications: containers.len() as u32,
+            free_non_volatile_memory: 512 * 1024,
+            free_volatile_memory: 16 * 1024,
+        })
+        .to_bytes(),
+    })
+}
+
+/// Enable container `target` (or none), disabling the enabled one in the same commit.
+/// The dispatcher then makes every channel leave the container that stopped.
+fn switch(ctx: &mut Ctx, target: Option<usize>) -> Result<(), Status> {
+    let before = ctx.state.active_container();
+    for (i, c) in vm::containers_mut(ctx.state, ctx.mode)?
+        .iter_mut()
+        .enumerate()
+    {
+        c.enabled = Some(i) == target;
+    }
+    ctx.commit()?;
+    ctx.left_tree = before.map(Tree::Container);
+    Ok(())
+}

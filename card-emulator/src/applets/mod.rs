@@ -1,0 +1,42 @@
+//! Applets: programs selected by AID that run under the virtual machine. The card manager
+//! (ISD-R / GlobalPlatform ISD) is the first; each keeps a session per logical channel.
+
+pub mod card_manager;
+
+use crate::commands::{Ctx, Outcome};
+use apdu_specs::Command;
+
+/// One applet: how it is found, what it answers to SELECT, how it processes commands.
+pub trait Applet {
+    /// Per-channel state, created at SELECT and dropped at deselection.
+    type Session: Default + std::fmt::Debug;
+    /// Whether SELECT by DF name with `name` (possibly right-truncated) selects this applet.
+    fn matches(name: &[u8]) -> bool;
+    /// The answer to SELECT (FCI).
+    fn select(ctx: &mut Ctx, session: &mut Self::Session) -> Outcome;
+    /// A command sent to the selected applet (class and instruction not handled by the OS).
+    fn process(ctx: &mut Ctx, session: &mut Self::Session, cmd: &Command) -> Outcome;
+}
+
+/// The applet selected on a channel, with its session.
+#[derive(Debug)]
+pub enum Selected {
+    CardManager(<card_manager::CardManager as Applet>::Session),
+}
+
+/// Find the applet a SELECT by name designates and open a session for it.
+pub fn select_by_name(ctx: &mut Ctx, name: &[u8]) -> Option<(Selected, Outcome)> {
+    if card_manager::CardManager::matches(name) {
+        let mut s = Default::default();
+        let out = card_manager::CardManager::select(ctx, &mut s);
+        return Some((Selected::CardManager(s), out));
+    }
+    None
+}
+
+/// Hand a command to the applet selected on the channel.
+pub fn process(ctx: &mut Ctx, selected: &mut Selected, cmd: &Command) -> Outcome {
+    match selected {
+        Selected::CardManager(s) => card_manager::CardManager::process(ctx, s, cmd),
+    }
+}
