@@ -10,6 +10,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod doctor;
+
 #[derive(Parser)]
 #[command(
     name = "card-emulator",
@@ -86,6 +88,21 @@ reset | power-on | atr       ->  the hex ATR\n  power-off                    -> 
         /// Log every APDU with its status word and timing on stderr (PIN data redacted).
         #[arg(long)]
         trace: bool,
+    },
+    /// Check that PC/SC programs can reach the card: pcscd, vpcd, the port, an ATR round trip.
+    #[command(
+        long_about = "Check that PC/SC programs can reach a card on vpcd slot N.\n\n\
+Checks, each printed as OK or FAIL with the exact fix: pcscd is installed; the \
+vsmartcard-vpcd reader configuration is installed; pcscd is running; the vpcd port \
+35963+N accepts a connection on 127.0.0.1; and a GetATR round trip through a real PC/SC \
+connect to \"Virtual PCD 00 0N\" (doctor plugs in a throwaway in-memory card for it, then \
+unplugs it; when a `card-emulator run` already holds the slot, doctor checks that card \
+instead). Exits with status 1 when any check fails."
+    )]
+    Doctor {
+        /// vpcd slot N to check: port 35963+N, reader "Virtual PCD 00 0N".
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        slot: u16,
     },
 }
 
@@ -168,6 +185,16 @@ fn main() -> Result<()> {
             let store = FileStore::open(&state)?;
             let card = store.load()?;
             print!("{}", inspect::report(&card));
+            Ok(())
+        }
+        Cmd::Doctor { slot } => {
+            let mut out = std::io::stdout().lock();
+            let ok = doctor::run(slot, &doctor::Paths::default(), &mut out)
+                .context("writing the report")?;
+            drop(out);
+            if !ok {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Cmd::Run {
