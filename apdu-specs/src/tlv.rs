@@ -34,8 +34,63 @@ pub fn build(tag: u32, value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Deepest nesting of constructed objects [`parse_all`] accepts. `iso7816-tlv` recurses
+/// once per level, so unbounded nesting from outside would overflow the stack.
+pub const MAX_DEPTH: usize = 32;
+
+/// Nesting depth of constructed objects, found without recursion. Stops early (with the
+/// depth so far) at malformed input, which the real parser then reports.
+pub fn nesting_depth(input: &[u8]) -> usize {
+    let mut ends: Vec<usize> = Vec::new();
+    let mut deepest = 0;
+    let mut pos = 0;
+    while pos < input.len() {
+        while ends.last() == Some(&pos) {
+            ends.pop();
+        }
+        let first = input[pos];
+        let constructed = first & 0x20 != 0;
+        pos += 1;
+        if first & 0x1F == 0x1F {
+            while pos < input.len() && input[pos] & 0x80 != 0 {
+                pos += 1;
+            }
+            pos += 1;
+        }
+        let Some(&l) = input.get(pos) else { break };
+        pos += 1;
+        let len = match l {
+            0..=0x7F => l as usize,
+            0x81..=0x84 => {
+                let n = (l & 0x7F) as usize;
+                let Some(bytes) = input.get(pos..pos + n) else {
+                    break;
+                };
+                pos += n;
+                bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize)
+            }
+            _ => break,
+        };
+        let end = pos.saturating_add(len);
+        if end > input.len() {
+            break;
+        }
+        if constructed && len > 0 {
+            ends.push(end);
+            deepest = deepest.max(ends.len());
+        } else {
+            pos = end;
+        }
+    }
+    deepest
+}
+
 /// Parse a concatenation of BER-TLV data objects; the whole input must be consumed.
+/// Nesting deeper than [`MAX_DEPTH`] is refused before parsing.
 pub fn parse_all(mut input: &[u8]) -> Result<Vec<Tlv>, TlvError> {
+    if nesting_depth(input) > MAX_DEPTH {
+        return Err(TlvError::InvalidInput);
+    }
     let mut out = Vec::new();
     while !input.is_empty() {
         let (tlv, rest) = Tlv::parse(input);
@@ -95,6 +150,22 @@ mod tests {
         let tlvs = parse_all(&fcp).unwrap();
         let children = find_constructed(&tlvs, 0x62).unwrap();
         assert_eq!(find_primitive(children, 0x83), Some(&[0x3F, 0x00][..]));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion() {
+        // 16,000 nested A0 objects: enough to overflow a thread stack in iso7816-tlv.
+        let mut v: Vec<u8> = Vec::new();
+        for _ in 0..16_000 {
+            let mut outer = Vec::with_capacity(v.len() + 4);
+            push(&mut outer, 0xA0, &v);
+            v = outer;
+        }
+        assert!(nesting_depth(&v) > MAX_DEPTH);
+        assert!(parse_all(&v).is_err());
+        let shallow = build(0xA0, &build(0xA1, &build(0x80, &[1])));
+        assert_eq!(nesting_depth(&shallow), 2);
+        assert!(parse_all(&shallow).is_ok());
     }
 
     proptest! {
