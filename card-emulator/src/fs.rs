@@ -100,55 +100,40 @@ pub fn control_parameters(files: &[FileNode], id: FileId, template: u32) -> Vec<
             }
             tlv::push(&mut inner, 0x8A, &[0x05]);
         }
-        FileBody::Transparent { data } => {
-            let size = size_bytes(data.len());
+        FileBody::Transparent { .. } | FileBody::Records { .. } => {
+            // Sizes and descriptor (ISO 7816-4 §5.3.3 tables 12-14), then what every EF has.
+            let (size, descriptor) = match &f.body {
+                FileBody::Records {
+                    cyclic,
+                    record_length,
+                    max_records,
+                    ..
+                } => (
+                    size_bytes(*record_length as usize * *max_records as usize),
+                    vec![
+                        if *cyclic { 0x06 } else { 0x02 },
+                        0x21,
+                        0x00,
+                        *record_length,
+                        *max_records,
+                    ],
+                ),
+                _ => (size_bytes(size(f)), vec![0x01]),
+            };
             tlv::push(&mut inner, 0x80, &size);
             tlv::push(&mut inner, 0x81, &size);
-            tlv::push(&mut inner, 0x82, &[0x01]);
+            tlv::push(&mut inner, 0x82, &descriptor);
             tlv::push(&mut inner, 0x83, &f.fid.to_be_bytes());
             if let Some(sfi) = f.sfi {
                 tlv::push(&mut inner, 0x88, &[sfi << 3]);
             }
             tlv::push(&mut inner, 0x8A, &[0x05]);
-            tlv::push(
-                &mut inner,
-                0x8C,
-                &[
-                    0x03,
-                    security_condition(f.update),
-                    security_condition(f.read),
-                ],
-            );
-        }
-        FileBody::Records {
-            cyclic,
-            record_length,
-            max_records,
-            ..
-        } => {
-            let size = (*record_length as u16 * *max_records as u16).to_be_bytes();
-            tlv::push(&mut inner, 0x80, &size);
-            tlv::push(&mut inner, 0x81, &size);
-            let descriptor = if *cyclic { 0x06 } else { 0x02 };
-            tlv::push(
-                &mut inner,
-                0x82,
-                &[descriptor, 0x21, 0x00, *record_length, *max_records],
-            );
-            tlv::push(&mut inner, 0x83, &f.fid.to_be_bytes());
-            if let Some(sfi) = f.sfi {
-                tlv::push(&mut inner, 0x88, &[sfi << 3]);
-            }
-            tlv::push(&mut inner, 0x8A, &[0x05]);
-            tlv::push(
-                &mut inner,
-                0x8C,
-                &[
-                    0x03,
-                    security_condition(f.update),
-                    security_condition(f.read),
-                ],
-            );
+            let access = [
+                0x03,
+                security_condition(f.update),
+                security_condition(f.read),
+            ];
+            tlv::push(&mut inner, 0x8C, &access);
         }
     }
     tlv::build(template, &inner)
