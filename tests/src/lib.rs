@@ -8,6 +8,7 @@
 //! - [`Proc`] is a child process stopped by PID when dropped (never by name).
 //! - [`workspace_bin`] finds (and first builds, once per test process) a workspace binary.
 //! - [`wait_for_card`] / [`wait_for_no_card`] wait on pcscd events with a deadline.
+//! - [`RunningCard`] is the real `card-emulator run --slot N` on a fresh state, plugged in.
 #![forbid(unsafe_code)]
 
 use reader_client::pcsc_reader::{Pcsc, ReaderInfo};
@@ -429,5 +430,81 @@ pub fn wait_for_no_card(selector: &str, timeout: Duration) -> Result<(), String>
             ));
         }
         ctx.wait_for_change(Duration::from_millis(500).min(deadline - Instant::now()));
+    }
+}
+
+/// A fresh directory in the temp dir, unique per process and call (removed by its owner).
+pub fn fresh_dir(stem: &str) -> Result<PathBuf, String> {
+    let dir = log_path(stem).with_extension("d");
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The real `card-emulator run --slot N` on a fresh `card-emulator init` state (default
+/// profile), plugged into the harness's pcscd: [`RunningCard::start`] returns once pcscd
+/// shows the card in the slot's reader. Dropping it stops the card by PID and removes its state.
+pub struct RunningCard {
+    proc: Proc,
+    dir: PathBuf,
+    /// The slot's reader name (`Virtual PCD 00 0N`).
+    pub reader: String,
+    /// The ATR pcscd saw.
+    pub atr: Vec<u8>,
+}
+
+impl RunningCard {
+    pub fn start(slot: u16) -> Result<RunningCard, String> {
+        let ce = workspace_bin("card-emulator")?;
+        let dir = fresh_dir("card-state")?;
+        let state = dir.join("card.json");
+        let mut init = Command::new(&ce);
+        init.args(["init", "--state"]).arg(&state);
+        let out = run_with_timeout(init, Duration::from_secs(60))?;
+        if !out.status.success() {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(format!("card-emulator init failed: {}", output_text(&out)));
+        }
+        let mut run = Command::new(&ce);
+        run.args(["run", "--slot", &slot.to_string(), "--state"])
+            .arg(&state);
+        let proc = Proc::spawn(run, "card-emulator-run")?;
+        let reader = vpcd_reader(slot);
+        let mut me = RunningCard {
+            proc,
+            dir,
+            reader,
+            atr: Vec::new(),
+        };
+        let info = wait_for_card(&me.reader, CARD_TIMEOUT)
+            .map_err(|e| format!("{e}\ncard-emulator log:\n{}", me.proc.log_text()))?;
+        me.atr = info.atr;
+        Ok(me)
+    }
+
+    /// The card's log so far (for assertion messages).
+    pub fn log_text(&self) -> String {
+        self.proc.log_text()
+    }
+
+    /// Unplug the card: SIGTERM, then wait until pcscd shows the reader empty.
+    pub fn stop(&mut self) -> Result<(), String> {
+        self.proc.terminate(Duration::from_secs(5));
+        match self.proc.exited() {
+            Some(st) if st.success() => {}
+            other => {
+                return Err(format!(
+                    "card-emulator run did not exit cleanly: {other:?}\n{}",
+                    self.proc.log_text()
+                ))
+            }
+        }
+        wait_for_no_card(&self.reader, CARD_TIMEOUT)
+    }
+}
+
+impl Drop for RunningCard {
+    fn drop(&mut self) {
+        self.proc.terminate(Duration::from_secs(5));
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
