@@ -84,8 +84,8 @@ fn opensc_tool_and_reader_client_see_a_card_served_over_vpcd() {
         output_text(&out)
     );
 
-    // The format's example suites, checked through pcscd. (The card-core suites run through
-    // pcscd in their own test: a vpcd frame cannot carry a 65,538-byte answer to Le 0000.)
+    // The format's example suites, checked through pcscd against e2e-card (every suite runs
+    // against `card-emulator run` in real_tools.rs).
     let mut cmd = Command::new(&rc);
     cmd.args(["conform", "--reader", &reader]);
     for f in [
