@@ -109,9 +109,13 @@ impl<'a> Command<'a> {
     pub fn ne(&self) -> usize {
         self.le.unwrap_or(0)
     }
-    /// Whether the command uses (or must use) the extended length form.
+    /// Whether the command uses (or must use) the extended length form. A case 1 command
+    /// has no length field, so it is never extended.
     pub fn is_extended(&self) -> bool {
-        self.extended || self.data.len() > 255 || self.le.is_some_and(|le| le > MAX_NE_SHORT)
+        let has_lengths = !self.data.is_empty() || self.le.is_some();
+        (self.extended && has_lengths)
+            || self.data.len() > 255
+            || self.le.is_some_and(|le| le > MAX_NE_SHORT)
     }
 
     pub fn case(&self) -> Case {
@@ -307,6 +311,13 @@ mod tests {
             Command::new(0, 0xB0, 0, 0).with_le(0).to_bytes(),
             Err(ApduError::LeOutOfRange(0))
         );
+    }
+
+    #[test]
+    fn a_case_1_command_is_never_extended() {
+        let c = Command::new(0, 0xA4, 0, 0x0C).extended(true);
+        assert!(!c.is_extended());
+        assert_eq!(c.to_bytes().unwrap(), vec![0, 0xA4, 0, 0x0C]);
     }
 
     #[test]
