@@ -156,9 +156,7 @@ impl Card {
             let mut outcome = match (&mut selected, cla.is_proprietary()) {
                 // SELECT always belongs to the OS; the rest of an applet's class goes to it.
                 (Some(app), true) => crate::applets::process(&mut ctx, app, &cmd),
-                // ETSI TS 102 221 §11.1.19 TERMINAL CAPABILITY: the OS takes note of it.
-                (None, true) if cmd.ins == TERMINAL_CAPABILITY => Ok(Reply::done()),
-                (_, true) => Err(Status::ClaNotSupported),
+                (None, true) => commands::proprietary(&mut ctx, &cmd),
                 (_, false) => commands::interindustry(&mut ctx, &cmd),
             };
             if ctx.dirty && !ctx.commit_failed {
@@ -312,9 +310,6 @@ impl Card {
         }
     }
 }
-
-/// ETSI TS 102 221 TERMINAL CAPABILITY (`80 AA`), sent by eSIM LPAs before anything else.
-const TERMINAL_CAPABILITY: u8 = 0xAA;
 
 /// `61xx` for n bytes still available (`6100` = 256 or more).
 fn available(n: usize) -> Status {

@@ -178,15 +178,34 @@ fn opensc_explorer_changes_directory_and_reads_transparent_efs() {
         "cat 2F02 failed\n{}",
         ctx()
     );
-    // OpenSC 0.23 binds our (unknown) ATR to its "default" driver, which has no list_files:
-    // `ls` cannot list any ISO card there. (`opensc-explorer -c tcos` would send TCOS
-    // LIST DIRECTORY, 80 AA 01|02 00 00.) Pin the current behaviour so a change is noticed.
+    // OpenSC 0.23 binds our (unknown) ATR to its "default" driver, which has no list_files,
+    // so plain `ls` reports "Not supported"; with the tcos driver it sends 80 AA 01|02 00 00,
+    // which the card answers (see the next test).
     assert!(
         err.contains("Unable to receive file listing: Not supported")
             || text.contains("FileID\tType  Size"),
         "ls neither listed nor reported the known limitation\n{}",
         ctx()
     );
+}
+
+#[test]
+fn opensc_explorer_lists_directories_with_the_tcos_driver() {
+    let test = "opensc_explorer_lists_directories_with_the_tcos_driver";
+    let Some((_pcscd, card)) = setup(test, "opensc-explorer", "opensc") else {
+        return;
+    };
+    let out = run_with_stdin(
+        "opensc-explorer",
+        &["-c", "tcos", "-r", "0"],
+        "ls\ncd 5000\nls\n",
+    );
+    let text = stdout(&out);
+    let ctx = || format!("{}\ncard log:\n{}", output_text(&out), card.log_text());
+    assert!(out.status.success(), "{}", ctx());
+    for fid in ["2F00", "2F02", "5000", "5001", "5003", "5006"] {
+        assert!(text.contains(fid), "ls did not show {fid}\n{}", ctx());
+    }
 }
 
 #[test]

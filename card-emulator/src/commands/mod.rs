@@ -7,6 +7,7 @@
 
 mod binary;
 mod data;
+mod list;
 mod record;
 mod security;
 mod select;
@@ -156,6 +157,14 @@ pub fn interindustry(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         iso::CHANGE_REFERENCE_DATA => security::change_reference_data(ctx, cmd),
         iso::RESET_RETRY_COUNTER => security::reset_retry_counter(ctx, cmd),
         _ => Err(Status::InsNotSupported),
+    }
+}
+
+/// Route a proprietary-class command when no applet is selected on the channel.
+pub fn proprietary(ctx: &mut Ctx, cmd: &Command) -> Outcome {
+    match cmd.ins {
+        list::INS => list::terminal_capability_or_list(ctx, cmd),
+        _ => Err(Status::ClaNotSupported),
     }
 }
 
