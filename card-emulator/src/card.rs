@@ -100,7 +100,7 @@ impl Card {
             return sw(Status::LogicalChannelNotSupported);
         }
         if cla.secure_messaging() != SecureMessaging::None {
-            return sw(Status::SecureMessagingNotSupported);
+            return self.secured(ch, &cla, &cmd, apdu);
         }
         if cmd.ins == iso::GET_RESPONSE && !cla.chained() {
             return self.get_response(ch, &cla, &cmd);
@@ -139,8 +139,113 @@ impl Card {
             None => cmd,
         };
 
-        let outcome = if cmd.ins == iso::MANAGE_CHANNEL && !cla.is_proprietary() {
-            self.manage_channel(ch, &cmd)
+        let outcome = self.execute(ch, &cla, &cmd, false);
+        match outcome {
+            Ok(reply) => self.shape(ch, cla.family(), cmd.le(), cmd.is_extended(), reply),
+            Err(status) => sw(status),
+        }
+    }
+
+    /// Count a failed authentication durably (GP: failures are recorded persistently).
+    fn count_auth_failure(&mut self) {
+        self.state.gp.auth_failures = self.state.gp.auth_failures.saturating_add(1);
+        if let Err(e) = self.store.commit(&self.state) {
+            tracing::error!("state commit failed: {e}");
+            self.roll_back();
+        }
+    }
+
+    /// A command with secure-messaging bits: EXTERNAL AUTHENTICATE, or a wrapped command
+    /// that is unwrapped, executed like any other, and its whole answer wrapped before it
+    /// is fitted to Le (GP Amendment D §6.2).
+    fn secured(&mut self, ch: usize, cla: &Cla, cmd: &Command, apdu: &[u8]) -> Vec<u8> {
+        self.channels[ch].pending = None;
+        self.channels[ch].chain = None;
+        let Some(scp) = self.channels[ch].scp.as_mut() else {
+            return sw(Status::SecureMessagingNotSupported);
+        };
+        if cla.chained() {
+            return sw(Status::ChainingNotSupported);
+        }
+        if scp.level.is_none() {
+            if cmd.ins != EXTERNAL_AUTHENTICATE {
+                self.channels[ch].scp = None;
+                return sw(Status::SecurityStatusNotSatisfied);
+            }
+            return match scp.external_authenticate(apdu) {
+                Ok(_) => {
+                    if scp.scp() == 2 {
+                        // SCP02 counts opened channels (GP Card Spec E.4.2.1).
+                        self.state.gp.scp02_counter = self.state.gp.scp02_counter.wrapping_add(1);
+                        if self.store.commit(&self.state).is_err() {
+                            self.roll_back();
+                            self.channels[ch].scp = None;
+                            return sw(Status::MemoryFailure);
+                        }
+                    }
+                    sw(Status::Success)
+                }
+                Err(e) => {
+                    self.channels[ch].scp = None;
+                    self.count_auth_failure();
+                    sw(Status::from_u16(e.status_word()))
+                }
+            };
+        }
+        let plain = match scp.unwrap_command(apdu) {
+            Ok(p) => p,
+            Err(e) => {
+                self.channels[ch].scp = None;
+                self.count_auth_failure();
+                return sw(Status::from_u16(e.status_word()));
+            }
+        };
+        let (Ok(plain_cmd), Ok(plain_cla)) = (Command::parse(&plain), Cla::decode(plain[0])) else {
+            return sw(Status::WrongLength);
+        };
+        let (data, status) = match self.execute(ch, &plain_cla, &plain_cmd, true) {
+            Ok(r) => (r.data, r.status),
+            Err(s) => (Vec::new(), s),
+        };
+        let wrapped = match self.channels[ch].scp.as_mut() {
+            Some(scp) => scp.wrap_response(&data, status.to_u16()),
+            // The command ended the session (a SELECT): answer in clear.
+            None => [data.as_slice(), &status.to_bytes()].concat(),
+        };
+        let Some((wdata, wsw)) = wrapped.split_last_chunk::<2>() else {
+            return sw(Status::NoPreciseDiagnosis);
+        };
+        let reply = Reply {
+            data: wdata.to_vec(),
+            status: Status::from_u16(u16::from_be_bytes(*wsw)),
+        };
+        // A protected answer carries its R-MAC even where the command had no Le (GP Amd D
+        // §6.2.5): treat a missing Le as "as much as fits".
+        let le = cmd.le().or(Some(if cmd.is_extended() {
+            MAX_NE_EXTENDED
+        } else {
+            MAX_NE_SHORT
+        }));
+        self.shape(ch, cla.family(), le, cmd.is_extended(), reply)
+    }
+
+    /// Run one plain command (after chaining and unwrapping) without fitting it to Le.
+    fn execute(&mut self, ch: usize, cla: &Cla, cmd: &Command, secured: bool) -> commands::Outcome {
+        if !secured
+            && cla.is_proprietary()
+            && cmd.ins != INITIALIZE_UPDATE
+            && self.channels[ch]
+                .scp
+                .as_ref()
+                .is_some_and(|s| s.level.is_some_and(|l| l.bits() != 0))
+        {
+            // GP Amendment D §6.2: inside a session every command to the security domain
+            // carries its secure messaging; one that does not ends the session.
+            self.channels[ch].scp = None;
+            return Err(Status::SecurityStatusNotSatisfied);
+        }
+        if cmd.ins == iso::MANAGE_CHANNEL && !cla.is_proprietary() {
+            self.manage_channel(ch, cmd)
         } else {
             let mut selected = self.channels[ch].selected.take();
             let mut ctx = Ctx {
@@ -152,12 +257,13 @@ impl Card {
                 commit_failed: false,
                 left_tree: None,
                 removed_container: None,
+                secured,
             };
             let mut outcome = match (&mut selected, cla.is_proprietary()) {
                 // SELECT always belongs to the OS; the rest of an applet's class goes to it.
-                (Some(app), true) => crate::applets::process(&mut ctx, app, &cmd),
-                (None, true) => commands::proprietary(&mut ctx, &cmd),
-                (_, false) => commands::interindustry(&mut ctx, &cmd),
+                (Some(app), true) => crate::applets::process(&mut ctx, app, cmd),
+                (None, true) => commands::proprietary(&mut ctx, cmd),
+                (_, false) => commands::interindustry(&mut ctx, cmd),
             };
             if ctx.dirty && !ctx.commit_failed {
                 if let Err(s) = ctx.commit() {
@@ -182,15 +288,18 @@ impl Card {
                 }
             }
             outcome
-        };
-        match outcome {
-            Ok(reply) => self.shape(ch, cla.family(), &cmd, reply),
-            Err(status) => sw(status),
         }
     }
 
     /// Fit the answer to Le (ISO 7816-4 §5.3.2; ISO 7816-3 §10.3 for 61xx and 6Cxx).
-    fn shape(&mut self, ch: usize, family: u8, cmd: &Command, reply: Reply) -> Vec<u8> {
+    fn shape(
+        &mut self,
+        ch: usize,
+        family: u8,
+        le: Option<usize>,
+        extended: bool,
+        reply: Reply,
+    ) -> Vec<u8> {
         let Reply { mut data, status } = reply;
         if data.is_empty() {
             return sw(status);
@@ -202,7 +311,7 @@ impl Card {
             family,
         };
         let cap = self.max_response_data;
-        match cmd.le().map(|ne| ne.min(cap)) {
+        match le.map(|ne| ne.min(cap)) {
             // No Le (a case 4 command sent as case 3, as T=0 does): announce the data.
             None => {
                 let n = data.len();
@@ -213,11 +322,7 @@ impl Card {
                 data.extend_from_slice(&status.to_bytes());
                 data
             }
-            Some(_)
-                if !cmd.is_extended()
-                    && data.len() <= MAX_NE_SHORT
-                    && status == Status::Success =>
-            {
+            Some(_) if !extended && data.len() <= MAX_NE_SHORT && status == Status::Success => {
                 sw(Status::WrongLe(data.len() as u8))
             }
             Some(ne) => {
@@ -310,6 +415,10 @@ impl Card {
         }
     }
 }
+
+/// GlobalPlatform INITIALIZE UPDATE and EXTERNAL AUTHENTICATE.
+const INITIALIZE_UPDATE: u8 = 0x50;
+const EXTERNAL_AUTHENTICATE: u8 = 0x82;
 
 /// `61xx` for n bytes still available (`6100` = 256 or more).
 fn available(n: usize) -> Status {

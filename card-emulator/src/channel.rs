@@ -39,6 +39,8 @@ pub struct Channel {
     pub chain: Option<Chain>,
     /// The applet selected on this channel, if any (files stay selected beside it).
     pub selected: Option<crate::applets::Selected>,
+    /// The GlobalPlatform secure channel session opened on this channel, if any.
+    pub scp: Option<crate::secure::ChannelScp>,
 }
 
 impl Channel {

@@ -15,6 +15,7 @@ pub mod fs;
 pub mod inspect;
 pub mod pin;
 pub mod profile;
+pub mod secure;
 pub mod state;
 pub mod store;
 pub mod trace;

@@ -300,6 +300,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
             enabled: c.enabled,
             files,
             pins,
+            trust_anchors: Vec::new(),
         });
     }
     let eid = match &p.eid {
@@ -316,6 +317,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         containers,
         eid,
         policy: p.policy,
+        gp: Default::default(),
     };
     state.validate().map_err(ProfileError::Invalid)?;
     Ok(state)

@@ -29,6 +29,94 @@ pub struct CardState {
     pub eid: Vec<u8>,
     #[serde(default)]
     pub policy: Policy,
+    /// GlobalPlatform key sets and counters of the card manager.
+    #[serde(default)]
+    pub gp: GpState,
+}
+
+/// The card manager's GlobalPlatform secrets and counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpState {
+    pub key_sets: Vec<KeySet>,
+    /// SCP03 sequence counter (3 bytes), incremented at every INITIALIZE UPDATE.
+    pub scp03_counter: u32,
+    /// SCP02 sequence counter, incremented after every opened channel.
+    pub scp02_counter: u16,
+    /// Failed authentications (wrong host cryptogram, wrong C-MAC), ever.
+    pub auth_failures: u32,
+}
+
+/// The GlobalPlatform test key every tool knows (GPPro, pySim): 40 41 ... 4F.
+pub const GP_DEFAULT_KEY: [u8; 16] = [
+    0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x4B, 0x4C, 0x4D, 0x4E, 0x4F,
+];
+
+impl Default for GpState {
+    /// SCP03 key set KVN 30 and SCP02 key set KVN 20, both with the default test key.
+    fn default() -> GpState {
+        let k = GP_DEFAULT_KEY.to_vec();
+        GpState {
+            key_sets: vec![
+                KeySet {
+                    kvn: 0x30,
+                    scp: 3,
+                    enc: k.clone(),
+                    mac: k.clone(),
+                    dek: k.clone(),
+                },
+                KeySet {
+                    kvn: 0x20,
+                    scp: 2,
+                    enc: k.clone(),
+                    mac: k.clone(),
+                    dek: k,
+                },
+            ],
+            scp03_counter: 0,
+            scp02_counter: 0,
+            auth_failures: 0,
+        }
+    }
+}
+
+/// One key set: ENC, MAC and DEK of one key version, for SCP02 (3DES) or SCP03 (AES).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySet {
+    pub kvn: u8,
+    /// 2 or 3.
+    pub scp: u8,
+    #[serde(with = "hex_bytes")]
+    pub enc: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub mac: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub dek: Vec<u8>,
+}
+
+impl KeySet {
+    pub fn is_default(&self) -> bool {
+        [&self.enc, &self.mac, &self.dek]
+            .iter()
+            .all(|k| k.as_slice() == GP_DEFAULT_KEY)
+    }
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "KeySet(KVN {:02X}, SCP0{}, keys redacted)",
+            self.kvn, self.scp
+        )
+    }
+}
+
+/// A server key a container trusts for one service (installed in admin mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustAnchor {
+    pub service: String,
+    #[serde(with = "hex_bytes")]
+    pub public_key: Vec<u8>,
 }
 
 /// What the card manager allows, and under which conditions.
@@ -60,6 +148,9 @@ pub struct Container {
     /// The container's own tree: `files[0]` is its application DF (parent None).
     pub files: Vec<FileNode>,
     pub pins: Vec<PinRecord>,
+    /// Server keys this container trusts, per service (installed in admin mode).
+    #[serde(default)]
+    pub trust_anchors: Vec<TrustAnchor>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -210,7 +210,7 @@ fn the_card_manager_answers_as_the_globalplatform_isd_too() {
     let mut c = card();
     let r = tx(&mut c, "00A4040008A00000015100000000");
     assert!(
-        r.starts_with("6F") && r.contains(&format!("8410{ISD_R}")),
+        r.starts_with("6F") && r.contains("8408A000000151000000"),
         "{r}"
     );
     assert_eq!(tx(&mut c, "80E2910006BF3E035C015A00").len(), 2 * (21 + 2));

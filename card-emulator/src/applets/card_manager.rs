@@ -17,17 +17,31 @@ use apdu_specs::{tlv, Command, Status};
 
 pub struct CardManager;
 
-/// Per-channel state: STORE DATA blocks being reassembled.
+/// Per-channel state of the card manager.
 #[derive(Debug, Default)]
 pub struct Session {
+    /// The AID it was selected with (ISD-R or GlobalPlatform ISD).
+    pub aid: Vec<u8>,
     store_data: StoreDataAssembler,
+    /// GET STATUS entries not yet sent (answered with 6310 before).
+    pub status_rest: Vec<u8>,
+    /// Container chosen by INSTALL [for personalization] for DGI STORE DATA.
+    pub personalize: Option<usize>,
 }
 
 /// GlobalPlatform / ES10 instructions the card manager answers.
 mod ins {
     pub const STORE_DATA: u8 = 0xE2;
     pub const TERMINAL_CAPABILITIES: u8 = 0xAA;
+    pub const INITIALIZE_UPDATE: u8 = 0x50;
+    pub const GET_STATUS: u8 = 0xF2;
+    pub const GET_DATA: u8 = 0xCA;
+    pub const PUT_KEY: u8 = 0xD8;
+    pub const INSTALL: u8 = 0xE6;
 }
+
+/// STORE DATA P1 b5-b4 = 01: the data are DGIs (personalization), not ES10 BER-TLV.
+const P1_DGI_FORMAT: u8 = 0x08;
 
 impl Applet for CardManager {
     type Session = Session;
@@ -38,11 +52,16 @@ impl Applet for CardManager {
     }
 
     // GlobalPlatform Card Spec §11.1.3: FCI with the AID and proprietary data.
-    fn select(_ctx: &mut Ctx, _session: &mut Session) -> Outcome {
+    fn select(_ctx: &mut Ctx, session: &mut Session, name: &[u8]) -> Outcome {
+        session.aid = if es10::ISD_R_AID.starts_with(name) {
+            es10::ISD_R_AID.to_vec()
+        } else {
+            es10::GP_ISD_AID.to_vec()
+        };
         let mut proprietary = Vec::new();
         tlv::push(&mut proprietary, 0x9F65, &[0xFF]); // maximum length of command data
         let mut fci = Vec::new();
-        tlv::push(&mut fci, 0x84, &es10::ISD_R_AID);
+        tlv::push(&mut fci, 0x84, &session.aid);
         tlv::push(&mut fci, 0xA5, &proprietary);
         Ok(Reply::ok(tlv::build(0x6F, &fci)))
     }
@@ -54,7 +73,15 @@ impl Applet for CardManager {
         match cmd.ins {
             // SGP.22 §5.7.1 / ETSI TS 102 221: accepted, nothing to keep.
             ins::TERMINAL_CAPABILITIES => Ok(Reply::done()),
+            ins::STORE_DATA if cmd.p1 & P1_DGI_FORMAT != 0 => {
+                super::gp::store_dgi(ctx, session, cmd)
+            }
             ins::STORE_DATA => store_data(ctx, session, cmd),
+            ins::INITIALIZE_UPDATE => super::gp::initialize_update(ctx, session, cmd),
+            ins::GET_STATUS => super::gp::get_status(ctx, session, cmd),
+            ins::GET_DATA => super::gp::get_data(ctx, cmd),
+            ins::PUT_KEY => super::gp::put_key(ctx, cmd),
+            ins::INSTALL => super::gp::install(ctx, session, cmd),
             _ => Err(Status::InsNotSupported),
         }
     }
@@ -67,7 +94,7 @@ fn store_data(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
         Ok(StoreDataProgress::Incomplete) => Ok(Reply::done()),
         Ok(StoreDataProgress::Complete(payload)) => {
             let request = Es10Request::parse(&payload).map_err(|e| e.status())?;
-            if ctx.state.policy.es10_requires_secure_channel {
+            if ctx.state.policy.es10_requires_secure_channel && !ctx.secured {
                 return Ok(Reply::ok(refused_by_policy(&request)));
             }
             ctx.mode = Mode::Admin;

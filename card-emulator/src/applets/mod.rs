@@ -2,6 +2,7 @@
 //! (ISD-R / GlobalPlatform ISD) is the first; each keeps a session per logical channel.
 
 pub mod card_manager;
+mod gp;
 
 use crate::commands::{Ctx, Outcome};
 use apdu_specs::Command;
@@ -12,8 +13,8 @@ pub trait Applet {
     type Session: Default + std::fmt::Debug;
     /// Whether SELECT by DF name with `name` (possibly right-truncated) selects this applet.
     fn matches(name: &[u8]) -> bool;
-    /// The answer to SELECT (FCI).
-    fn select(ctx: &mut Ctx, session: &mut Self::Session) -> Outcome;
+    /// The answer to SELECT (FCI); `name` is the (possibly partial) AID that selected it.
+    fn select(ctx: &mut Ctx, session: &mut Self::Session, name: &[u8]) -> Outcome;
     /// A command sent to the selected applet (class and instruction not handled by the OS).
     fn process(ctx: &mut Ctx, session: &mut Self::Session, cmd: &Command) -> Outcome;
 }
@@ -28,7 +29,7 @@ pub enum Selected {
 pub fn select_by_name(ctx: &mut Ctx, name: &[u8]) -> Option<(Selected, Outcome)> {
     if card_manager::CardManager::matches(name) {
         let mut s = Default::default();
-        let out = card_manager::CardManager::select(ctx, &mut s);
+        let out = card_manager::CardManager::select(ctx, &mut s, name);
         return Some((Selected::CardManager(s), out));
     }
     None

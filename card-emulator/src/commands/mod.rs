@@ -57,6 +57,8 @@ pub struct Ctx<'a> {
     pub left_tree: Option<Tree>,
     /// Set when container `i` was deleted: trees of later containers shift down.
     pub removed_container: Option<usize>,
+    /// The command came through an authenticated secure channel (unwrapped).
+    pub secured: bool,
 }
 
 impl Ctx<'_> {

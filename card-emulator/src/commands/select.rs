@@ -112,6 +112,7 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
                 crate::applets::select_by_name(ctx, data).ok_or(Status::FileNotFound)?;
             let fci = fci?;
             ctx.chan.selected = Some(selected);
+            ctx.chan.scp = None;
             return Ok(Reply::ok(match answer {
                 0x0C => Vec::new(),
                 _ => fci.data,
@@ -130,6 +131,7 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let df_of = fs::df_of(files, target);
     ctx.chan.tree = tree;
     ctx.chan.selected = None;
+    ctx.chan.scp = None;
     if is_df {
         ctx.chan.current_df = target;
         ctx.chan.current_ef = None;

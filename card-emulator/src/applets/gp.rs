@@ -1,0 +1,380 @@
+//! The card manager's GlobalPlatform commands (Card Specification v2.3.1 §11, Amendment D):
+//! INITIALIZE UPDATE, GET STATUS, GET DATA, PUT KEY, and INSTALL [for personalization] with
+//! STORE DATA of DGIs, which writes into any container (admin mode, inside a secure channel).
+
+use super::card_manager::Session;
+use crate::commands::{Ctx, Outcome, Reply};
+use crate::secure::{self, ChannelScp};
+use crate::state::{FileBody, KeySet, TrustAnchor};
+use crate::vm::{self, Mode};
+use apdu_specs::{tlv, Command, Status};
+use secure_channel::{
+    kcv_aes, kcv_des3, scp02, scp03, CardChallenge, CardConfig, InitializeUpdate, ScpError,
+    StaticKeys,
+};
+
+fn scp_status(e: ScpError) -> Status {
+    Status::from_u16(e.status_word())
+}
+
+/// Management commands need an authenticated secure channel (the command came wrapped).
+fn require_secure(ctx: &Ctx) -> Result<(), Status> {
+    if ctx.secured {
+        Ok(())
+    } else {
+        Err(Status::SecurityStatusNotSatisfied)
+    }
+}
+
+// GP Amendment D §7.1 (SCP03) / Card Spec E.5.1 (SCP02): INITIALIZE UPDATE.
+pub fn initialize_update(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+    ctx.chan.scp = None;
+    let bytes = cmd.to_bytes().map_err(|_| Status::WrongLength)?;
+    let iu = InitializeUpdate::parse(&bytes).map_err(scp_status)?;
+    // KVN 00 means "the default key set": the first SCP03 set.
+    let set: KeySet = ctx
+        .state
+        .gp
+        .key_sets
+        .iter()
+        .find(|k| {
+            if iu.kvn == 0 {
+                k.scp == 3
+            } else {
+                k.kvn == iu.kvn
+            }
+        })
+        .cloned()
+        .ok_or(Status::ReferencedDataNotFound)?;
+    let keys = StaticKeys::new(&set.enc, &set.mac, &set.dek).map_err(scp_status)?;
+    let (session, data) = match set.scp {
+        3 => {
+            // The counter is incremented and durable before it is used (Amd D §6.2.2.1).
+            let seq = ctx.state.gp.scp03_counter + 1;
+            if seq > scp03::MAX_SEQUENCE_COUNTER {
+                return Err(Status::ConditionsNotSatisfied);
+            }
+            ctx.state.gp.scp03_counter = seq;
+            ctx.commit()?;
+            let config = CardConfig::scp03(set.kvn, &session.aid);
+            let (s, data) = scp03::CardSession::initialize_update(
+                &keys,
+                &config,
+                seq,
+                &iu,
+                CardChallenge::FromConfig,
+            )
+            .map_err(scp_status)?;
+            (secure::Session::Scp03(s), data)
+        }
+        _ => {
+            let config = CardConfig::scp02(set.kvn, &session.aid);
+            let seq = ctx.state.gp.scp02_counter;
+            let (s, data) = scp02::CardSession::initialize_update(
+                &keys,
+                &config,
+                seq,
+                &iu,
+                CardChallenge::FromConfig,
+            )
+            .map_err(scp_status)?;
+            (secure::Session::Scp02(s), data)
+        }
+    };
+    ctx.chan.scp = Some(ChannelScp::new(session, set.kvn));
+    Ok(Reply::ok(data))
+}
+
+/// Largest GET STATUS answer before 6310 asks for the rest.
+const STATUS_CHUNK: usize = 240;
+
+/// ISD-P life cycle (SGP.02 §2.2.1.1): enabled 3F, disabled 1F.
+fn isdp_life_cycle(enabled: bool) -> u8 {
+    if enabled {
+        0x3F
+    } else {
+        0x1F
+    }
+}
+
+// GP Card Spec §11.4: GET STATUS, P1 80 (ISD) or 40 (applications and security domains),
+// P2 02 (first, TLV format) or 03 (next); 6310 when more entries follow.
+pub fn get_status(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+    require_secure(ctx)?;
+    let mut rest = match cmd.p2 {
+        0x03 if !session.status_rest.is_empty() => std::mem::take(&mut session.status_rest),
+        0x03 => return Err(Status::ReferencedDataNotFound),
+        0x02 => {
+            let filter = match cmd.data() {
+                [0x4F, n, aid @ ..] if *n as usize == aid.len() => aid.to_vec(),
+                _ => return Err(Status::IncorrectData),
+            };
+            let mut entries = Vec::new();
+            let mut push = |aid: &[u8], life_cycle: u8, privileges: [u8; 3]| {
+                if aid.starts_with(&filter) {
+                    let mut e = Vec::new();
+                    tlv::push(&mut e, 0x4F, aid);
+                    tlv::push(&mut e, 0x9F70, &[life_cycle]);
+                    tlv::push(&mut e, 0xC5, &privileges);
+                    entries.extend(tlv::build(0xE3, &e));
+                }
+            };
+            match cmd.p1 {
+                // ISD: SECURED, security domain with card lock, terminate, CVM, ... privileges.
+                0x80 => push(&session.aid, 0x0F, [0x9E, 0xFE, 0x80]),
+                0x40 => {
+                    for c in vm::containers(ctx.state, Mode::Admin)? {
+                        push(&c.isdp_aid, isdp_life_cycle(c.enabled), [0x80, 0x00, 0x00]);
+                    }
+                }
+                0x10 | 0x20 => {}
+                _ => return Err(Status::IncorrectP1P2),
+            }
+            entries
+        }
+        _ => return Err(Status::IncorrectP1P2),
+    };
+    if rest.is_empty() {
+        return Err(Status::ReferencedDataNotFound);
+    }
+    // Split at an entry boundary so each answer holds whole E3 objects.
+    let mut cut = 0;
+    let mut at = 0;
+    while at < rest.len() {
+        let len = rest.get(at + 1).copied().unwrap_or(0) as usize + 2;
+        if at + len > STATUS_CHUNK && cut > 0 {
+            break;
+        }
+        at += len;
+        cut = at;
+    }
+    let cut = cut.min(rest.len());
+    let more = rest.split_off(cut);
+    if more.is_empty() {
+        Ok(Reply::ok(rest))
+    } else {
+        session.status_rest = more;
+        Ok(Reply::warn(rest, Status::MoreDataAvailable))
+    }
+}
+
+/// CPLC (GP Card Spec §H.6): 42 bytes of chip and personalization data, serial from the EID.
+fn cplc(eid: &[u8]) -> Vec<u8> {
+    let mut v = vec![
+        0x56, 0x53, // IC fabricator: "VS"
+        0x00, 0x01, // IC type
+        0x56, 0x53, // OS identifier
+        0x60, 0x01, // OS release date (2026, day 001 in YDDD)
+        0x00, 0x01, // OS release level
+        0x60, 0x01, // IC fabrication date
+    ];
+    let serial = eid.get(eid.len().saturating_sub(4)..).unwrap_or(&[]);
+    v.extend_from_slice(serial);
+    v.resize(42, 0x00);
+    v
+}
+
+/// Card recognition data (GP Card Spec §H.2): GP 2.3.1, SCP03 i=70 and SCP02 i=55.
+fn card_data() -> Vec<u8> {
+    let gp = [0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B];
+    let oid = |tail: &[u8]| tlv::build(0x06, &[&gp[..], tail].concat());
+    let mut inner = oid(&[0x01]);
+    inner.extend(tlv::build(0x60, &oid(&[0x02, 0x02, 0x03, 0x01])));
+    inner.extend(tlv::build(0x63, &oid(&[0x03])));
+    inner.extend(tlv::build(0x64, &oid(&[0x04, 0x03, 0x70])));
+    inner.extend(tlv::build(0x64, &oid(&[0x04, 0x02, 0x55])));
+    tlv::build(0x66, &tlv::build(0x73, &inner))
+}
+
+// GP Card Spec §11.3: GET DATA of the card manager: CPLC, card data, key information.
+pub fn get_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
+    match (cmd.p1, cmd.p2) {
+        (0x9F, 0x7F) => Ok(Reply::ok(tlv::build(0x9F7F, &cplc(&ctx.state.eid)))),
+        (0x00, 0x66) => Ok(Reply::ok(card_data())),
+        (0x00, 0xE0) => {
+            let mut info = Vec::new();
+            for set in &ctx.state.gp.key_sets {
+                let (key_type, len) = if set.scp == 3 {
+                    (0x88, set.enc.len() as u8)
+                } else {
+                    (0x80, 0x10)
+                };
+                for id in 1..=3u8 {
+                    tlv::push(&mut info, 0xC0, &[id, set.kvn, key_type, len]);
+                }
+            }
+            Ok(Reply::ok(tlv::build(0xE0, &info)))
+        }
+        _ => Err(Status::ReferencedDataNotFound),
+    }
+}
+
+// GP Card Spec §11.8 / Amendment D §7.2: PUT KEY replacing (P1 = KVN) or adding (P1 = 00)
+// a key set of three keys (P2 = 81), each encrypted under the DEK and checked by its KCV.
+pub fn put_key(ctx: &mut Ctx, cmd: &Command) -> Outcome {
+    require_secure(ctx)?;
+    if cmd.p2 != 0x81 {
+        return Err(Status::IncorrectP1P2);
+    }
+    let Some(scp) = ctx.chan.scp.as_ref() else {
+        return Err(Status::SecurityStatusNotSatisfied);
+    };
+    let data = cmd.data();
+    let (&new_kvn, mut rest) = data.split_first().ok_or(Status::WrongLength)?;
+    let mut keys = Vec::new();
+    let mut kcvs = vec![new_kvn];
+    let mut kind = None;
+    for _ in 0..3 {
+        let [key_type, len, tail @ ..] = rest else {
+            return Err(Status::WrongLength);
+        };
+        let len = *len as usize;
+        let (block, tail) = tail.split_at_checked(len).ok_or(Status::WrongLength)?;
+        let [3, k0, k1, k2, tail @ ..] = tail else {
+            return Err(Status::WrongLength);
+        };
+        rest = tail;
+        let (clear, kcv) = match key_type {
+            0x88 => {
+                let (&key_len, enc) = block.split_first().ok_or(Status::WrongLength)?;
+                let clear = scp
+                    .decrypt_key(enc, key_len as usize)
+                    .map_err(|_| Status::IncorrectData)?;
+                let kcv = kcv_aes(&clear).map_err(|_| Status::IncorrectData)?;
+                (clear, kcv)
+            }
+            0x80 => {
+                let clear = scp
+                    .decrypt_key(block, 16)
+                    .map_err(|_| Status::IncorrectData)?;
+                let kcv = kcv_des3(&clear).map_err(|_| Status::IncorrectData)?;
+                (clear, kcv)
+            }
+            _ => return Err(Status::IncorrectData),
+        };
+        if kind.is_some_and(|k| k != *key_type) {
+            return Err(Status::IncorrectData);
+        }
+        kind = Some(*key_type);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &kcv[..],
+            &[*k0, *k1, *k2][..],
+        )) {
+            return Err(Status::IncorrectData);
+        }
+        kcvs.extend_from_slice(&kcv);
+        keys.push(clear.to_vec());
+    }
+    if !rest.is_empty() {
+        return Err(Status::WrongLength);
+    }
+    let [enc, mac, dek] = <[Vec<u8>; 3]>::try_from(keys).map_err(|_| Status::WrongLength)?;
+    let set = KeySet {
+        kvn: new_kvn,
+        scp: if kind == Some(0x88) { 3 } else { 2 },
+        enc,
+        mac,
+        dek,
+    };
+    let sets = &mut ctx.state.gp.key_sets;
+    let clash = sets
+        .iter()
+        .any(|k| k.kvn == new_kvn && (cmd.p1 == 0 || k.kvn != cmd.p1));
+    if clash {
+        return Err(Status::IncorrectData);
+    }
+    match cmd.p1 {
+        0x00 => sets.push(set),
+        old => {
+            *sets
+                .iter_mut()
+                .find(|k| k.kvn == old)
+                .ok_or(Status::ReferencedDataNotFound)? = set
+        }
+    }
+    ctx.dirty = true;
+    Ok(Reply::ok(kcvs))
+}
+
+// GP Card Spec §11.5.2.3: INSTALL [for personalization] names the container (by its ISD-P
+// AID or its application's AID) that the following DGI STORE DATA commands write into.
+pub fn install(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+    require_secure(ctx)?;
+    if (cmd.p1, cmd.p2) != (0x20, 0x00) {
+        return Err(Status::IncorrectP1P2);
+    }
+    let aid = match cmd.data() {
+        [0, 0, n, rest @ ..] if rest.len() >= *n as usize => &rest[..*n as usize],
+        _ => return Err(Status::IncorrectData),
+    };
+    let containers = vm::containers(ctx.state, Mode::Admin)?;
+    let i = containers
+        .iter()
+        .position(|c| {
+            c.isdp_aid == aid || c.files.first().and_then(|f| f.name.as_deref()) == Some(aid)
+        })
+        .ok_or(Status::ReferencedDataNotFound)?;
+    session.personalize = Some(i);
+    Ok(Reply::ok(vec![0x00]))
+}
+
+/// DGI of a trust anchor: `80` service id (UTF-8), `81` public key.
+pub const DGI_TRUST_ANCHOR: u16 = 0xA001;
+
+// GP Card Spec §11.11 STORE DATA in DGI format, in admin mode: DGI = FID of a transparent EF
+// of the container (its content from offset 0), or A001 = a trust anchor for a service.
+pub fn store_dgi(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+    require_secure(ctx)?;
+    let i = session.personalize.ok_or(Status::ConditionsNotSatisfied)?;
+    let mut rest = cmd.data();
+    let mut writes = Vec::new();
+    while !rest.is_empty() {
+        let (dgi, len, tail) = match rest {
+            [a, b, 0xFF, h, l, tail @ ..] => (
+                u16::from_be_bytes([*a, *b]),
+                u16::from_be_bytes([*h, *l]) as usize,
+                tail,
+            ),
+            [a, b, n, tail @ ..] => (u16::from_be_bytes([*a, *b]), *n as usize, tail),
+            _ => return Err(Status::WrongLength),
+        };
+        let (value, tail) = tail.split_at_checked(len).ok_or(Status::WrongLength)?;
+        writes.push((dgi, value));
+        rest = tail;
+    }
+    // Apply to a copy: a bad DGI leaves the container as it was.
+    let mut container = vm::containers(ctx.state, Mode::Admin)?
+        .get(i)
+        .cloned()
+        .ok_or(Status::ReferencedDataNotFound)?;
+    for (dgi, value) in writes {
+        if dgi == DGI_TRUST_ANCHOR {
+            let tlvs = tlv::parse_all(value).map_err(|_| Status::IncorrectData)?;
+            let service = tlv::find_primitive(&tlvs, 0x80).ok_or(Status::IncorrectData)?;
+            let key = tlv::find_primitive(&tlvs, 0x81).ok_or(Status::IncorrectData)?;
+            let service = String::from_utf8(service.to_vec()).map_err(|_| Status::IncorrectData)?;
+            container.trust_anchors.retain(|a| a.service != service);
+            container.trust_anchors.push(TrustAnchor {
+                service,
+                public_key: key.to_vec(),
+            });
+        } else {
+            let f = container
+                .files
+                .iter_mut()
+                .find(|f| f.fid == dgi)
+                .ok_or(Status::FileNotFound)?;
+            let FileBody::Transparent { data } = &mut f.body else {
+                return Err(Status::IncompatibleFileStructure);
+            };
+            let target = data.get_mut(..value.len()).ok_or(Status::NotEnoughMemory)?;
+            target.copy_from_slice(value);
+        }
+    }
+    let slot = vm::containers_mut(ctx.state, Mode::Admin)?
+        .get_mut(i)
+        .ok_or(Status::ReferencedDataNotFound)?;
+    *slot = container;
+    ctx.dirty = true;
+    Ok(Reply::done())
+}
