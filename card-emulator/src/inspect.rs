@@ -84,6 +84,34 @@ pub fn report(state: &CardState) -> String {
             let _ = writeln!(out, "  {:04X}  {} bytes", d.tag, d.value.len());
         }
     }
+    let _ = writeln!(out, "GlobalPlatform key sets:");
+    for k in &state.gp.key_sets {
+        let kcv = if k.scp == 3 {
+            secure_channel::kcv_aes(&k.enc)
+        } else {
+            secure_channel::kcv_des3(&k.enc)
+        }
+        .map(|c| apdu_specs::hexfmt::upper(&c))
+        .unwrap_or_else(|_| "?".into());
+        let _ = writeln!(
+            out,
+            "  KVN {:02X}  SCP0{}  {}-byte keys  ENC KCV {}{}",
+            k.kvn,
+            k.scp,
+            k.enc.len(),
+            kcv,
+            if k.is_default() {
+                "  WARNING: the public default key 40..4F; replace it (PUT KEY) before any real use"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  SCP03 counter {}, SCP02 counter {}, failed authentications {}",
+        state.gp.scp03_counter, state.gp.scp02_counter, state.gp.auth_failures
+    );
     let _ = writeln!(out, "files:");
     tree(&state.files, fs::MF, 1, &mut out);
     if !state.eid.is_empty() {
@@ -103,7 +131,46 @@ pub fn report(state: &CardState) -> String {
             c.nickname, c.service_provider, c.profile_name, c.profile_class
         );
         pins(&c.pins, "  ", &mut out);
+        for a in &c.trust_anchors {
+            let _ = writeln!(
+                out,
+                "    trust anchor for {:?}: {}-byte public key",
+                a.service,
+                a.public_key.len()
+            );
+        }
         tree(&c.files, 0, 1, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile;
+
+    #[test]
+    fn default_keys_are_warned_about_and_no_secret_is_printed() {
+        let text = profile::DEFAULT_PROFILE.replace("value = \"1234\"", "value = \"9876\"");
+        let s = profile::build(&text).unwrap();
+        let r = report(&s);
+        assert!(r.contains("KVN 30  SCP03") && r.contains("WARNING: the public default key"));
+        assert!(!r.contains("404142"), "a key appears in the report");
+        assert!(!r.contains("9876"), "a PIN appears in the report");
+        assert!(r.contains("container 1: disabled"));
+    }
+
+    #[test]
+    fn own_keys_from_the_profile_carry_no_warning() {
+        let text = format!(
+            "{}\n[[key_set]]\nkvn = 0x31\nscp = 3\nkey = \"{}\"\n",
+            profile::DEFAULT_PROFILE,
+            "11".repeat(32)
+        );
+        let s = profile::build(&text).unwrap();
+        assert_eq!(s.gp.key_sets.len(), 1);
+        assert_eq!(s.gp.key_sets[0].enc.len(), 32);
+        let r = report(&s);
+        assert!(r.contains("KVN 31  SCP03  32-byte keys") && !r.contains("WARNING"));
+    }
 }

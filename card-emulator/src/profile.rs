@@ -2,7 +2,8 @@
 
 use crate::pin::hash_secret;
 use crate::state::{
-    Access, CardState, Container, DataObject, FileBody, FileNode, PinRecord, Policy, PukRecord,
+    Access, CardState, Container, DataObject, FileBody, FileNode, GpState, KeySet, PinRecord,
+    Policy, PukRecord,
 };
 use apdu_specs::es10::{Aid, Iccid};
 use serde::Deserialize;
@@ -50,6 +51,23 @@ struct Profile {
     container: Vec<ContainerSpec>,
     #[serde(default)]
     policy: Policy,
+    /// GlobalPlatform key sets of the card manager. Default: KVN 30 (SCP03) and KVN 20
+    /// (SCP02) with the test key 40..4F.
+    #[serde(default)]
+    key_set: Vec<KeySetSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySetSpec {
+    kvn: u8,
+    /// 2 (3DES, 16-byte keys) or 3 (AES-128/192/256).
+    scp: u8,
+    /// One key for ENC, MAC and DEK, or give enc, mac and dek.
+    key: Option<String>,
+    enc: Option<String>,
+    mac: Option<String>,
+    dek: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,10 +335,56 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         containers,
         eid,
         policy: p.policy,
-        gp: Default::default(),
+        gp: build_gp(&p.key_set)?,
     };
     state.validate().map_err(ProfileError::Invalid)?;
     Ok(state)
+}
+
+fn build_gp(specs: &[KeySetSpec]) -> Result<GpState, ProfileError> {
+    let mut gp = GpState::default();
+    if specs.is_empty() {
+        return Ok(gp);
+    }
+    gp.key_sets.clear();
+    for k in specs {
+        let what = format!("key set {:02X}", k.kvn);
+        let (enc, mac, dek) = match (&k.key, &k.enc, &k.mac, &k.dek) {
+            (Some(one), None, None, None) => {
+                let v = parse_hex(&what, one)?;
+                (v.clone(), v.clone(), v)
+            }
+            (None, Some(e), Some(m), Some(d)) => (
+                parse_hex(&what, e)?,
+                parse_hex(&what, m)?,
+                parse_hex(&what, d)?,
+            ),
+            _ => return invalid(format!("{what}: give either key, or enc, mac and dek")),
+        };
+        let lengths_ok = match k.scp {
+            2 => [&enc, &mac, &dek].iter().all(|x| x.len() == 16),
+            3 => [&enc, &mac, &dek]
+                .iter()
+                .all(|x| matches!(x.len(), 16 | 24 | 32)),
+            _ => return invalid(format!("{what}: scp must be 2 or 3")),
+        };
+        if !lengths_ok {
+            return invalid(format!(
+                "{what}: SCP02 keys have 16 bytes, SCP03 keys 16, 24 or 32"
+            ));
+        }
+        if gp.key_sets.iter().any(|s| s.kvn == k.kvn) {
+            return invalid(format!("{what}: defined twice"));
+        }
+        gp.key_sets.push(KeySet {
+            kvn: k.kvn,
+            scp: k.scp,
+            enc,
+            mac,
+            dek,
+        });
+    }
+    Ok(gp)
 }
 
 /// Build a file tree under `root` from the profile's `[[file]]` entries (paths relative to it).

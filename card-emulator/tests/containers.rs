@@ -89,3 +89,46 @@ fn a_wrong_container_pin_counts_in_the_container_only() {
     assert_eq!(c.state().pins[0].tries_left, 3);
     assert_eq!(c.state().containers[1].pins[0].tries_left, 3);
 }
+
+#[test]
+fn eight_containers_switch_with_exactly_one_enabled() {
+    let mut text = String::from("label = \"eight\"\n");
+    for i in 0..8 {
+        text.push_str(&format!(
+            "[[container]]\niccid = \"894400000000000000{i}\"\nenabled = {}\napplication_fid = \"7F10\"\napplication_name = \"F0 56 53 45 43 4F 4E 54\"\n[[container.file]]\npath = \"6F01\"\ntype = \"transparent\"\ntext = \"container {i}\"\n",
+            i == 0
+        ));
+    }
+    let state = profile::build(&text).unwrap();
+    assert_eq!(state.containers.len(), 8);
+    assert_eq!(state.containers[7].isdp_aid[14], 0x17);
+    let mut c = Card::in_memory(state);
+    c.power_on();
+    assert_eq!(
+        tx(&mut c, "00A4040C10A0000005591010FFFFFFFF8900000100"),
+        "9000"
+    );
+    for i in [7usize, 3, 5] {
+        let iccid =
+            apdu_specs::es10::Iccid::from_digits(&format!("894400000000000000{i}")).unwrap();
+        let iccid = apdu_specs::hexfmt::upper(iccid.as_bytes());
+        assert_eq!(
+            tx(&mut c, &format!("80E2910014BF3111A00C5A0A{iccid}81010000")),
+            "BF31038001009000"
+        );
+        assert_eq!(c.state().active_container(), Some(i));
+        assert_eq!(c.state().containers.iter().filter(|c| c.enabled).count(), 1);
+        assert_eq!(tx(&mut c, "01A4040C08F0565345434F4E54").len(), 4); // channel 1 is closed
+        let mut d = Card::in_memory(c.state().clone());
+        d.power_on();
+        assert_eq!(tx(&mut d, "00A4040C08F0565345434F4E54"), "9000");
+        assert_eq!(tx(&mut d, "00A4020C026F01"), "9000");
+        assert_eq!(
+            tx(&mut d, "00B000000B"),
+            format!(
+                "{}9000",
+                apdu_specs::hexfmt::upper(format!("container {i}").as_bytes())
+            )
+        );
+    }
+}
