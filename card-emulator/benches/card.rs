@@ -97,5 +97,78 @@ fn durable(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, in_memory, durable);
+fn hex(s: &str) -> Vec<u8> {
+    apdu_specs::hexfmt::parse(s).unwrap()
+}
+
+/// Durable container switch: ES10c EnableProfile alternating between the two containers,
+/// on a card whose state is a file (one commit per switch).
+fn container_switch(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    let state = profile::build(profile::DEFAULT_PROFILE).unwrap();
+    let store = FileStore::create(&path, &state, false).unwrap();
+    let mut card = Card::open(Box::new(store)).unwrap();
+    card.power_on();
+    assert_eq!(
+        card.transmit(&hex("00A4040C10A0000005591010FFFFFFFF8900000100")),
+        [0x90, 0x00]
+    );
+    let enable = [
+        hex("80E2910014BF3111A00C5A0A9800103254769810321481010000"),
+        hex("80E2910014BF3111A00C5A0A984474560000214251F881010000"),
+    ];
+    let mut g = c.benchmark_group("containers");
+    g.sample_size(30).measurement_time(Duration::from_secs(8));
+    let mut i = 0;
+    g.bench_function("durable switch (ES10c EnableProfile)", |b| {
+        b.iter(|| {
+            let r = card.transmit(&enable[i % 2]);
+            assert_eq!(r, hex("BF31038001009000"));
+            i += 1;
+        })
+    });
+    g.finish();
+}
+
+/// The same ES10c GetEuiccData in plain and inside an SCP03 session at level 33 (C-DEC,
+/// C-MAC, R-ENC, R-MAC): card only, and host wrap + card + host unwrap.
+fn scp03_overhead(c: &mut Criterion) {
+    use secure_channel::{scp03, SecurityLevel, StaticKeys};
+    let get_eid = hex("80E2910006BF3E035C015A00");
+    let mut g = c.benchmark_group("scp03");
+    g.throughput(Throughput::Elements(1));
+    let mut card = memory_card();
+    assert_eq!(
+        card.transmit(&hex("00A4040C10A0000005591010FFFFFFFF8900000100")),
+        [0x90, 0x00]
+    );
+    g.bench_function("plain ES10c GetEuiccData", |b| {
+        b.iter(|| black_box(card.transmit(black_box(&get_eid))))
+    });
+    let keys = StaticKeys::gp_default();
+    let hs = scp03::HostHandshake::new(&keys, 0).unwrap();
+    let r = card.transmit(&hs.initialize_update());
+    let (mut host, ea) = hs.authenticate(&r, SecurityLevel::FULL).unwrap();
+    assert_eq!(card.transmit(&ea), [0x90, 0x00]);
+    g.bench_function(
+        "SCP03 level 33 GetEuiccData (host wrap + card + host unwrap)",
+        |b| {
+            b.iter(|| {
+                let wire = host.wrap_command(&get_eid).unwrap();
+                let r = card.transmit(&wire);
+                black_box(host.unwrap_response(&r).unwrap())
+            })
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    in_memory,
+    durable,
+    container_switch,
+    scp03_overhead
+);
 criterion_main!(benches);
