@@ -30,6 +30,14 @@ pub enum ClientError {
     EndlessGetResponse(usize),
     #[error("invalid APDU {text:?}: {reason}")]
     BadApdu { text: String, reason: String },
+    #[error("secure channel: {step} failed: {source}")]
+    Scp {
+        step: &'static str,
+        #[source]
+        source: secure_channel::ScpError,
+    },
+    #[error("the secure channel has ended (card reset or a security error); open a new one")]
+    ScpClosed,
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -1,0 +1,272 @@
+//! Test double: a GlobalPlatform security domain made of secure-channel's card side in front of the in-process card.
+//!
+//! INITIALIZE UPDATE and EXTERNAL AUTHENTICATE are answered by `scp02`/`scp03::CardSession`;
+//! afterwards every command is unwrapped, answered by the GP hook or by the real
+//! [`card_emulator::Card`] (its `61xx` chunks joined), wrapped whole, and then split into
+//! `61xx` chunks of `chunk` bytes served by GET RESPONSE in the clear. PUT KEY is
+//! implemented here (decrypt, check the KCVs, replace the keys) so a test can re-open
+//! the channel with the new keys.
+
+use crate::exchange::get_response_for;
+use crate::scp::ScpVersion;
+use apdu_specs::es10::GP_ISD_AID;
+use apdu_specs::Command;
+use card_emulator::{profile, Card, VirtualCard};
+use secure_channel::{
+    kcv_aes, kcv_des3, scp02, scp03, CardChallenge, CardConfig, CardSecureChannel,
+    InitializeUpdate, StaticKeys,
+};
+
+enum CardSide {
+    V02(scp02::CardSession),
+    V03(scp03::CardSession),
+}
+
+impl CardSide {
+    fn channel(&mut self) -> &mut dyn CardSecureChannel {
+        match self {
+            CardSide::V02(s) => s,
+            CardSide::V03(s) => s,
+        }
+    }
+    fn is_aborted(&self) -> bool {
+        match self {
+            CardSide::V02(s) => s.is_aborted(),
+            CardSide::V03(s) => s.is_aborted(),
+        }
+    }
+}
+
+/// Plain command in, plain answer (data + SW) out, or `None` to let the card answer.
+pub type GpHook = Box<dyn FnMut(&[u8]) -> Option<Vec<u8>>>;
+
+pub struct FakeSd {
+    card: Card,
+    pub keys: StaticKeys,
+    pub version: ScpVersion,
+    session: Option<CardSide>,
+    /// A wrapped answer being served in chunks: (data + SW, position).
+    out: Option<(Vec<u8>, usize)>,
+    /// Most data bytes per R-APDU.
+    pub chunk: usize,
+    seq: u32,
+    pub hook: GpHook,
+    /// Every C-APDU as it arrived on the wire.
+    pub wire: Vec<Vec<u8>>,
+}
+
+fn sw(sw: u16) -> Vec<u8> {
+    sw.to_be_bytes().to_vec()
+}
+
+impl FakeSd {
+    /// The default card profile behind an SD with the GP test keys, answering in 64-byte chunks.
+    pub fn new(version: ScpVersion) -> FakeSd {
+        let state = profile::build(profile::DEFAULT_PROFILE).unwrap_or_else(|e| panic!("{e}"));
+        FakeSd {
+            card: Card::in_memory(state),
+            keys: StaticKeys::gp_default(),
+            version,
+            session: None,
+            out: None,
+            chunk: 64,
+            seq: 0,
+            hook: Box::new(|_| None),
+            wire: Vec::new(),
+        }
+    }
+
+    /// The card's whole answer to a plain command, its own `61xx` chunks joined.
+    fn card_full(&mut self, plain: &[u8]) -> Vec<u8> {
+        let mut r = self.card.transmit(plain);
+        let mut data = Vec::new();
+        while let [.., 0x61, n] = r.as_slice() {
+            let n = *n;
+            data.extend_from_slice(&r[..r.len() - 2]);
+            r = self
+                .card
+                .transmit(&get_response_for(plain.first().copied().unwrap_or(0), n));
+        }
+        data.extend_from_slice(&r);
+        data
+    }
+
+    fn serve(&mut self, whole: Vec<u8>, pos: usize, le: usize) -> Vec<u8> {
+        let data_len = whole.len() - 2;
+        let end = (pos + le.min(self.chunk)).min(data_len);
+        let mut out = whole[pos..end].to_vec();
+        if end < data_len {
+            let left = (data_len - end).min(256);
+            out.extend_from_slice(&[0x61, (left & 0xFF) as u8]);
+            self.out = Some((whole, end));
+        } else {
+            out.extend_from_slice(&whole[data_len..]);
+        }
+        out
+    }
+
+    fn put_key(&mut self, plain: &[u8]) -> Vec<u8> {
+        let Some(session) = &self.session else {
+            return sw(0x6985);
+        };
+        let Ok(cmd) = Command::parse(plain) else {
+            return sw(0x6700);
+        };
+        let data = cmd.data();
+        let Some((&kvn, mut rest)) = data.split_first() else {
+            return sw(0x6A80);
+        };
+        let mut new = Vec::new();
+        let mut answer = vec![kvn];
+        while let [key_type, len, tail @ ..] = rest {
+            let Some((component, tail)) = tail.split_at_checked(usize::from(*len)) else {
+                return sw(0x6A80);
+            };
+            let clear = match (self.version, key_type, session) {
+                (ScpVersion::Scp03, 0x88, CardSide::V03(s)) => match component.split_first() {
+                    Some((&n, block)) => s.decrypt_key(block, usize::from(n)),
+                    None => return sw(0x6A80),
+                },
+                (ScpVersion::Scp02, 0x80, CardSide::V02(s)) => s.decrypt_key(component, 16),
+                _ => return sw(0x9484),
+            };
+            let Ok(clear) = clear else {
+                return sw(0x6A80);
+            };
+            let [3, k0, k1, k2, tail @ ..] = tail else {
+                return sw(0x6A80);
+            };
+            let kcv = match self.version {
+                ScpVersion::Scp03 => kcv_aes(&clear),
+                ScpVersion::Scp02 => kcv_des3(&clear),
+            };
+            if kcv != Ok([*k0, *k1, *k2]) {
+                return sw(0x9485);
+            }
+            answer.extend_from_slice(&[*k0, *k1, *k2]);
+            new.push(clear.to_vec());
+            rest = tail;
+        }
+        let [enc, mac, dek] = new.as_slice() else {
+            return sw(0x6A80);
+        };
+        match StaticKeys::new(enc, mac, dek) {
+            Ok(k) => self.keys = k,
+            Err(_) => return sw(0x6A80),
+        }
+        answer.extend_from_slice(&[0x90, 0x00]);
+        answer
+    }
+
+    fn initialize_update(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let Ok(iu) = InitializeUpdate::parse(apdu) else {
+            return sw(0x6700);
+        };
+        self.seq += 1;
+        let made = match self.version {
+            ScpVersion::Scp03 => scp03::CardSession::initialize_update(
+                &self.keys,
+                &CardConfig::scp03(0x30, &GP_ISD_AID),
+                self.seq,
+                &iu,
+                CardChallenge::FromConfig,
+            )
+            .map(|(s, d)| (CardSide::V03(s), d)),
+            ScpVersion::Scp02 => scp02::CardSession::initialize_update(
+                &self.keys,
+                &CardConfig::scp02(0x20, &GP_ISD_AID),
+                u16::try_from(self.seq).unwrap_or(0),
+                &iu,
+                CardChallenge::FromConfig,
+            )
+            .map(|(s, d)| (CardSide::V02(s), d)),
+        };
+        match made {
+            Ok((s, mut data)) => {
+                self.session = Some(s);
+                data.extend_from_slice(&[0x90, 0x00]);
+                data
+            }
+            Err(e) => sw(e.status_word()),
+        }
+    }
+}
+
+impl VirtualCard for FakeSd {
+    fn atr(&self) -> Vec<u8> {
+        self.card.atr()
+    }
+    fn power_on(&mut self) -> Vec<u8> {
+        self.session = None;
+        self.card.power_on()
+    }
+    fn power_off(&mut self) {
+        self.session = None;
+        self.card.power_off()
+    }
+    fn reset(&mut self) -> Vec<u8> {
+        self.session = None;
+        self.card.reset()
+    }
+
+    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.wire.push(apdu.to_vec());
+        let Ok(cmd) = Command::parse(apdu) else {
+            return sw(0x6700);
+        };
+        let has_sm = cmd.cla & 0x04 != 0;
+        if cmd.ins == 0xC0 && !has_sm {
+            if let Some((whole, pos)) = self.out.take() {
+                let le = cmd.le().unwrap_or(256);
+                return self.serve(whole, pos, le);
+            }
+        }
+        self.out = None;
+        // A SELECT in the clear ends the session (the OPEN selects anew; GP CS §10.4).
+        if cmd.ins == 0xA4 && !has_sm {
+            self.session = None;
+        }
+        if cmd.cla & 0x80 != 0 && cmd.ins == 0x50 {
+            return self.initialize_update(apdu);
+        }
+        let Some(session) = self.session.as_mut() else {
+            return self.card.transmit(apdu);
+        };
+        if session.is_aborted() {
+            return sw(0x6982);
+        }
+        if session.channel().security_level().is_none() {
+            if cmd.ins == 0x82 {
+                let r = match session {
+                    CardSide::V02(s) => s.external_authenticate(apdu).map(|_| ()),
+                    CardSide::V03(s) => s.external_authenticate(apdu).map(|_| ()),
+                };
+                return match r {
+                    Ok(()) => sw(0x9000),
+                    Err(e) => sw(e.status_word()),
+                };
+            }
+            self.session = None;
+            return self.card.transmit(apdu);
+        }
+        let plain = match session.channel().unwrap_command(apdu) {
+            Ok(p) => p,
+            Err(e) => return sw(e.status_word()),
+        };
+        let answer = match (self.hook)(&plain) {
+            Some(a) => a,
+            None if plain.get(1) == Some(&0xD8) => self.put_key(&plain),
+            None => self.card_full(&plain),
+        };
+        let (data, status) = answer.split_at(answer.len().saturating_sub(2));
+        let status = match status {
+            [a, b] => u16::from_be_bytes([*a, *b]),
+            _ => 0x6F00,
+        };
+        let wrapped = match self.session.as_mut() {
+            Some(s) => s.channel().wrap_response(data, status),
+            None => sw(0x6F00),
+        };
+        self.serve(wrapped, 0, 256)
+    }
+}

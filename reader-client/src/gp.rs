@@ -1,0 +1,721 @@
+//! GlobalPlatform card-manager commands, host side (GP Card Spec v2.3.1 §11): SELECT of the
+//! security domain, GET DATA (card data, CPLC, key information), GET STATUS and PUT KEY.
+//!
+//! Each function takes any [`Transport`]: inside a secure channel pass the [`Scp`]
+//! decorator, in the clear the bare transport.
+
+use crate::exchange::{transmit_following, Reply};
+use crate::scp::{Scp, ScpVersion};
+use crate::{ClientError, Transport};
+use apdu_specs::es10::der;
+use apdu_specs::{hexfmt, Status};
+use secure_channel::{kcv_aes, kcv_des3, StaticKeys};
+use serde::Serialize;
+
+/// The GlobalPlatform default issuer security domain.
+pub const ISD_AID: [u8; 8] = apdu_specs::es10::GP_ISD_AID;
+
+/// GET DATA objects (GP Card Spec §11.3.3.1, §H.2, and the CPLC of Visa/GP).
+pub mod object {
+    /// Card Data (card recognition data in `73`).
+    pub const CARD_DATA: u16 = 0x0066;
+    /// Card Production Life Cycle data.
+    pub const CPLC: u16 = 0x9F7F;
+    /// Key Information Template.
+    pub const KEY_INFO: u16 = 0x00E0;
+}
+
+/// INS codes used here, declared once.
+mod ins {
+    pub const SELECT: u8 = 0xA4;
+    pub const GET_DATA: u8 = 0xCA;
+    pub const GET_STATUS: u8 = 0xF2;
+    pub const PUT_KEY: u8 = 0xD8;
+}
+
+/// Why a GlobalPlatform command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GpError {
+    #[error(transparent)]
+    Transport(#[from] ClientError),
+    #[error("{command} answered {status}{advice}")]
+    Status {
+        command: &'static str,
+        status: Status,
+        advice: &'static str,
+    },
+    #[error("{what} is malformed: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("PUT KEY: the card confirmed {got} but we sent {expected} (KVN and key check values); the new keys may not be what you typed, keep the old ones at hand")]
+    KcvMismatch { expected: String, got: String },
+    #[error("PUT KEY: {0}")]
+    Key(String),
+}
+
+fn advice(sw: u16) -> &'static str {
+    match sw {
+        0x6982 => {
+            ": security status not satisfied (open a secure channel first, or at a higher --level)"
+        }
+        0x6985 => ": conditions of use not satisfied",
+        0x6A86 => ": wrong P1 P2 (the card does not offer this object or scope)",
+        0x6A88 => ": referenced data not found (the card does not have this object)",
+        0x6D00 => ": instruction not supported (is a security domain selected?)",
+        0x6E00 => ": class not supported (is a security domain selected?)",
+        0x6A80 => ": the card refused the command data",
+        0x9484 => ": algorithm not supported (key type)",
+        0x9485 => ": invalid key check value",
+        _ => "",
+    }
+}
+
+/// Send `apdu` (following `61xx`) and require `9000`.
+fn run(t: &mut dyn Transport, command: &'static str, apdu: &[u8]) -> Result<Vec<u8>, GpError> {
+    let r = transmit_following(t, apdu, true)?;
+    expect_success(command, r)
+}
+
+fn expect_success(command: &'static str, r: Reply) -> Result<Vec<u8>, GpError> {
+    match r.status {
+        Status::Success => Ok(r.data),
+        status => Err(GpError::Status {
+            command,
+            advice: advice(status.to_u16()),
+            status,
+        }),
+    }
+}
+
+/// The class byte `80|ch` (`00|ch` for SELECT) on channels 0..=3.
+fn cla(proprietary: bool, channel: u8) -> u8 {
+    apdu_specs::Cla::encode(proprietary, channel, false, false).unwrap_or(0x80)
+}
+
+/// SELECT a security domain by AID on `channel` (GP Card Spec §11.9); returns the FCI.
+pub fn select(t: &mut dyn Transport, aid: &[u8], channel: u8) -> Result<Vec<u8>, GpError> {
+    let mut apdu = vec![
+        cla(false, channel),
+        ins::SELECT,
+        0x04,
+        0x00,
+        u8::try_from(aid.len()).unwrap_or(0),
+    ];
+    apdu.extend_from_slice(aid);
+    apdu.push(0x00);
+    run(t, "SELECT of the security domain", &apdu)
+}
+
+/// GET DATA `80 CA <tag> 00` (GP Card Spec §11.3); returns the data object with its tag.
+pub fn get_data(t: &mut dyn Transport, tag: u16, channel: u8) -> Result<Vec<u8>, GpError> {
+    let [p1, p2] = tag.to_be_bytes();
+    run(
+        t,
+        "GET DATA",
+        &[cla(true, channel), ins::GET_DATA, p1, p2, 0x00],
+    )
+}
+
+fn malformed(what: &'static str) -> impl Fn(apdu_specs::es10::Es10Error) -> GpError {
+    move |e| GpError::Malformed {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// An object identifier in dotted form (`1.2.840.114283.4.3.112` style).
+pub fn oid_string(bytes: &[u8]) -> String {
+    let mut parts: Vec<u64> = Vec::new();
+    let mut acc: u64 = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        acc = (acc << 7) | u64::from(b & 0x7F);
+        if b & 0x80 == 0 {
+            if parts.is_empty() && i < 8 {
+                let (first, second) = match acc {
+                    0..=39 => (0, acc),
+                    40..=79 => (1, acc - 40),
+                    _ => (2, acc - 80),
+                };
+                parts.extend([first, second]);
+            } else {
+                parts.push(acc);
+            }
+            acc = 0;
+        }
+    }
+    parts
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// GlobalPlatform's OID arc `1.2.840.114283`.
+const GP_ARC: &str = "1.2.840.114283.";
+
+/// Card recognition data (GP Card Spec §H.2), decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CardData {
+    /// GlobalPlatform version from the card management type OID (`60`), e.g. `2.3.1`.
+    pub gp_version: Option<String>,
+    /// Secure channel protocols offered (`64`): (SCP, i parameter), e.g. `(3, 0x70)`.
+    pub scp: Vec<(u8, u8)>,
+    /// Every tag with its OID, as sent.
+    pub oids: Vec<(String, String)>,
+}
+
+/// Parse `66 { 73 { 06 <oid> 60 {06} 63 {06} 64 {06} … } }`.
+pub fn parse_card_data(bytes: &[u8]) -> Result<CardData, GpError> {
+    let what = "card data (GET DATA 66)";
+    let outer = der::read_expected(bytes, 0x66).map_err(malformed(what))?;
+    let inner = der::read_expected(outer, 0x73).map_err(malformed(what))?;
+    let mut out = CardData::default();
+    for o in der::read_all(inner).map_err(malformed(what))? {
+        let oid = if o.tag == 0x06 {
+            oid_string(o.value)
+        } else {
+            match der::read_all(o.value)
+                .ok()
+                .and_then(|c| der::find(&c, 0x06))
+            {
+                Some(v) => oid_string(v),
+                None => continue,
+            }
+        };
+        match (o.tag, oid.strip_prefix(GP_ARC)) {
+            (0x60, Some(rest)) => {
+                out.gp_version = rest.strip_prefix("2.").map(str::to_string);
+            }
+            (0x64, Some(rest)) => {
+                let nums: Vec<u8> = rest.split('.').filter_map(|n| n.parse().ok()).collect();
+                if let [4, scp, i, ..] = nums.as_slice() {
+                    out.scp.push((*scp, *i));
+                }
+            }
+            _ => {}
+        }
+        out.oids.push((format!("{:02X}", o.tag), oid));
+    }
+    Ok(out)
+}
+
+/// The CPLC fields in order, with their lengths (GP Card Spec §H.4; 42 bytes).
+pub const CPLC_FIELDS: [(&str, usize); 18] = [
+    ("IC fabricator", 2),
+    ("IC type", 2),
+    ("operating system ID", 2),
+    ("operating system release date", 2),
+    ("operating system release level", 2),
+    ("IC fabrication date", 2),
+    ("IC serial number", 4),
+    ("IC batch identifier", 2),
+    ("IC module fabricator", 2),
+    ("IC module packaging date", 2),
+    ("ICC manufacturer", 2),
+    ("IC embedding date", 2),
+    ("IC pre-personalizer", 2),
+    ("IC pre-personalization date", 2),
+    ("IC pre-personalization equipment", 4),
+    ("IC personalizer", 2),
+    ("IC personalization date", 2),
+    ("IC personalization equipment", 4),
+];
+
+/// Parse `9F7F 2A <42 bytes>` into named hex fields.
+pub fn parse_cplc(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, GpError> {
+    let what = "CPLC (GET DATA 9F7F)";
+    let mut v = der::read_expected(bytes, 0x9F7F).map_err(malformed(what))?;
+    let mut out = Vec::new();
+    for (name, len) in CPLC_FIELDS {
+        let (field, rest) = v.split_at_checked(len).ok_or_else(|| GpError::Malformed {
+            what,
+            reason: format!("{} bytes, 42 expected", bytes.len()),
+        })?;
+        out.push((name, hexfmt::upper(field)));
+        v = rest;
+    }
+    Ok(out)
+}
+
+/// One key of the Key Information Template (GP Card Spec §11.3.3.1, `C0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    pub id: u8,
+    pub version: u8,
+    /// (key type, key length in bytes) per component: `88` AES, `80` DES, …
+    pub components: Vec<(u8, u16)>,
+}
+
+/// Name of a key type (GP Card Spec Table 11-16).
+pub fn key_type_name(t: u8) -> String {
+    match t {
+        0x80 => "DES".to_string(),
+        0x88 => "AES".to_string(),
+        0x85 => "TLS PRF".to_string(),
+        0x90 => "HMAC-SHA1".to_string(),
+        0xA0..=0xA8 => "RSA".to_string(),
+        0xB0..=0xB9 => "ECC".to_string(),
+        other => format!("type {other:02X}"),
+    }
+}
+
+/// Parse `E0 { C0 <id> <version> (<type> <len>)… … }`, basic and extended (`FF` type marker).
+pub fn parse_key_info(bytes: &[u8]) -> Result<Vec<KeyInfo>, GpError> {
+    let what = "key information template (GET DATA E0)";
+    let bad = |reason: &str| GpError::Malformed {
+        what,
+        reason: reason.to_string(),
+    };
+    let body = der::read_expected(bytes, 0xE0).map_err(malformed(what))?;
+    let mut out = Vec::new();
+    for k in der::read_all(body).map_err(malformed(what))? {
+        if k.tag != 0xC0 {
+            continue;
+        }
+        let (head, mut rest) = k
+            .value
+            .split_at_checked(2)
+            .ok_or_else(|| bad("C0 shorter than 2 bytes"))?;
+        let mut components = Vec::new();
+        while let Some((&t, tail)) = rest.split_first() {
+            if t == 0xFF {
+                // Extended format: FF <type> <len(2)> <usage len> … ; keep type and length.
+                let (ext, tail) = tail
+                    .split_at_checked(3)
+                    .ok_or_else(|| bad("truncated extended key component"))?;
+                components.push((ext[0], u16::from_be_bytes([ext[1], ext[2]])));
+                let (&skip, tail) = tail.split_first().unwrap_or((&0, &[]));
+                let tail = tail.get(usize::from(skip)..).unwrap_or(&[]);
+                let (&skip, tail) = tail.split_first().unwrap_or((&0, &[]));
+                rest = tail.get(usize::from(skip)..).unwrap_or(&[]);
+            } else {
+                let (&len, tail) = tail
+                    .split_first()
+                    .ok_or_else(|| bad("key type without a length"))?;
+                components.push((t, u16::from(len)));
+                rest = tail;
+            }
+        }
+        out.push(KeyInfo {
+            id: head[0],
+            version: head[1],
+            components,
+        });
+    }
+    Ok(out)
+}
+
+/// What GET STATUS lists (P1, GP Card Spec §11.4.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StatusScope {
+    /// `80`: the issuer security domain.
+    Isd,
+    /// `40`: applications and security domains (our containers' ISD-Ps among them).
+    Applications,
+    /// `20`: executable load files.
+    LoadFiles,
+}
+
+impl StatusScope {
+    pub fn p1(self) -> u8 {
+        match self {
+            StatusScope::Isd => 0x80,
+            StatusScope::Applications => 0x40,
+            StatusScope::LoadFiles => 0x20,
+        }
+    }
+}
+
+/// One GET STATUS entry (`E3 { 4F aid, 9F70 life cycle, C5 privileges, … }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusEntry {
+    #[serde(serialize_with = "hex_ser")]
+    pub aid: Vec<u8>,
+    pub life_cycle: u8,
+    #[serde(serialize_with = "opt_hex_ser")]
+    pub privileges: Option<Vec<u8>>,
+}
+
+fn hex_ser<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hexfmt::upper(v))
+}
+
+fn opt_hex_ser<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&hexfmt::upper(v)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The name of a life cycle state (GP Card Spec §5.1, §11.1.1).
+pub fn life_cycle_name(scope: StatusScope, v: u8) -> String {
+    let name = match (scope, v) {
+        (StatusScope::Isd, 0x01) => "OP_READY",
+        (StatusScope::Isd, 0x07) => "INITIALIZED",
+        (StatusScope::Isd, 0x0F) => "SECURED",
+        (StatusScope::Isd, 0x7F) => "CARD_LOCKED",
+        (StatusScope::Isd, 0xFF) => "TERMINATED",
+        (StatusScope::LoadFiles, 0x01) => "LOADED",
+        (_, 0x03) => "INSTALLED",
+        (_, 0x07) => "SELECTABLE",
+        (_, 0x0F) => "PERSONALIZED",
+        (_, v) if v & 0x83 == 0x83 => "LOCKED",
+        _ => "",
+    };
+    if name.is_empty() {
+        format!("{v:02X}")
+    } else {
+        format!("{name} ({v:02X})")
+    }
+}
+
+/// Parse the entries of one GET STATUS answer (tag format, P2 b2 = 1).
+pub fn parse_status(data: &[u8]) -> Result<Vec<StatusEntry>, GpError> {
+    let what = "GET STATUS answer";
+    let mut out = Vec::new();
+    for e in der::read_all(data).map_err(malformed(what))? {
+        if e.tag != 0xE3 {
+            return Err(GpError::Malformed {
+                what,
+                reason: format!("entry with tag {:X}, E3 expected", e.tag),
+            });
+        }
+        let fields = der::read_all(e.value).map_err(malformed(what))?;
+        let aid = der::find(&fields, 0x4F).ok_or_else(|| GpError::Malformed {
+            what,
+            reason: "entry without AID (4F)".to_string(),
+        })?;
+        let life_cycle = match der::find(&fields, 0x9F70) {
+            Some([v, ..]) => *v,
+            _ => {
+                return Err(GpError::Malformed {
+                    what,
+                    reason: "entry without life cycle state (9F70)".to_string(),
+                })
+            }
+        };
+        out.push(StatusEntry {
+            aid: aid.to_vec(),
+            life_cycle,
+            privileges: der::find(&fields, 0xC5).map(<[u8]>::to_vec),
+        });
+    }
+    Ok(out)
+}
+
+/// Most GET STATUS continuations before the card is declared broken.
+const MAX_STATUS_ROUNDS: usize = 256;
+
+/// GET STATUS `80 F2 <scope> 02 02 4F 00 00`, repeated with P2 `03` while the card answers
+/// `6310` (GP Card Spec §11.4). A card with nothing in scope answers `6A88`: an empty list.
+pub fn get_status(
+    t: &mut dyn Transport,
+    scope: StatusScope,
+    channel: u8,
+) -> Result<Vec<StatusEntry>, GpError> {
+    let mut out = Vec::new();
+    let mut p2 = 0x02;
+    for _ in 0..MAX_STATUS_ROUNDS {
+        let apdu = [
+            cla(true, channel),
+            ins::GET_STATUS,
+            scope.p1(),
+            p2,
+            0x02,
+            0x4F,
+            0x00,
+            0x00,
+        ];
+        let r = transmit_following(t, &apdu, true)?;
+        match r.status {
+            Status::Success => {
+                out.extend(parse_status(&r.data)?);
+                return Ok(out);
+            }
+            Status::MoreDataAvailable => {
+                out.extend(parse_status(&r.data)?);
+                p2 = 0x03;
+            }
+            Status::ReferencedDataNotFound if out.is_empty() => return Ok(out),
+            status => {
+                return Err(GpError::Status {
+                    command: "GET STATUS",
+                    advice: advice(status.to_u16()),
+                    status,
+                })
+            }
+        }
+    }
+    Err(GpError::Malformed {
+        what: "GET STATUS",
+        reason: format!("still 6310 after {MAX_STATUS_ROUNDS} continuations"),
+    })
+}
+
+/// How a session encrypts a key for PUT KEY (see [`Scp::encrypt_key`]).
+pub type EncryptKey<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, ClientError> + 'a;
+
+/// A PUT KEY command ready to send, with the confirmation the card must answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutKey {
+    pub apdu: Vec<u8>,
+    /// `<new KVN> <KCV ENC> <KCV MAC> <KCV DEK>`: what the card answers on success.
+    pub expected: Vec<u8>,
+}
+
+/// Build PUT KEY (GP Card Spec §11.8, Amd D §7.2) for a whole key set (ENC, MAC, DEK as key
+/// identifiers 1, 2, 3): P1 = the KVN to replace (`00`: add a new set), P2 = `81` (first
+/// key identifier 1, several keys). Each key: SCP03 `88 <1+n> <key length> <AES-CBC under
+/// K-DEK> 03 <KCV>`; SCP02 `80 <n> <3DES-ECB under S-DEK> 03 <KCV>`. `encrypt` is the
+/// session's key encryption ([`Scp::encrypt_key`]).
+pub fn put_key_command(
+    version: ScpVersion,
+    replace_kvn: Option<u8>,
+    new_kvn: u8,
+    keys: &StaticKeys,
+    channel: u8,
+    encrypt: &EncryptKey<'_>,
+) -> Result<PutKey, GpError> {
+    let mut data = vec![new_kvn];
+    let mut expected = vec![new_kvn];
+    for key in [keys.enc(), keys.mac(), keys.dek()] {
+        let kcv = match version {
+            ScpVersion::Scp03 => kcv_aes(key),
+            ScpVersion::Scp02 => {
+                if key.len() != 16 {
+                    return Err(GpError::Key(format!(
+                        "SCP02 keys are 16 bytes (two-key 3DES), got {}",
+                        key.len()
+                    )));
+                }
+                kcv_des3(key)
+            }
+        }
+        .map_err(|e| GpError::Key(e.to_string()))?;
+        let cryptogram = encrypt(key)?;
+        let too_long = || GpError::Key(format!("key of {} bytes is too long", key.len()));
+        match version {
+            ScpVersion::Scp03 => {
+                data.push(0x88);
+                data.push(u8::try_from(cryptogram.len() + 1).map_err(|_| too_long())?);
+                data.push(u8::try_from(key.len()).map_err(|_| too_long())?);
+            }
+            ScpVersion::Scp02 => {
+                data.push(0x80);
+                data.push(u8::try_from(cryptogram.len()).map_err(|_| too_long())?);
+            }
+        }
+        data.extend_from_slice(&cryptogram);
+        data.push(0x03);
+        data.extend_from_slice(&kcv);
+        expected.extend_from_slice(&kcv);
+    }
+    let lc = u8::try_from(data.len()).map_err(|_| GpError::Key("key set too long".into()))?;
+    let mut apdu = vec![
+        cla(true, channel),
+        ins::PUT_KEY,
+        replace_kvn.unwrap_or(0x00),
+        0x81,
+        lc,
+    ];
+    apdu.extend_from_slice(&data);
+    apdu.push(0x00);
+    Ok(PutKey { apdu, expected })
+}
+
+/// Replace (or add, with `replace_kvn` `None`) a key set inside a secure channel and check
+/// the KVN and key check values the card confirms. Returns `false` when the card answered
+/// `9000` without the confirmation data (some cards do), `true` when it matched.
+pub fn put_key<T: Transport>(
+    scp: &mut Scp<T>,
+    replace_kvn: Option<u8>,
+    new_kvn: u8,
+    keys: &StaticKeys,
+) -> Result<bool, GpError> {
+    let cmd = {
+        let s: &Scp<T> = scp;
+        put_key_command(s.version(), replace_kvn, new_kvn, keys, s.channel(), &|k| {
+            s.encrypt_key(k)
+        })?
+    };
+    let data = run(scp, "PUT KEY", &cmd.apdu)?;
+    if data.is_empty() {
+        return Ok(false);
+    }
+    if data != cmd.expected {
+        return Err(GpError::KcvMismatch {
+            expected: hexfmt::upper(&cmd.expected),
+            got: hexfmt::upper(&data),
+        });
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hex_literal::hex;
+
+    #[test]
+    fn oids_decode_like_gp_card_data() {
+        assert_eq!(oid_string(&hex!("2A864886FC6B01")), "1.2.840.114283.1");
+        assert_eq!(
+            oid_string(&hex!("2A864886FC6B040370")),
+            "1.2.840.114283.4.3.112"
+        );
+    }
+
+    #[test]
+    fn card_data_gives_gp_version_and_scp() {
+        // GP Card Spec §H.2 layout: GP 2.3.1, SCP03 i=70.
+        use apdu_specs::tlv::build;
+        let oid = |tag: u32, v: &[u8]| build(tag, &build(0x06, v));
+        let inner = [
+            build(0x06, &hex!("2A864886FC6B01")),
+            oid(0x60, &hex!("2A864886FC6B02020301")),
+            oid(0x63, &hex!("2A864886FC6B03")),
+            oid(0x64, &hex!("2A864886FC6B040370")),
+        ]
+        .concat();
+        let d = build(0x66, &build(0x73, &inner));
+        let c = parse_card_data(&d).unwrap();
+        assert_eq!(c.gp_version.as_deref(), Some("2.3.1"));
+        assert_eq!(c.scp, vec![(3, 0x70)]);
+        assert!(parse_card_data(&hex!("6600")).is_err());
+    }
+
+    #[test]
+    fn cplc_has_42_bytes_in_18_fields() {
+        let mut d = vec![0x9F, 0x7F, 0x2A];
+        d.extend(0..42u8);
+        let f = parse_cplc(&d).unwrap();
+        assert_eq!(f.len(), 18);
+        assert_eq!(f[0], ("IC fabricator", "0001".to_string()));
+        assert_eq!(f[6], ("IC serial number", "0C0D0E0F".to_string()));
+        assert_eq!(f[17].1, "26272829");
+        assert!(parse_cplc(&[0x9F, 0x7F, 0x01, 0x00]).is_err());
+    }
+
+    #[test]
+    fn key_information_basic_and_extended() {
+        let k = parse_key_info(&hex!("E012 C00401308810 C00402308810 C00403308810")).unwrap();
+        assert_eq!(k.len(), 3);
+        assert_eq!(
+            k[0],
+            KeyInfo {
+                id: 1,
+                version: 0x30,
+                components: vec![(0x88, 16)]
+            }
+        );
+        let k = parse_key_info(&hex!("E00B C00901 20 FF80 0010 0100 00")).unwrap();
+        assert_eq!(k[0].components, vec![(0x80, 16)]);
+    }
+
+    #[test]
+    fn status_entries_need_aid_and_life_cycle() {
+        let e = parse_status(&hex!(
+            "E3 13 4F 08 A000000151000000 9F70 01 0F C5 03 9EFE80"
+        ))
+        .unwrap();
+        assert_eq!(e[0].aid, hex!("A000000151000000"));
+        assert_eq!(e[0].life_cycle, 0x0F);
+        assert_eq!(e[0].privileges.as_deref(), Some(&hex!("9EFE80")[..]));
+        assert_eq!(life_cycle_name(StatusScope::Isd, 0x0F), "SECURED (0F)");
+        assert!(parse_status(&hex!("E3 03 9F70 01 07")).is_err());
+        assert!(parse_status(&hex!("E1 00")).is_err());
+    }
+
+    #[test]
+    fn put_key_scp03_layout() {
+        let keys = StaticKeys::gp_default();
+        let cmd = put_key_command(ScpVersion::Scp03, Some(0x30), 0x31, &keys, 0, &|k| {
+            Ok(k.to_vec())
+        })
+        .unwrap();
+        // 80 D8 30 81 46 31 { 88 11 10 <16> 03 <kcv> } x3 00
+        assert_eq!(&cmd.apdu[..6], &hex!("80D830814631"));
+        assert_eq!(&cmd.apdu[6..9], &hex!("881110"));
+        assert_eq!(&cmd.apdu[25..29], &hex!("03504A77"));
+        assert_eq!(cmd.apdu.len(), 5 + 1 + 3 * 23 + 1);
+        assert_eq!(cmd.expected, hex!("31504A77504A77504A77"));
+        let cmd =
+            put_key_command(ScpVersion::Scp02, None, 0x21, &keys, 1, &|k| Ok(k.to_vec())).unwrap();
+        assert_eq!(&cmd.apdu[..8], &hex!("81D8008143218010"));
+    }
+
+    mod against_the_fake_sd {
+        use super::super::*;
+        use crate::fake_sd::FakeSd;
+        use crate::scp::ScpOptions;
+        use crate::InProcess;
+        use hex_literal::hex;
+        use secure_channel::{ScpError, SecurityLevel};
+
+        fn session<'a>(
+            t: &'a mut InProcess<FakeSd>,
+            v: ScpVersion,
+            keys: &StaticKeys,
+        ) -> Result<Scp<&'a mut InProcess<FakeSd>>, ClientError> {
+            select(t, &ISD_AID, 0).unwrap();
+            Scp::open(t, keys, &ScpOptions::new(v, SecurityLevel::C_DEC_C_MAC))
+        }
+
+        #[test]
+        fn get_status_follows_6310_with_p2_03() {
+            let mut t = InProcess::new(FakeSd::new(ScpVersion::Scp03));
+            t.card_mut().hook = Box::new(|plain| match plain {
+                [0x80, 0xF2, 0x40, 0x02, ..] => {
+                    Some(hex!("E3 0E 4F 08 A000000151000000 9F70 01 0F 6310").to_vec())
+                }
+                [0x80, 0xF2, 0x40, 0x03, ..] => Some(
+                    hex!("E3 16 4F 10 A0000005591010FFFFFFFF8900001000 9F70 01 07 9000").to_vec(),
+                ),
+                [0x80, 0xF2, 0x20, ..] => Some(hex!("6A88").to_vec()),
+                [0x80, 0xCA, 0x9F, 0x7F, ..] => Some(hex!("6A88").to_vec()),
+                _ => None,
+            });
+            let mut scp = session(&mut t, ScpVersion::Scp03, &StaticKeys::gp_default()).unwrap();
+            let e = get_status(&mut scp, StatusScope::Applications, 0).unwrap();
+            assert_eq!(e.len(), 2);
+            assert_eq!(e[1].aid, hex!("A0000005591010FFFFFFFF8900001000"));
+            assert_eq!(e[1].life_cycle, 0x07);
+            assert!(get_status(&mut scp, StatusScope::LoadFiles, 0)
+                .unwrap()
+                .is_empty());
+            let err = get_data(&mut scp, object::CPLC, 0).unwrap_err();
+            assert!(err.to_string().contains("6A88"), "{err}");
+        }
+
+        #[test]
+        fn put_key_replaces_the_key_set_and_the_new_keys_open_the_next_session() {
+            for v in [ScpVersion::Scp03, ScpVersion::Scp02] {
+                let mut t = InProcess::new(FakeSd::new(v));
+                let new = StaticKeys::new(&[0x21; 16], &[0x22; 16], &[0x23; 16]).unwrap();
+                let mut scp = session(&mut t, v, &StaticKeys::gp_default()).unwrap();
+                let kvn = scp.card_kvn();
+                assert!(put_key(&mut scp, Some(kvn), kvn, &new).unwrap(), "{v}");
+                drop(scp);
+                assert!(matches!(
+                    session(&mut t, v, &StaticKeys::gp_default()),
+                    Err(ClientError::Scp {
+                        source: ScpError::CardCryptogram,
+                        ..
+                    })
+                ));
+                assert!(session(&mut t, v, &new).is_ok(), "{v}");
+            }
+        }
+
+        #[test]
+        fn put_key_refuses_a_card_confirming_other_check_values() {
+            let mut t = InProcess::new(FakeSd::new(ScpVersion::Scp03));
+            t.card_mut().hook = Box::new(|plain| match plain {
+                [0x80, 0xD8, ..] => Some(hex!("30 000000 504A77 504A77 9000").to_vec()),
+                _ => None,
+            });
+            let mut scp = session(&mut t, ScpVersion::Scp03, &StaticKeys::gp_default()).unwrap();
+            let e = put_key(&mut scp, Some(0x30), 0x30, &StaticKeys::gp_default()).unwrap_err();
+            assert!(matches!(e, GpError::KcvMismatch { .. }), "{e}");
+        }
+    }
+}
