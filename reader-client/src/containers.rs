@@ -2,19 +2,19 @@
 
 use crate::es10_client::{class_name, state_name, Outcome};
 use apdu_specs::es10::ProfileInfo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One container (SGP.22 profile) as shown to people and scripts. Absent fields are `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRow {
     pub iccid: Option<String>,
     /// `enabled` or `disabled`.
-    pub state: Option<&'static str>,
+    pub state: Option<String>,
     pub nickname: Option<String>,
     pub provider: Option<String>,
     pub profile_name: Option<String>,
     /// `test`, `provisioning` or `operational`.
-    pub class: Option<&'static str>,
+    pub class: Option<String>,
     pub isdp_aid: Option<String>,
 }
 
@@ -22,11 +22,11 @@ impl From<&ProfileInfo> for ContainerRow {
     fn from(p: &ProfileInfo) -> ContainerRow {
         ContainerRow {
             iccid: p.iccid.map(|i| i.to_string()),
-            state: p.state.map(state_name),
+            state: p.state.map(|s| state_name(s).to_string()),
             nickname: p.nickname.clone(),
             provider: p.service_provider_name.clone(),
             profile_name: p.profile_name.clone(),
-            class: p.profile_class.map(class_name),
+            class: p.profile_class.map(|c| class_name(c).to_string()),
             isdp_aid: p.isdp_aid.as_ref().map(|a| a.to_string()),
         }
     }
@@ -36,6 +36,16 @@ impl From<&ProfileInfo> for ContainerRow {
 #[derive(Serialize)]
 struct ListJson<'a> {
     containers: &'a [ContainerRow],
+}
+
+#[derive(Deserialize)]
+struct ListJsonOwned {
+    containers: Vec<ContainerRow>,
+}
+
+/// Read back what [`list_json`] printed (for Rust scripts and tests driving the binary).
+pub fn parse_list_json(text: &str) -> Result<Vec<ContainerRow>, serde_json::Error> {
+    serde_json::from_str::<ListJsonOwned>(text).map(|l| l.containers)
 }
 
 /// The list as pretty JSON (one object with a `containers` array).
@@ -66,13 +76,13 @@ pub fn list_table(list: &[ProfileInfo]) -> String {
         .map(|r| {
             [
                 r.iccid.unwrap_or_else(dash),
-                r.state.map(str::to_string).unwrap_or_else(dash),
+                r.state.unwrap_or_else(dash),
                 r.nickname.filter(|n| !n.is_empty()).unwrap_or_else(dash),
                 r.provider.filter(|n| !n.is_empty()).unwrap_or_else(dash),
                 r.profile_name
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(dash),
-                r.class.map(str::to_string).unwrap_or_else(dash),
+                r.class.unwrap_or_else(dash),
                 r.isdp_aid.unwrap_or_else(dash),
             ]
         })
@@ -183,5 +193,8 @@ mod tests {
         assert_eq!(c[0]["isdp_aid"], "A0000005591010FFFFFFFF8900001000");
         assert_eq!(c[1]["state"], "disabled");
         assert!(c[1]["nickname"].is_null());
+        let rows = parse_list_json(&list_json(&sample())).unwrap();
+        assert_eq!(rows[1].state.as_deref(), Some("disabled"));
+        assert_eq!(rows[1].nickname, None);
     }
 }
