@@ -22,6 +22,16 @@ pub struct Card {
     broken: bool,
     /// Most response data bytes one R-APDU may carry (the transport's frame limit).
     max_response_data: usize,
+    /// Unix seconds now: expiry checks of the mutual authentication. Tests set their own.
+    clock: fn() -> u64,
+}
+
+/// The host's clock, in Unix seconds.
+pub fn system_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn sw(status: Status) -> Vec<u8> {
@@ -50,6 +60,7 @@ impl Card {
             atr,
             broken: false,
             max_response_data: MAX_NE_EXTENDED,
+            clock: system_clock,
         };
         card.clear_volatile();
         card
@@ -59,6 +70,11 @@ impl Card {
     /// answers are cut and the rest announced with 61xx, as for any Le smaller than the data.
     pub fn limit_response_length(&mut self, max: usize) {
         self.max_response_data = max.saturating_sub(2).clamp(1, MAX_NE_EXTENDED);
+    }
+
+    /// Replace the clock (Unix seconds) used for expiry checks.
+    pub fn set_clock(&mut self, clock: fn() -> u64) {
+        self.clock = clock;
     }
 
     /// The persistent state as the card sees it now (equal to the last commit).
@@ -258,6 +274,7 @@ impl Card {
                 left_tree: None,
                 removed_container: None,
                 secured,
+                clock: self.clock,
             };
             let mut outcome = match (&mut selected, cla.is_proprietary()) {
                 // SELECT always belongs to the OS; the rest of an applet's class goes to it.

@@ -59,6 +59,8 @@ pub struct Ctx<'a> {
     pub removed_container: Option<usize>,
     /// The command came through an authenticated secure channel (unwrapped).
     pub secured: bool,
+    /// Unix seconds now.
+    pub clock: fn() -> u64,
 }
 
 impl Ctx<'_> {
