@@ -198,3 +198,33 @@ fn nickname_and_delete_of_a_disabled_container_show_in_the_list() {
         "{table}"
     );
 }
+
+/// `reader-client gp` through pcscd: GET STATUS inside SCP03 and SCP02 lists both ISD-Ps
+/// with their life cycles; PUT KEY replaces the SCP03 key set, after which only the new
+/// keys open a channel.
+#[test]
+fn gp_status_and_put_key_through_pcscd() {
+    let test = "gp_status_and_put_key_through_pcscd";
+    let Some((_pcscd, card)) = setup(test) else {
+        return;
+    };
+    for scp in ["03", "02"] {
+        let text = ok(&card, &["gp", "--scp", scp, "status"]);
+        assert!(text.contains("ISD: A000000151000000"), "{text}");
+        assert!(text.contains(&format!("{AID_A}  3F")), "{text}");
+        assert!(
+            text.contains("A0000005591010FFFFFFFF8900001100  1F"),
+            "{text}"
+        );
+    }
+    let new_key = "2122232425262728292A2B2C2D2E2F30";
+    let text = ok(
+        &card,
+        &["gp", "put-key", "--new-key", new_key, "--new-kvn", "31"],
+    );
+    assert!(text.contains("replaced by key set 31"), "{text}");
+    let old = reader_client(&card, &["gp", "status"]);
+    assert!(!old.status.success(), "the old keys still open a channel");
+    let text = ok(&card, &["gp", "--key", new_key, "--kvn", "31", "status"]);
+    assert!(text.contains("ISD: A000000151000000"), "{text}");
+}
