@@ -216,8 +216,11 @@ impl Card {
                 return sw(Status::from_u16(e.status_word()));
             }
         };
-        let (Ok(plain_cmd), Ok(plain_cla)) = (Command::parse(&plain), Cla::decode(plain[0])) else {
+        let Ok(plain_cmd) = Command::parse(&plain) else {
             return sw(Status::WrongLength);
+        };
+        let Ok(plain_cla) = Cla::decode(plain_cmd.cla) else {
+            return sw(Status::ClaNotSupported);
         };
         let (data, status) = match self.execute(ch, &plain_cla, &plain_cmd, true) {
             Ok(r) => (r.data, r.status),
