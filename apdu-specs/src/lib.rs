@@ -5,8 +5,10 @@
 //! into a typed value or yields a typed error.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cla;
 pub mod command;
+pub mod der;
 pub mod es10;
 pub mod hexfmt;
 pub mod ins;

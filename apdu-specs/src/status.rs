@@ -109,6 +109,19 @@ status_table! {
     InsNotSupported = 0x6D00, "ins_not_supported", "instruction code not supported or invalid";
     ClaNotSupported = 0x6E00, "cla_not_supported", "class not supported";
     NoPreciseDiagnosis = 0x6F00, "no_precise_diagnosis", "no precise diagnosis (internal error)";
+    // Authentication applet (apdu-specs/docs/mutual-auth.md), proprietary 93xx.
+    /// VERIFY SERVER: the signature over R' does not verify with the service's trust anchor, or R' does not answer the pending R.
+    BadServerSignature = 0x9301, "bad_server_signature", "server signature invalid, or R' does not answer the pending registration";
+    /// VERIFY SERVER: the server signed a refusal; SECURE SEND: call outside the granted scope.
+    ServiceNotGranted = 0x9302, "service_not_granted", "service not granted by the server (or call outside the granted scope)";
+    /// VERIFY SERVER / SECURE SEND: the grant (and the connection) has expired.
+    GrantExpired = 0x9303, "grant_expired", "grant or secure connection expired; register again";
+    /// SECURE SEND / SECURE RECEIVE without an open connection.
+    NoSecureConnection = 0x9304, "no_secure_connection", "no secure connection (run GET REGISTRATION and VERIFY SERVER first)";
+    /// SECURE RECEIVE: tag, counter, connection id or format wrong (modified, replayed, reordered or truncated).
+    MessageAuthenticationFailed = 0x9305, "message_authentication_failed", "protected message failed authentication (modified, replayed, reordered or truncated)";
+    /// GET REGISTRATION: no server key installed in this container for the service.
+    NoTrustAnchor = 0x9306, "no_trust_anchor", "no trust anchor (server key) installed for the service";
 }
 
 impl Status {
@@ -176,6 +189,23 @@ mod tests {
             Status::from_u16(0x6110).to_string(),
             "6110 16 response bytes still available (GET RESPONSE)"
         );
+    }
+
+    #[test]
+    fn mutual_auth_status_words_are_in_the_table() {
+        for (sw, s) in [
+            (0x9301, Status::BadServerSignature),
+            (0x9302, Status::ServiceNotGranted),
+            (0x9303, Status::GrantExpired),
+            (0x9304, Status::NoSecureConnection),
+            (0x9305, Status::MessageAuthenticationFailed),
+            (0x9306, Status::NoTrustAnchor),
+        ] {
+            assert_eq!(Status::from_u16(sw), s);
+            assert_eq!(s.to_u16(), sw);
+            assert!(Status::TABLE.contains(&s));
+            assert!(!s.is_success() && !s.is_warning());
+        }
     }
 
     #[test]

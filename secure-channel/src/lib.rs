@@ -1,5 +1,8 @@
 //! Secure messaging shared by the card and the terminal/server: one implementation each.
 //!
+//! Seed-1 mutual authentication (certificates, signed R/R', ECDH + HKDF, the AES-256-GCM
+//! connection) lives in [`mutual`], used by the authentication applet and the server.
+//!
 //! GlobalPlatform SCP03 ([`scp03`], AES-128/192/256, S8 and S16) and SCP02 ([`scp02`], 3DES,
 //! i = 15/55), written once and used from both ends:
 //!
@@ -79,6 +82,7 @@ mod error;
 pub mod gp;
 pub mod keys;
 mod level;
+pub mod mutual;
 pub mod scp02;
 pub mod scp03;
 

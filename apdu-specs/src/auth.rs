@@ -1,0 +1,886 @@
+//! Mutual-authentication wire codecs (seed document 1, `docs/mutual-auth.md`): certificate, R, R', protected messages, calls.
+//!
+//! Pure codecs: no cryptography, no I/O. Every `parse` reads bytes from outside with the
+//! one-level reader of [`crate::der`] (no recursion) and is strict: unknown, missing or
+//! duplicate tags, wrong fixed lengths, oversize fields, a wrong version and trailing
+//! bytes are typed [`AuthError`]s. The accepted encoding is the canonical one (fields in
+//! the documented order, minimal lengths), so `parse(b)?.to_bytes() == b` always holds and
+//! a signature over received bytes is a signature over `to_bytes()`.
+
+use crate::der::{self, DataObject, DerError};
+use crate::tlv;
+use crate::Status;
+
+/// AID of the authentication applet (one instance per container).
+pub const AID: [u8; 7] = [0xF0, 0x4D, 0x41, 0x55, 0x54, 0x48, 0x01];
+/// Class byte of the applet's proprietary commands.
+pub const CLA: u8 = 0x80;
+/// The only protocol version (`80 01 01` in every structure).
+pub const VERSION: u8 = 0x01;
+
+/// Instruction codes of the authentication applet (CLA 80).
+pub mod ins {
+    /// `80 10 00 00 Lc {81 service id} 00`: R-TLV || 5F37.
+    pub const GET_REGISTRATION: u8 = 0x10;
+    /// `80 12 00 00 Lc {R'-TLV 5F37}`.
+    pub const VERIFY_SERVER: u8 = 0x12;
+    /// `80 14 00 00 Lc {81 call 82 data} 00`: protected `73` up message.
+    pub const SECURE_SEND: u8 = 0x14;
+    /// `80 16 00 00 Lc {73 down message} 00`: `75` result without credential.
+    pub const SECURE_RECEIVE: u8 = 0x16;
+    /// `80 CA 7F 21 00` (certificate) / `80 CA 00 5A 00` (identity).
+    pub const GET_DATA: u8 = 0xCA;
+}
+
+/// P1-P2 of GET DATA.
+pub mod get_data {
+    /// The container's SE certificate (`7F21`).
+    pub const CERTIFICATE: u16 = 0x7F21;
+    /// The container identity: `5A` ICCID, `4F` ISD-P AID, `5F20` subject.
+    pub const IDENTITY: u16 = 0x005A;
+}
+
+/// Status words of the applet, as entries of the one table in [`crate::status`].
+pub mod sw {
+    use crate::Status;
+    pub const OK: Status = Status::Success;
+    /// GET REGISTRATION before VERIFY of the container PIN.
+    pub const PIN_NOT_VERIFIED: Status = Status::SecurityStatusNotSatisfied;
+    /// VERIFY SERVER without a pending registration.
+    pub const NO_PENDING_REGISTRATION: Status = Status::ConditionsNotSatisfied;
+    /// Malformed command data (any [`super::AuthError`] from a parser).
+    pub const INCORRECT_DATA: Status = Status::IncorrectData;
+    pub const BAD_SERVER_SIGNATURE: Status = Status::BadServerSignature;
+    pub const NOT_GRANTED: Status = Status::ServiceNotGranted;
+    pub const EXPIRED: Status = Status::GrantExpired;
+    pub const NO_SECURE_CONNECTION: Status = Status::NoSecureConnection;
+    pub const AUTHENTICATION_FAILED: Status = Status::MessageAuthenticationFailed;
+    pub const NO_TRUST_ANCHOR: Status = Status::NoTrustAnchor;
+}
+
+/// Every tag of the protocol, declared once.
+pub mod tag {
+    pub const CERTIFICATE: u32 = 0x7F21;
+    pub const SERIAL: u32 = 0x93;
+    pub const ISSUER: u32 = 0x42;
+    pub const SUBJECT: u32 = 0x5F20;
+    pub const KEY_USAGE: u32 = 0x95;
+    pub const EXPIRY_DATE: u32 = 0x5F24;
+    pub const PUBLIC_KEY: u32 = 0x7F49;
+    /// The point inside `7F49` (GlobalPlatform SCP11 uses `B0`; its value is read as
+    /// opaque bytes despite the constructed bit).
+    pub const POINT: u32 = 0xB0;
+    pub const SIGNATURE: u32 = 0x5F37;
+
+    pub const REGISTRATION: u32 = 0x71;
+    pub const SERVER_ANSWER: u32 = 0x72;
+    pub const PROTECTED: u32 = 0x73;
+    pub const CALL: u32 = 0x74;
+    pub const CALL_RESULT: u32 = 0x75;
+
+    pub const VERSION: u32 = 0x80;
+    pub const SERVICE_ID: u32 = 0x81;
+    pub const SE_NONCE: u32 = 0x82;
+    pub const SE_EPHEMERAL: u32 = 0x83;
+    pub const REGISTRATION_COUNTER: u32 = 0x84;
+    pub const SERVER_NONCE: u32 = 0x85;
+    pub const GRANT: u32 = 0x86;
+    pub const SCOPE: u32 = 0x87;
+    pub const GRANT_EXPIRY: u32 = 0x88;
+    pub const SERVER_EPHEMERAL: u32 = 0x89;
+
+    pub const CID: u32 = 0x83;
+    pub const COUNTER: u32 = 0x84;
+    pub const CIPHERTEXT: u32 = 0x86;
+
+    pub const CALL_NAME: u32 = 0x81;
+    pub const DATA: u32 = 0x82;
+    pub const STATUS: u32 = 0x80;
+    pub const CREDENTIAL: u32 = 0x90;
+
+    pub const ICCID: u32 = 0x5A;
+    pub const ISD_P_AID: u32 = 0x4F;
+}
+
+pub const NONCE_LEN: usize = 16;
+/// SEC1 uncompressed point `04 || X || Y`.
+pub const PUBLIC_KEY_LEN: usize = 65;
+/// Raw `r || s`.
+pub const SIGNATURE_LEN: usize = 64;
+pub const CID_LEN: usize = 16;
+/// EID (16) || ICCID (10).
+pub const SUBJECT_LEN: usize = 26;
+pub const ICCID_LEN: usize = 10;
+pub const MAX_SERIAL_LEN: usize = 16;
+/// Issuer identifier, service identifier and call name: 1..=32 bytes of UTF-8.
+pub const MAX_ID_LEN: usize = 32;
+/// Scope (comma-separated call names): at most this many bytes.
+pub const MAX_SCOPE_LEN: usize = 256;
+/// Call data and result data.
+pub const MAX_DATA_LEN: usize = 4096;
+/// Credential (`90`) in a call result.
+pub const MAX_CREDENTIAL_LEN: usize = 1024;
+/// AES-GCM tag appended to the ciphertext.
+pub const GCM_TAG_LEN: usize = 16;
+/// Largest plaintext of a protected message (the largest `75` encoding).
+pub const MAX_PLAINTEXT_LEN: usize = 4 + 3 + (4 + MAX_DATA_LEN) + (4 + MAX_CREDENTIAL_LEN);
+/// Largest `86` value of a protected message.
+pub const MAX_CIPHERTEXT_LEN: usize = MAX_PLAINTEXT_LEN + GCM_TAG_LEN;
+/// Key usage of an SE certificate: digital signature.
+pub const KEY_USAGE_DIGITAL_SIGNATURE: u8 = 0x80;
+
+/// Why bytes are not the structure a parser asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Der(#[from] DerError),
+    #[error("{structure}: unknown tag {tag:X}")]
+    UnknownTag { structure: &'static str, tag: u32 },
+    #[error("{structure}: mandatory tag {tag:X} is missing")]
+    MissingTag { structure: &'static str, tag: u32 },
+    #[error("{structure}: tag {tag:X} appears twice")]
+    DuplicateTag { structure: &'static str, tag: u32 },
+    #[error("{structure}: fields out of the documented order")]
+    OutOfOrder { structure: &'static str },
+    #[error("{field}: {found} bytes, expected exactly {expected}")]
+    WrongLength {
+        field: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{field}: {found} bytes, expected {min}..={max}")]
+    LengthOutOfRange {
+        field: &'static str,
+        min: usize,
+        max: usize,
+        found: usize,
+    },
+    #[error("unsupported protocol version {0} (this side speaks version 1)")]
+    UnsupportedVersion(u8),
+    #[error("{0} is not valid UTF-8")]
+    NotUtf8(&'static str),
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("{0}: non-canonical encoding (non-minimal length); send the canonical form")]
+    NonCanonical(&'static str),
+}
+
+impl AuthError {
+    /// The status word a card answers for malformed command data.
+    pub fn status(&self) -> Status {
+        Status::IncorrectData
+    }
+}
+
+type Result<T> = core::result::Result<T, AuthError>;
+
+// ---------------------------------------------------------------------------------------
+// Field helpers
+
+/// The children of one constructed object, checked against the schema: only `order`
+/// tags, each at most once, in that order.
+struct Fields<'a> {
+    structure: &'static str,
+    items: Vec<DataObject<'a>>,
+}
+
+impl<'a> Fields<'a> {
+    fn parse(structure: &'static str, value: &'a [u8], order: &[u32]) -> Result<Self> {
+        let items = der::read_all(value)?;
+        let mut last: Option<usize> = None;
+        for (i, item) in items.iter().enumerate() {
+            let Some(pos) = order.iter().position(|t| *t == item.tag) else {
+                return Err(AuthError::UnknownTag {
+                    structure,
+                    tag: item.tag,
+                });
+            };
+            if items.iter().take(i).any(|o| o.tag == item.tag) {
+                return Err(AuthError::DuplicateTag {
+                    structure,
+                    tag: item.tag,
+                });
+            }
+            if last.is_some_and(|l| pos < l) {
+                return Err(AuthError::OutOfOrder { structure });
+            }
+            last = Some(pos);
+        }
+        Ok(Fields { structure, items })
+    }
+
+    fn optional(&self, tag: u32) -> Option<&'a [u8]> {
+        der::find(&self.items, tag)
+    }
+
+    fn required(&self, tag: u32) -> Result<&'a [u8]> {
+        self.optional(tag).ok_or(AuthError::MissingTag {
+            structure: self.structure,
+            tag,
+        })
+    }
+}
+
+fn fixed<const N: usize>(field: &'static str, v: &[u8]) -> Result<[u8; N]> {
+    <[u8; N]>::try_from(v).map_err(|_| AuthError::WrongLength {
+        field,
+        expected: N,
+        found: v.len(),
+    })
+}
+
+fn bounded(field: &'static str, v: &[u8], min: usize, max: usize) -> Result<Vec<u8>> {
+    if v.len() < min || v.len() > max {
+        return Err(AuthError::LengthOutOfRange {
+            field,
+            min,
+            max,
+            found: v.len(),
+        });
+    }
+    Ok(v.to_vec())
+}
+
+fn text(field: &'static str, v: &[u8], min: usize, max: usize) -> Result<String> {
+    let bytes = bounded(field, v, min, max)?;
+    String::from_utf8(bytes).map_err(|_| AuthError::NotUtf8(field))
+}
+
+fn identifier(field: &'static str, v: &[u8]) -> Result<String> {
+    text(field, v, 1, MAX_ID_LEN)
+}
+
+fn point(field: &'static str, v: &[u8]) -> Result<[u8; PUBLIC_KEY_LEN]> {
+    let p: [u8; PUBLIC_KEY_LEN] = fixed(field, v)?;
+    if p[0] != 0x04 {
+        return Err(AuthError::Invalid {
+            field,
+            reason: "not an uncompressed SEC1 point (first byte must be 04)",
+        });
+    }
+    Ok(p)
+}
+
+fn version(v: &[u8]) -> Result<()> {
+    let [b] = fixed::<1>("version (80)", v)?;
+    if b != VERSION {
+        return Err(AuthError::UnsupportedVersion(b));
+    }
+    Ok(())
+}
+
+/// Exactly one object with tag `expected`; its value.
+fn outer(bytes: &[u8], expected: u32) -> Result<&[u8]> {
+    Ok(der::read_expected(bytes, expected)?)
+}
+
+/// The encoding must be the canonical one (minimal lengths): re-encode and compare.
+fn canonical<T>(
+    structure: &'static str,
+    input: &[u8],
+    value: T,
+    encode: fn(&T) -> Vec<u8>,
+) -> Result<T> {
+    if encode(&value) != input {
+        return Err(AuthError::NonCanonical(structure));
+    }
+    Ok(value)
+}
+
+/// Split `object || 5F37 signature`, returning the object's bytes and the signature.
+fn split_signed(bytes: &[u8], expected: u32) -> Result<(&[u8], [u8; SIGNATURE_LEN])> {
+    let (first, rest) = der::read_one(bytes)?;
+    if first.tag != expected {
+        return Err(DerError::UnexpectedTag {
+            expected,
+            found: first.tag,
+        }
+        .into());
+    }
+    let object = bytes.get(..bytes.len() - rest.len()).unwrap_or_default();
+    let sig = der::read_expected(rest, tag::SIGNATURE)?;
+    Ok((object, fixed("signature (5F37)", sig)?))
+}
+
+fn push_version(out: &mut Vec<u8>) {
+    tlv::push(out, tag::VERSION, &[VERSION]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Certificate
+
+/// A card-verifiable SE certificate (`7F21`), in the manner of GlobalPlatform SCP11.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// `93`, 1..=16 bytes.
+    pub serial: Vec<u8>,
+    /// `42`, the CA's name, UTF-8 1..=32 bytes.
+    pub issuer: String,
+    /// `5F20`, EID (16) || ICCID (10).
+    pub subject: [u8; SUBJECT_LEN],
+    /// `95`, [`KEY_USAGE_DIGITAL_SIGNATURE`] for SE keys.
+    pub key_usage: u8,
+    /// `5F24`, Unix seconds; the certificate is valid while `now < expiry`.
+    pub expiry: u32,
+    /// `7F49 { B0 }`, SEC1 uncompressed.
+    pub public_key: [u8; PUBLIC_KEY_LEN],
+    /// `5F37`, the CA's raw `r || s` over [`Certificate::body_bytes`].
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+const CERT_ORDER: [u32; 7] = [
+    tag::SERIAL,
+    tag::ISSUER,
+    tag::SUBJECT,
+    tag::KEY_USAGE,
+    tag::EXPIRY_DATE,
+    tag::PUBLIC_KEY,
+    tag::SIGNATURE,
+];
+
+impl Certificate {
+    /// The signed bytes: the TLVs `93 42 5F20 95 5F24 7F49` in this order, without the
+    /// `7F21` header and without `5F37`.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        tlv::push(&mut out, tag::SERIAL, &self.serial);
+        tlv::push(&mut out, tag::ISSUER, self.issuer.as_bytes());
+        tlv::push(&mut out, tag::SUBJECT, &self.subject);
+        tlv::push(&mut out, tag::KEY_USAGE, &[self.key_usage]);
+        tlv::push(&mut out, tag::EXPIRY_DATE, &self.expiry.to_be_bytes());
+        tlv::push(
+            &mut out,
+            tag::PUBLIC_KEY,
+            &tlv::build(tag::POINT, &self.public_key),
+        );
+        out
+    }
+
+    /// The whole `7F21` object.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut body = self.body_bytes();
+        tlv::push(&mut body, tag::SIGNATURE, &self.signature);
+        tlv::build(tag::CERTIFICATE, &body)
+    }
+
+    /// Parse one `7F21` object (no trailing bytes).
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value = outer(bytes, tag::CERTIFICATE)?;
+        canonical(
+            "certificate (7F21)",
+            bytes,
+            Self::from_value(value)?,
+            Self::to_bytes,
+        )
+    }
+
+    fn from_value(value: &[u8]) -> Result<Self> {
+        let f = Fields::parse("certificate (7F21)", value, &CERT_ORDER)?;
+        let pk = Fields::parse(
+            "public key (7F49)",
+            f.required(tag::PUBLIC_KEY)?,
+            &[tag::POINT],
+        )?;
+        Ok(Certificate {
+            serial: bounded("serial (93)", f.required(tag::SERIAL)?, 1, MAX_SERIAL_LEN)?,
+            issuer: identifier("issuer (42)", f.required(tag::ISSUER)?)?,
+            subject: fixed("subject (5F20)", f.required(tag::SUBJECT)?)?,
+            key_usage: u8::from_be_bytes(fixed("key usage (95)", f.required(tag::KEY_USAGE)?)?),
+            expiry: u32::from_be_bytes(fixed("expiry (5F24)", f.required(tag::EXPIRY_DATE)?)?),
+            public_key: point("public key (B0)", pk.required(tag::POINT)?)?,
+            signature: fixed("signature (5F37)", f.required(tag::SIGNATURE)?)?,
+        })
+    }
+
+    /// The EID part of the subject.
+    pub fn eid(&self) -> [u8; 16] {
+        let mut eid = [0u8; 16];
+        eid.copy_from_slice(&self.subject[..16]);
+        eid
+    }
+
+    /// The ICCID part of the subject.
+    pub fn iccid(&self) -> [u8; ICCID_LEN] {
+        let mut iccid = [0u8; ICCID_LEN];
+        iccid.copy_from_slice(&self.subject[16..]);
+        iccid
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// R and R'
+
+/// R (`71`): the registration request, SE -> server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub certificate: Certificate,
+    /// `81`, UTF-8 1..=32 bytes.
+    pub service_id: String,
+    /// `82`, fresh from the OS CSPRNG.
+    pub se_nonce: [u8; NONCE_LEN],
+    /// `83`, SE ephemeral ECDH public key.
+    pub se_ephemeral: [u8; PUBLIC_KEY_LEN],
+    /// `84`, strictly increasing per container.
+    pub counter: u32,
+}
+
+const R_ORDER: [u32; 6] = [
+    tag::VERSION,
+    tag::CERTIFICATE,
+    tag::SERVICE_ID,
+    tag::SE_NONCE,
+    tag::SE_EPHEMERAL,
+    tag::REGISTRATION_COUNTER,
+];
+
+impl Registration {
+    /// The `71` object (the bytes the SE signs).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(400);
+        push_version(&mut v);
+        v.extend_from_slice(&self.certificate.to_bytes());
+        tlv::push(&mut v, tag::SERVICE_ID, self.service_id.as_bytes());
+        tlv::push(&mut v, tag::SE_NONCE, &self.se_nonce);
+        tlv::push(&mut v, tag::SE_EPHEMERAL, &self.se_ephemeral);
+        tlv::push(
+            &mut v,
+            tag::REGISTRATION_COUNTER,
+            &self.counter.to_be_bytes(),
+        );
+        tlv::build(tag::REGISTRATION, &v)
+    }
+
+    /// Parse one `71` object.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value = outer(bytes, tag::REGISTRATION)?;
+        let f = Fields::parse("registration (71)", value, &R_ORDER)?;
+        version(f.required(tag::VERSION)?)?;
+        let r = Registration {
+            certificate: Certificate::from_value(f.required(tag::CERTIFICATE)?)?,
+            service_id: identifier("service id (81)", f.required(tag::SERVICE_ID)?)?,
+            se_nonce: fixed("SE nonce (82)", f.required(tag::SE_NONCE)?)?,
+            se_ephemeral: point("SE ephemeral key (83)", f.required(tag::SE_EPHEMERAL)?)?,
+            counter: u32::from_be_bytes(fixed(
+                "registration counter (84)",
+                f.required(tag::REGISTRATION_COUNTER)?,
+            )?),
+        };
+        canonical("registration (71)", bytes, r, Self::to_bytes)
+    }
+}
+
+/// R || sigR: what GET REGISTRATION returns and the server receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRegistration {
+    pub registration: Registration,
+    /// `5F37`, by the SE key over `registration.to_bytes()`.
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl SignedRegistration {
+    /// `71 ... 5F37 ...`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.registration.to_bytes();
+        tlv::push(&mut out, tag::SIGNATURE, &self.signature);
+        out
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let (r, signature) = split_signed(bytes, tag::REGISTRATION)?;
+        let s = SignedRegistration {
+            registration: Registration::parse(r)?,
+            signature,
+        };
+        canonical("signed registration (71 5F37)", bytes, s, Self::to_bytes)
+    }
+}
+
+/// R' (`72`): the server's answer, server -> SE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAnswer {
+    /// `82`, the SE nonce of the R answered.
+    pub se_nonce: [u8; NONCE_LEN],
+    /// `85`.
+    pub server_nonce: [u8; NONCE_LEN],
+    /// `81`, the service id of the R answered.
+    pub service_id: String,
+    /// `86`: `01` granted, `00` refused.
+    pub granted: bool,
+    /// `87`: call names (each 1..=32 bytes, no comma), joined by commas; empty when refused.
+    pub scope: Vec<String>,
+    /// `88`: expiry of the grant and of the connection, Unix seconds (valid while `now < expiry`).
+    pub expiry: u64,
+    /// `89`: server ephemeral ECDH public key.
+    pub server_ephemeral: [u8; PUBLIC_KEY_LEN],
+}
+
+const RP_ORDER: [u32; 8] = [
+    tag::VERSION,
+    tag::SE_NONCE,
+    tag::SERVER_NONCE,
+    tag::SERVICE_ID,
+    tag::GRANT,
+    tag::SCOPE,
+    tag::GRANT_EXPIRY,
+    tag::SERVER_EPHEMERAL,
+];
+
+impl ServerAnswer {
+    /// The `72` object (the bytes the server signs).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(200);
+        push_version(&mut v);
+        tlv::push(&mut v, tag::SE_NONCE, &self.se_nonce);
+        tlv::push(&mut v, tag::SERVER_NONCE, &self.server_nonce);
+        tlv::push(&mut v, tag::SERVICE_ID, self.service_id.as_bytes());
+        tlv::push(&mut v, tag::GRANT, &[u8::from(self.granted)]);
+        tlv::push(&mut v, tag::SCOPE, self.scope.join(",").as_bytes());
+        tlv::push(&mut v, tag::GRANT_EXPIRY, &self.expiry.to_be_bytes());
+        tlv::push(&mut v, tag::SERVER_EPHEMERAL, &self.server_ephemeral);
+        tlv::build(tag::SERVER_ANSWER, &v)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value = outer(bytes, tag::SERVER_ANSWER)?;
+        let f = Fields::parse("server answer (72)", value, &RP_ORDER)?;
+        version(f.required(tag::VERSION)?)?;
+        let granted = match fixed::<1>("grant (86)", f.required(tag::GRANT)?)? {
+            [0x00] => false,
+            [0x01] => true,
+            _ => {
+                return Err(AuthError::Invalid {
+                    field: "grant (86)",
+                    reason: "neither 00 (refused) nor 01 (granted)",
+                })
+            }
+        };
+        let scope = parse_scope(f.required(tag::SCOPE)?)?;
+        if !granted && !scope.is_empty() {
+            return Err(AuthError::Invalid {
+                field: "scope (87)",
+                reason: "a refusal carries an empty scope",
+            });
+        }
+        let a = ServerAnswer {
+            se_nonce: fixed("SE nonce (82)", f.required(tag::SE_NONCE)?)?,
+            server_nonce: fixed("server nonce (85)", f.required(tag::SERVER_NONCE)?)?,
+            service_id: identifier("service id (81)", f.required(tag::SERVICE_ID)?)?,
+            granted,
+            scope,
+            expiry: u64::from_be_bytes(fixed("grant expiry (88)", f.required(tag::GRANT_EXPIRY)?)?),
+            server_ephemeral: point(
+                "server ephemeral key (89)",
+                f.required(tag::SERVER_EPHEMERAL)?,
+            )?,
+        };
+        canonical("server answer (72)", bytes, a, Self::to_bytes)
+    }
+
+    /// Whether the answer grants `call`.
+    pub fn allows(&self, call: &str) -> bool {
+        self.granted && self.scope.iter().any(|c| c == call)
+    }
+}
+
+/// Parse a scope (`87`): empty, or comma-separated call names of 1..=32 bytes, no duplicates.
+pub fn parse_scope(v: &[u8]) -> Result<Vec<String>> {
+    let s = text("scope (87)", v, 0, MAX_SCOPE_LEN)?;
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for name in s.split(',') {
+        if name.is_empty() || name.len() > MAX_ID_LEN {
+            return Err(AuthError::Invalid {
+                field: "scope (87)",
+                reason: "a call name is empty or longer than 32 bytes",
+            });
+        }
+        if out.iter().any(|n| n == name) {
+            return Err(AuthError::Invalid {
+                field: "scope (87)",
+                reason: "a call name appears twice",
+            });
+        }
+        out.push(name.to_string());
+    }
+    Ok(out)
+}
+
+/// R' || sigR': what the server returns and VERIFY SERVER receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedServerAnswer {
+    pub answer: ServerAnswer,
+    /// `5F37`, by the server key over `answer.to_bytes()`.
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl SignedServerAnswer {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.answer.to_bytes();
+        tlv::push(&mut out, tag::SIGNATURE, &self.signature);
+        out
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let (a, signature) = split_signed(bytes, tag::SERVER_ANSWER)?;
+        let s = SignedServerAnswer {
+            answer: ServerAnswer::parse(a)?,
+            signature,
+        };
+        canonical("signed server answer (72 5F37)", bytes, s, Self::to_bytes)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Secure connection
+
+/// A protected message (`73`), either direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedMessage {
+    /// `83`, the connection identifier (TH[0..16]).
+    pub cid: [u8; CID_LEN],
+    /// `84`, the sender's counter (starts at 1).
+    pub counter: u64,
+    /// `86`, AES-256-GCM ciphertext || 16-byte tag.
+    pub ciphertext: Vec<u8>,
+}
+
+const PM_ORDER: [u32; 4] = [tag::VERSION, tag::CID, tag::COUNTER, tag::CIPHERTEXT];
+
+impl ProtectedMessage {
+    /// The additional authenticated data: the `80`, `83` and `84` TLVs in this order.
+    pub fn aad(&self) -> Vec<u8> {
+        Self::aad_for(&self.cid, self.counter)
+    }
+
+    /// The AAD of a message with this connection id and counter.
+    pub fn aad_for(cid: &[u8; CID_LEN], counter: u64) -> Vec<u8> {
+        let mut v = Vec::with_capacity(3 + 2 + CID_LEN + 2 + 8);
+        push_version(&mut v);
+        tlv::push(&mut v, tag::CID, cid);
+        tlv::push(&mut v, tag::COUNTER, &counter.to_be_bytes());
+        v
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.aad();
+        tlv::push(&mut v, tag::CIPHERTEXT, &self.ciphertext);
+        tlv::build(tag::PROTECTED, &v)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value = outer(bytes, tag::PROTECTED)?;
+        let f = Fields::parse("protected message (73)", value, &PM_ORDER)?;
+        version(f.required(tag::VERSION)?)?;
+        let m = ProtectedMessage {
+            cid: fixed("connection id (83)", f.required(tag::CID)?)?,
+            counter: u64::from_be_bytes(fixed("counter (84)", f.required(tag::COUNTER)?)?),
+            ciphertext: bounded(
+                "ciphertext (86)",
+                f.required(tag::CIPHERTEXT)?,
+                GCM_TAG_LEN,
+                MAX_CIPHERTEXT_LEN,
+            )?,
+        };
+        canonical("protected message (73)", bytes, m, Self::to_bytes)
+    }
+}
+
+/// A service call (`74`), the plaintext of an up message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// `81`, UTF-8 1..=32 bytes (`echo`, `provision`).
+    pub name: String,
+    /// `82`, 0..=4096 bytes.
+    pub data: Vec<u8>,
+}
+
+impl Call {
+    /// The fields without the `74` header: the data of SECURE SEND (`81 call 82 data`).
+    pub fn body_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.data.len() + 40);
+        tlv::push(&mut v, tag::CALL_NAME, self.name.as_bytes());
+        tlv::push(&mut v, tag::DATA, &self.data);
+        v
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        tlv::build(tag::CALL, &self.body_bytes())
+    }
+
+    /// Parse the fields without the header (SECURE SEND command data).
+    pub fn parse_body(body: &[u8]) -> Result<Self> {
+        let f = Fields::parse("call (74)", body, &[tag::CALL_NAME, tag::DATA])?;
+        let c = Call {
+            name: identifier("call name (81)", f.required(tag::CALL_NAME)?)?,
+            data: bounded("call data (82)", f.required(tag::DATA)?, 0, MAX_DATA_LEN)?,
+        };
+        canonical("call (74)", body, c, Self::body_bytes)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let c = Self::parse_body(outer(bytes, tag::CALL)?)?;
+        canonical("call (74)", bytes, c, Self::to_bytes)
+    }
+}
+
+/// The status of a call result (`75 80`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallStatus {
+    Ok = 0x00,
+    Refused = 0x01,
+    Failed = 0x02,
+}
+
+impl CallStatus {
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0x00 => Some(CallStatus::Ok),
+            0x01 => Some(CallStatus::Refused),
+            0x02 => Some(CallStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A call result (`75`), the plaintext of a down message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallResult {
+    /// `80`.
+    pub status: CallStatus,
+    /// `82`, 0..=4096 bytes.
+    pub data: Vec<u8>,
+    /// `90`, 1..=1024 bytes, optional (`provision`).
+    pub credential: Option<Vec<u8>>,
+}
+
+impl CallResult {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.data.len() + 16);
+        tlv::push(&mut v, tag::STATUS, &[self.status as u8]);
+        tlv::push(&mut v, tag::DATA, &self.data);
+        if let Some(c) = &self.credential {
+            tlv::push(&mut v, tag::CREDENTIAL, c);
+        }
+        tlv::build(tag::CALL_RESULT, &v)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value = outer(bytes, tag::CALL_RESULT)?;
+        let f = Fields::parse(
+            "call result (75)",
+            value,
+            &[tag::STATUS, tag::DATA, tag::CREDENTIAL],
+        )?;
+        let [s] = fixed::<1>("status (80)", f.required(tag::STATUS)?)?;
+        let r = CallResult {
+            status: CallStatus::from_byte(s).ok_or(AuthError::Invalid {
+                field: "status (80)",
+                reason: "neither 00 ok, 01 refused nor 02 failed",
+            })?,
+            data: bounded("result data (82)", f.required(tag::DATA)?, 0, MAX_DATA_LEN)?,
+            credential: f
+                .optional(tag::CREDENTIAL)
+                .map(|c| bounded("credential (90)", c, 1, MAX_CREDENTIAL_LEN))
+                .transpose()?,
+        };
+        canonical("call result (75)", bytes, r, Self::to_bytes)
+    }
+
+    /// The same result without its credential (what SECURE RECEIVE returns).
+    pub fn without_credential(&self) -> CallResult {
+        CallResult {
+            credential: None,
+            ..self.clone()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Command data of GET REGISTRATION, GET DATA identity and the admin DGI
+
+/// GET REGISTRATION command data: `81 service id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetRegistration {
+    pub service_id: String,
+}
+
+impl GetRegistration {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        tlv::build(tag::SERVICE_ID, self.service_id.as_bytes())
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let g = GetRegistration {
+            service_id: identifier("service id (81)", outer(bytes, tag::SERVICE_ID)?)?,
+        };
+        canonical("GET REGISTRATION data", bytes, g, Self::to_bytes)
+    }
+}
+
+/// DGI `A001` content (admin, STORE DATA): the server key trusted for a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustAnchor {
+    /// `80`, UTF-8 1..=32 bytes.
+    pub service_id: String,
+    /// `81`, SEC1 uncompressed.
+    pub server_public_key: [u8; PUBLIC_KEY_LEN],
+}
+
+/// The DGI carrying a [`TrustAnchor`].
+pub const DGI_TRUST_ANCHOR: u16 = 0xA001;
+
+impl TrustAnchor {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = tlv::build(0x80, self.service_id.as_bytes());
+        tlv::push(&mut v, 0x81, &self.server_public_key);
+        v
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let f = Fields::parse("trust anchor (DGI A001)", bytes, &[0x80, 0x81])?;
+        let t = TrustAnchor {
+            service_id: identifier("service id (80)", f.required(0x80)?)?,
+            server_public_key: point("server public key (81)", f.required(0x81)?)?,
+        };
+        canonical("trust anchor (DGI A001)", bytes, t, Self::to_bytes)
+    }
+}
+
+/// GET DATA `00 5A` answer: `5A` ICCID (10), `4F` ISD-P AID (5..=16), `5F20` subject (26).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerIdentity {
+    pub iccid: [u8; ICCID_LEN],
+    pub isd_p_aid: Vec<u8>,
+    pub subject: [u8; SUBJECT_LEN],
+}
+
+impl ContainerIdentity {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = tlv::build(tag::ICCID, &self.iccid);
+        tlv::push(&mut v, tag::ISD_P_AID, &self.isd_p_aid);
+        tlv::push(&mut v, tag::SUBJECT, &self.subject);
+        v
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let f = Fields::parse(
+            "container identity",
+            bytes,
+            &[tag::ICCID, tag::ISD_P_AID, tag::SUBJECT],
+        )?;
+        let c = ContainerIdentity {
+            iccid: fixed("ICCID (5A)", f.required(tag::ICCID)?)?,
+            isd_p_aid: bounded("ISD-P AID (4F)", f.required(tag::ISD_P_AID)?, 5, 16)?,
+            subject: fixed("subject (5F20)", f.required(tag::SUBJECT)?)?,
+        };
+        canonical("container identity", bytes, c, Self::to_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests;

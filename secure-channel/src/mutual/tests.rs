@@ -1,0 +1,1 @@
+//! Tests of the seed-1 mutual authentication crypto.
