@@ -1,6 +1,15 @@
-//! The third-party portal: a stateless relay between the terminal and the service server.
+//! The third-party portal: a stateless HTTP relay between terminals and service servers.
 //!
-//! Nothing is implemented yet: the relay arrives with the mutual-authentication work
-//! (seed document 1). The crate exists so the workspace has the layout of DESIGN.md; it
-//! ships no binary until it can do its job.
+//! It maps a service id to a server base URL and forwards the two POST routes of the
+//! mutual-authentication API (apdu-specs/docs/mutual-auth.md, "HTTP") with their bodies
+//! unchanged. It holds no key and keeps no state: it cannot read or forge what it relays,
+//! and anything it alters is refused by the SE or the server. What it does enforce is
+//! hygiene: a body size limit and timeouts on both sides, and JSON errors for everything it
+//! answers itself (unknown service 404, server unreachable 502, server too slow 504).
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod relay;
+
+pub use config::{Config, ConfigError};
+pub use relay::{router, serve, Relay};

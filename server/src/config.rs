@@ -1,0 +1,525 @@
+//! The server's configuration: `server.toml`, command-line overrides, and their validation.
+//!
+//! The file is read once at start; everything is checked before the server binds its port,
+//! so a typo is an error at start with the offending entry named, never a refusal at run time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apdu_specs::es10::{Eid, Iccid};
+use serde::Deserialize;
+
+use crate::policy::{Grant, Policy, SubjectPattern};
+
+/// Default address: loopback only; exposing the server is an explicit decision.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default request body limit (bytes): an R with its certificate is about 450 bytes and a
+/// protected message at most about 4.2 KiB, so 16 KiB leaves room and nothing more.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
+/// Default time a request may take, reading the body included.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Default lifetime cap of a secure connection (seconds), whatever the grant says.
+pub const DEFAULT_CONNECTION_LIFETIME_SECS: u64 = 3600;
+
+/// The longest service identifier R may carry (mutual-auth.md, tag `81`).
+pub const MAX_SERVICE_ID_LEN: usize = 32;
+
+/// A configuration error: which entry, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML for the server: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+}
+
+fn invalid(what: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `server.toml` as written by a human (see the starter file that `server init` writes).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<String>,
+    pub issuer_ca_public_key: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
+    pub connection_lifetime_secs: Option<u64>,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceFile>,
+    #[serde(default)]
+    pub grants: Vec<GrantFile>,
+}
+
+/// One `[services.ID]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    /// The calls this service offers (`echo`, `provision`).
+    pub calls: Vec<String>,
+}
+
+/// One `[[grants]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantFile {
+    pub service: String,
+    /// `*` or the EID (32 hex digits).
+    pub eid: String,
+    /// The ICCID (decimal digits) of one container of that SE; absent: every container.
+    pub iccid: Option<String>,
+    /// The calls granted; absent: all calls of the service.
+    pub calls: Option<Vec<String>>,
+    /// Until when: Unix seconds or RFC 3339 (`2027-01-01T00:00:00Z`).
+    pub until: Until,
+}
+
+/// A point in time as a human writes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Until {
+    Unix(u64),
+    Text(String),
+}
+
+impl Until {
+    /// Unix seconds.
+    pub fn to_unix(&self) -> Result<u64, String> {
+        match self {
+            Until::Unix(s) => Ok(*s),
+            Until::Text(t) => parse_time(t),
+        }
+    }
+}
+
+/// Unix seconds or RFC 3339 (`2027-01-01T00:00:00Z`) to Unix seconds.
+pub fn parse_time(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(secs);
+    }
+    let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!("`{text}` is neither Unix seconds nor RFC 3339 (2027-01-01T00:00:00Z): {e}")
+    })?;
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| format!("`{text}` is before 1970"))
+}
+
+/// The calls the server knows how to execute.
+pub const KNOWN_CALLS: &[&str] = &["echo", "provision"];
+
+/// Command-line overrides of the file (`server run --help`).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub issuer_ca_public_key: Option<String>,
+    /// `ID=CALL,CALL`: adds or replaces a service.
+    pub services: Vec<String>,
+    /// `SERVICE:SUBJECT:CALLS:UNTIL`: appended after the file's grants.
+    pub grants: Vec<String>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// SEC1 uncompressed point (65 bytes) of the issuer CA.
+    pub issuer_ca_public_key: Vec<u8>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub connection_lifetime_secs: u64,
+    /// Service id -> calls offered.
+    pub services: BTreeMap<String, Vec<String>>,
+    pub policy: Policy,
+}
+
+impl Config {
+    /// Reads `path` (absent file: an error naming `server init`) and applies `overrides`.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Config::from_parts(file, overrides)
+    }
+
+    /// Validates a parsed file plus overrides.
+    pub fn from_parts(file: ConfigFile, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let listen = match (&overrides.listen, &file.listen) {
+            (Some(a), _) => *a,
+            (None, Some(text)) => SocketAddr::from_str(text)
+                .map_err(|e| invalid("listen", format!("`{text}` is not IP:PORT ({e})")))?,
+            (None, None) => SocketAddr::from_str(DEFAULT_LISTEN)
+                .map_err(|e| invalid("listen", e.to_string()))?,
+        };
+        let ca_hex = overrides
+            .issuer_ca_public_key
+            .clone()
+            .or(file.issuer_ca_public_key)
+            .unwrap_or_default();
+        let issuer_ca_public_key = parse_public_key(&ca_hex).map_err(|reason| {
+            invalid(
+                "issuer_ca_public_key",
+                format!("{reason}; export it with `card-emulator export-ca` and set it in server.toml or with --issuer-ca")
+            )
+        })?;
+
+        let mut services = BTreeMap::new();
+        for (id, s) in file.services {
+            services.insert(id, s.calls);
+        }
+        for spec in &overrides.services {
+            let (id, calls) = spec
+                .split_once('=')
+                .ok_or_else(|| invalid("--service", format!("`{spec}` is not ID=CALL,CALL")))?;
+            services.insert(id.to_owned(), split_calls(calls));
+        }
+        for (id, calls) in &services {
+            check_service_id(id).map_err(|r| invalid(format!("service `{id}`"), r))?;
+            if calls.is_empty() {
+                return Err(invalid(
+                    format!("service `{id}`"),
+                    "offers no call; list some of: echo, provision",
+                ));
+            }
+            for c in calls {
+                if !KNOWN_CALLS.contains(&c.as_str()) {
+                    return Err(invalid(
+                        format!("service `{id}`"),
+                        format!("unknown call `{c}`; the server executes: echo, provision"),
+                    ));
+                }
+            }
+        }
+
+        let mut grants = Vec::new();
+        for (i, g) in file.grants.into_iter().enumerate() {
+            let what = format!("grants[{i}] (service `{}`)", g.service);
+            let until = g.until.to_unix().map_err(|r| invalid(&what, r))?;
+            let subject =
+                SubjectPattern::parse(&g.eid, g.iccid.as_deref()).map_err(|r| invalid(&what, r))?;
+            grants.push(make_grant(
+                &services, &what, g.service, subject, g.calls, until,
+            )?);
+        }
+        for spec in &overrides.grants {
+            let what = format!("--grant `{spec}`");
+            let mut parts = spec.splitn(4, ':');
+            let (Some(service), Some(subject), Some(calls), Some(until)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(invalid(what, "expected SERVICE:SUBJECT:CALLS:UNTIL"));
+            };
+            let (eid, iccid) = match subject.split_once('/') {
+                Some((e, i)) => (e, Some(i)),
+                None => (subject, None),
+            };
+            let subject = SubjectPattern::parse(eid, iccid).map_err(|r| invalid(&what, r))?;
+            let calls = if calls == "*" {
+                None
+            } else {
+                Some(split_calls(calls))
+            };
+            let until = parse_time(until).map_err(|r| invalid(&what, r))?;
+            grants.push(make_grant(
+                &services,
+                &what,
+                service.to_owned(),
+                subject,
+                calls,
+                until,
+            )?);
+        }
+
+        let max_body_bytes = overrides
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes < 1024 {
+            return Err(invalid("max_body_bytes", "below 1024 no registration fits"));
+        }
+        let timeout_ms = overrides
+            .request_timeout_ms
+            .or(file.request_timeout_ms)
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err(invalid("request_timeout_ms", "must be at least 1"));
+        }
+        let connection_lifetime_secs = file
+            .connection_lifetime_secs
+            .unwrap_or(DEFAULT_CONNECTION_LIFETIME_SECS);
+        if connection_lifetime_secs == 0 {
+            return Err(invalid("connection_lifetime_secs", "must be at least 1"));
+        }
+        Ok(Config {
+            listen,
+            issuer_ca_public_key,
+            max_body_bytes,
+            request_timeout: Duration::from_millis(timeout_ms),
+            connection_lifetime_secs,
+            services,
+            policy: Policy { grants },
+        })
+    }
+}
+
+fn make_grant(
+    services: &BTreeMap<String, Vec<String>>,
+    what: &str,
+    service: String,
+    subject: SubjectPattern,
+    calls: Option<Vec<String>>,
+    until: u64,
+) -> Result<Grant, ConfigError> {
+    let offered = services.get(&service).ok_or_else(|| {
+        invalid(
+            what,
+            format!("service `{service}` is not configured; add a [services.{service}] table"),
+        )
+    })?;
+    let calls = match calls {
+        None => offered.clone(),
+        Some(calls) => {
+            for c in &calls {
+                if !offered.contains(c) {
+                    return Err(invalid(
+                        what,
+                        format!("call `{c}` is not offered by service `{service}`"),
+                    ));
+                }
+            }
+            calls
+        }
+    };
+    Ok(Grant {
+        service,
+        subject,
+        calls,
+        until,
+    })
+}
+
+fn split_calls(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A service identifier as R carries it: UTF-8, 1..32 bytes, no control characters, no `/`
+/// (it is a path segment of the HTTP API).
+pub fn check_service_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_SERVICE_ID_LEN {
+        return Err(format!(
+            "a service id has 1 to {MAX_SERVICE_ID_LEN} bytes of UTF-8"
+        ));
+    }
+    if id.chars().any(|c| c.is_control() || c == '/' || c == ',') {
+        return Err("a service id has no control character, `/` or `,`".into());
+    }
+    Ok(())
+}
+
+/// A SEC1 uncompressed P-256 point in hex: 65 bytes starting with `04`.
+pub fn parse_public_key(text: &str) -> Result<Vec<u8>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("no issuer CA public key is configured".into());
+    }
+    let bytes = hex::decode(text).map_err(|e| format!("the public key is not hex ({e})"))?;
+    if bytes.len() != 65 || bytes.first() != Some(&0x04) {
+        return Err(format!(
+            "a public key is 65 bytes starting with 04 (SEC1 uncompressed), got {} bytes",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+impl SubjectPattern {
+    /// `eid` is `*` or 32 hex digits; `iccid` (decimal digits) narrows to one container.
+    pub fn parse(eid: &str, iccid: Option<&str>) -> Result<SubjectPattern, String> {
+        let eid = eid.trim();
+        let iccid = match iccid.map(str::trim) {
+            None | Some("") | Some("*") => None,
+            Some(text) => Some(
+                Iccid::from_digits(text)
+                    .map_err(|e| format!("iccid `{text}`: {e} (write the decimal digits)"))?,
+            ),
+        };
+        if eid == "*" {
+            if iccid.is_some() {
+                return Err("an ICCID needs the EID of its SE (eid = \"*\" with an iccid)".into());
+            }
+            return Ok(SubjectPattern::Any);
+        }
+        let eid = Eid::from_str(eid).map_err(|e| format!("eid `{eid}`: {e}"))?;
+        Ok(match iccid {
+            None => SubjectPattern::Se(eid.0),
+            Some(i) => SubjectPattern::Container(eid.0, *i.as_bytes()),
+        })
+    }
+}
+
+/// Seconds since the Unix epoch now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The starter `server.toml` that `server init` writes.
+pub fn starter_config() -> String {
+    format!(
+        r#"# Configuration of the mutual-authentication server (server/README.md explains every key).
+# Command-line options of `server run` override what is set here.
+
+# Where to listen. Loopback by default: put the server behind the portal or a reverse proxy.
+listen = "{DEFAULT_LISTEN}"
+
+# Public key of the card issuer CA that certifies the SE keys: 65 bytes, hex, SEC1
+# uncompressed (04 || X || Y). Print it with `card-emulator export-ca`.
+issuer_ca_public_key = ""
+
+# Request body limit (bytes), time allowed per request (ms), and the longest life of a
+# secure connection (seconds; a grant that ends sooner ends the connection sooner).
+max_body_bytes = {DEFAULT_MAX_BODY_BYTES}
+request_timeout_ms = {DEFAULT_REQUEST_TIMEOUT_MS}
+connection_lifetime_secs = {DEFAULT_CONNECTION_LIFETIME_SECS}
+
+# Services: id -> the calls it offers (the server executes `echo` and `provision`).
+[services.demo]
+calls = ["echo", "provision"]
+
+# Grant policy, read in order: the first entry that matches the SE and the service decides.
+# An SE that no entry matches is refused (with a signed refusal).
+#
+# [[grants]]
+# service = "demo"
+# eid = "*"                          # every SE certified by the issuer CA, or 32 hex digits
+# # iccid = "89000123456789012341"   # only this container of that EID (decimal digits)
+# calls = ["echo", "provision"]      # absent: every call of the service
+# until = "2027-01-01T00:00:00Z"     # RFC 3339 or Unix seconds
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca() -> String {
+        format!("04{}", "aa".repeat(64))
+    }
+
+    fn parse(text: &str, o: &Overrides) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.to_string(),
+        })?;
+        Config::from_parts(file, o)
+    }
+
+    #[test]
+    fn starter_config_parses_once_the_ca_key_is_set() {
+        let starter = starter_config();
+        assert!(parse(&starter, &Overrides::default()).is_err());
+        let o = Overrides {
+            issuer_ca_public_key: Some(ca()),
+            ..Overrides::default()
+        };
+        let c = parse(&starter, &o).unwrap();
+        assert_eq!(c.services["demo"], vec!["echo", "provision"]);
+        assert!(c.policy.grants.is_empty());
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn grants_from_file_and_command_line() {
+        let text = format!(
+            r#"issuer_ca_public_key = "{}"
+[services.demo]
+calls = ["echo", "provision"]
+[[grants]]
+service = "demo"
+eid = "89049032000000000000000000000001"
+iccid = "89000123456789012341"
+calls = ["echo"]
+until = "2030-01-01T00:00:00Z"
+"#,
+            ca()
+        );
+        let o = Overrides {
+            grants: vec!["demo:*:*:1700000000".into()],
+            ..Overrides::default()
+        };
+        let c = parse(&text, &o).unwrap();
+        assert_eq!(c.policy.grants.len(), 2);
+        assert_eq!(c.policy.grants[0].until, 1_893_456_000);
+        assert_eq!(c.policy.grants[0].calls, vec!["echo"]);
+        assert!(matches!(
+            c.policy.grants[0].subject,
+            SubjectPattern::Container(..)
+        ));
+        assert_eq!(c.policy.grants[1].subject, SubjectPattern::Any);
+        assert_eq!(c.policy.grants[1].calls, vec!["echo", "provision"]);
+    }
+
+    #[test]
+    fn a_grant_for_an_unconfigured_service_or_call_is_an_error() {
+        let base = format!(
+            "issuer_ca_public_key = \"{}\"\n[services.demo]\ncalls = [\"echo\"]\n",
+            ca()
+        );
+        for g in [
+            "other:*:*:0",
+            "demo:*:provision:0",
+            "demo:xyz:*:0",
+            "demo:*:*:soon",
+        ] {
+            let o = Overrides {
+                grants: vec![g.into()],
+                ..Overrides::default()
+            };
+            assert!(parse(&base, &o).is_err(), "{g}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_calls_are_errors() {
+        assert!(parse(
+            &format!("issuer_ca_public_key = \"{}\"\nlisten_on = 1\n", ca()),
+            &Overrides::default()
+        )
+        .is_err());
+        assert!(parse(
+            &format!(
+                "issuer_ca_public_key = \"{}\"\n[services.x]\ncalls = [\"rm\"]\n",
+                ca()
+            ),
+            &Overrides::default()
+        )
+        .is_err());
+    }
+}

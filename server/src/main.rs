@@ -1,0 +1,236 @@
+//! `server`: command line of the mutual-authentication server (init, public-key, run, audit).
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use server::keyfile::{self, CONFIG_FILE};
+use server::store::Store;
+
+/// The service provider's server of the mutual authentication: verifies secure elements
+/// (certificate, signature, fresh nonce), grants services by policy with a signed answer,
+/// and serves `echo` and `provision` over the AES-GCM secure connection.
+///
+/// Start with `server init --data DIR`, set the issuer CA key and grants in DIR/server.toml,
+/// then `server run --data DIR`.
+#[derive(Debug, Parser)]
+#[command(name = "server", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the data directory: the server's P-256 signing key (server.key, mode 0600),
+    /// the SQLite database (server.db, WAL mode) and a starter server.toml; print the public
+    /// key to install into containers as their trust anchor.
+    Init {
+        /// Data directory to create (refused if it already holds a key).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Print the server's public key (hex, 65 bytes, SEC1 uncompressed).
+    PublicKey {
+        /// Data directory made by `server init`.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Serve the HTTP API until SIGINT/SIGTERM.
+    ///
+    /// Routes: POST /v1/services/{service}/register, POST /v1/services/{service}/messages,
+    /// GET /healthz. The address is printed on stdout once listening.
+    Run(RunArgs),
+    /// Print the last entries of the audit log (time, subject, service, decision, reason).
+    Audit {
+        /// Data directory made by `server init`.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// How many entries, newest last.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Data directory made by `server init`.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Configuration file [default: DIR/server.toml].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, overriding `listen` of the file (default 127.0.0.1:8080;
+    /// port 0 picks a free port).
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<SocketAddr>,
+    /// Issuer CA public key (hex, 65 bytes), overriding `issuer_ca_public_key`.
+    #[arg(long = "issuer-ca", value_name = "HEX")]
+    issuer_ca: Option<String>,
+    /// Add or replace a service and its calls, e.g. `demo=echo,provision` (repeatable).
+    #[arg(long = "service", value_name = "ID=CALLS")]
+    services: Vec<String>,
+    /// Append a grant after the file's: SERVICE:SUBJECT:CALLS:UNTIL with SUBJECT `*`, an
+    /// EID (32 hex digits) or EID/ICCID (ICCID in digits), CALLS `*` or `echo,provision`,
+    /// UNTIL Unix seconds or RFC 3339. E.g. `demo:*:*:2027-01-01T00:00:00Z` (repeatable).
+    #[arg(long = "grant", value_name = "SPEC")]
+    grants: Vec<String>,
+    /// Time allowed per request in milliseconds, overriding `request_timeout_ms`.
+    #[arg(long, value_name = "MS")]
+    request_timeout_ms: Option<u64>,
+    /// Request body limit in bytes, overriding `max_body_bytes`.
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Init { data } => init(&data),
+        Command::PublicKey { data } => {
+            let key = keyfile::load_key(&data)?;
+            println!("{}", hex::encode_upper(key.verifying_key().to_sec1()));
+            Ok(())
+        }
+        Command::Run(args) => run(args),
+        Command::Audit { data, limit } => audit(&data, limit),
+    }
+}
+
+fn init(data: &Path) -> anyhow::Result<()> {
+    keyfile::create_data_dir(data)?;
+    let key = keyfile::create_key(data)?;
+    let db = keyfile::create_db_file(data)?;
+    server::SqliteStore::open(&db)
+        .with_context(|| format!("cannot create the database {}", db.display()))?;
+    let config = data.join(CONFIG_FILE);
+    let wrote_config = if config.exists() {
+        false
+    } else {
+        std::fs::write(&config, server::config::starter_config())
+            .with_context(|| format!("cannot write {}", config.display()))?;
+        true
+    };
+    let public = hex::encode_upper(key.verifying_key().to_sec1());
+    println!("{public}");
+    eprintln!(
+        "Server initialized in {dir}: signing key server.key (0600), database server.db{cfg}.
+The line above is the server's public key. Next:
+  1. Install it into each container as the trust anchor of the service, in admin mode
+     (GlobalPlatform STORE DATA, DGI A001 {{80 service id, 81 public key}}).
+  2. Put the issuer CA public key (`card-emulator export-ca`) in {config} as
+     issuer_ca_public_key, and add [[grants]] for the SEs you serve.
+  3. Start: server run --data {dir}
+`server public-key --data {dir}` prints the key again.",
+        dir = data.display(),
+        cfg = if wrote_config {
+            ", starter configuration server.toml"
+        } else {
+            " (existing server.toml kept)"
+        },
+        config = config.display(),
+    );
+    Ok(())
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let key = keyfile::load_key(&args.data)?;
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| args.data.join(CONFIG_FILE));
+    let overrides = server::Overrides {
+        listen: args.listen,
+        issuer_ca_public_key: args.issuer_ca,
+        services: args.services,
+        grants: args.grants,
+        request_timeout_ms: args.request_timeout_ms,
+        max_body_bytes: args.max_body_bytes,
+    };
+    let config = server::Config::load(&config_path, &overrides)
+        .context("the server's configuration is not usable")?;
+    let db = keyfile::create_db_file(&args.data)?;
+    let store: Arc<dyn Store> = Arc::new(
+        server::SqliteStore::open(&db)
+            .with_context(|| format!("cannot open the database {}", db.display()))?,
+    );
+    let listen = config.listen;
+    let grants = config.policy.grants.len();
+    let engine = server::Engine::new(config, key, store, server::system_clock())
+        .context("issuer_ca_public_key is not a P-256 public key")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+            format!("cannot listen on {listen}; is another process using the port? (try --listen 127.0.0.1:0)")
+        })?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            services = ?engine.config().services.keys().collect::<Vec<_>>(),
+            grants,
+            "server ready"
+        );
+        // The address goes to stdout alone on its line so scripts and tests can read it.
+        println!("server listening on http://{addr}");
+        let engine = Arc::new(engine);
+        server::serve(listener, server::router(engine), shutdown_signal())
+            .await
+            .context("the server stopped on an I/O error")
+    })
+}
+
+fn audit(data: &Path, limit: usize) -> anyhow::Result<()> {
+    let db = data.join(keyfile::DB_FILE);
+    if !db.exists() {
+        anyhow::bail!(
+            "{} does not exist; create the server with `server init --data DIR`",
+            db.display()
+        );
+    }
+    let store = server::SqliteStore::open(&db)?;
+    for e in store.audit_log(limit)? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(e.time)
+            ),
+            e.subject,
+            e.service,
+            e.decision,
+            e.reason
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,664 @@
+//! The server's durable state behind one trait: seen nonces, registration counters,
+//! connections and their counters, issued credentials, and the audit log.
+//!
+//! [`Store`] is synchronous: callers on the async runtime run it in `spawn_blocking`. Each
+//! method is one transaction, so a crash (even SIGKILL) leaves either all of a decision or
+//! none of it. [`SqliteStore`] is the default; a PostgreSQL store shared by several server
+//! instances implements the same trait (the UNIQUE nonce and the compare-and-set of the
+//! counters are what make that safe).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use zeroize::Zeroizing;
+
+/// A storage failure (the database itself, not a protocol decision).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("the database is in a state this server cannot read: {0}")]
+    Corrupt(String),
+    #[error("the database lock is poisoned (a previous operation panicked)")]
+    Poisoned,
+}
+
+/// Why a registration could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("this SE nonce was seen before: the registration request is replayed")]
+    ReplayedNonce,
+    #[error(
+        "registration counter {got} is not above the last one seen ({last}) for this container"
+    )]
+    StaleCounter { got: u32, last: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the audit log records; stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditDecision {
+    Registered,
+    Refused,
+    Replay,
+    StaleCounter,
+    Malformed,
+    UnknownService,
+    ServiceMismatch,
+    BadCertificate,
+    CertificateExpired,
+    BadSignature,
+    UnknownConnection,
+    Expired,
+    AuthenticationFailed,
+    CallExecuted,
+    CallRefused,
+    CallFailed,
+    Internal,
+}
+
+impl AuditDecision {
+    pub const ALL: &'static [AuditDecision] = &[
+        AuditDecision::Registered,
+        AuditDecision::Refused,
+        AuditDecision::Replay,
+        AuditDecision::StaleCounter,
+        AuditDecision::Malformed,
+        AuditDecision::UnknownService,
+        AuditDecision::ServiceMismatch,
+        AuditDecision::BadCertificate,
+        AuditDecision::CertificateExpired,
+        AuditDecision::BadSignature,
+        AuditDecision::UnknownConnection,
+        AuditDecision::Expired,
+        AuditDecision::AuthenticationFailed,
+        AuditDecision::CallExecuted,
+        AuditDecision::CallRefused,
+        AuditDecision::CallFailed,
+        AuditDecision::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditDecision::Registered => "registered",
+            AuditDecision::Refused => "refused",
+            AuditDecision::Replay => "replay",
+            AuditDecision::StaleCounter => "stale_counter",
+            AuditDecision::Malformed => "malformed",
+            AuditDecision::UnknownService => "unknown_service",
+            AuditDecision::ServiceMismatch => "service_mismatch",
+            AuditDecision::BadCertificate => "bad_certificate",
+            AuditDecision::CertificateExpired => "certificate_expired",
+            AuditDecision::BadSignature => "bad_signature",
+            AuditDecision::UnknownConnection => "unknown_connection",
+            AuditDecision::Expired => "expired",
+            AuditDecision::AuthenticationFailed => "authentication_failed",
+            AuditDecision::CallExecuted => "call_executed",
+            AuditDecision::CallRefused => "call_refused",
+            AuditDecision::CallFailed => "call_failed",
+            AuditDecision::Internal => "internal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AuditDecision> {
+        Self::ALL.iter().copied().find(|d| d.as_str() == text)
+    }
+}
+
+impl fmt::Display for AuditDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of the audit log. `subject` is `EID/ICCID` when known, `-` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub time: u64,
+    pub subject: String,
+    pub service: String,
+    pub decision: AuditDecision,
+    pub reason: String,
+    /// Hex CID of the connection concerned, if any.
+    pub cid: Option<String>,
+}
+
+/// A secure connection as stored. `state` is the serialized server end of the connection
+/// (`secure_channel::mutual::Connection`, keys included: never logged, zeroized when dropped);
+/// the counters are also kept in their own columns for the compare-and-set.
+#[derive(Clone)]
+pub struct ConnectionRecord {
+    pub cid: [u8; 16],
+    pub service: String,
+    pub subject: String,
+    pub scope: Vec<String>,
+    pub expires_at: u64,
+    pub state: Zeroizing<Vec<u8>>,
+    /// Last up counter accepted (0: none yet).
+    pub up_counter: u64,
+    /// Last down counter used (0: none yet).
+    pub down_counter: u64,
+    pub created_at: u64,
+}
+
+impl fmt::Debug for ConnectionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionRecord")
+            .field("cid", &hex::encode(self.cid))
+            .field("service", &self.service)
+            .field("subject", &self.subject)
+            .field("scope", &self.scope)
+            .field("expires_at", &self.expires_at)
+            .field("state", &"<redacted>")
+            .field("up_counter", &self.up_counter)
+            .field("down_counter", &self.down_counter)
+            .finish()
+    }
+}
+
+/// Everything one accepted registration writes, in one transaction.
+#[derive(Debug)]
+pub struct NewRegistration {
+    pub nonce: [u8; 16],
+    /// EID || ICCID from the certificate.
+    pub subject_id: [u8; 26],
+    pub counter: u32,
+    /// Present when granted.
+    pub connection: Option<ConnectionRecord>,
+    pub audit: AuditEntry,
+}
+
+/// A credential issued by `provision`: only its SHA-256 is kept.
+#[derive(Debug, Clone)]
+pub struct IssuedCredential {
+    pub sha256: [u8; 32],
+}
+
+/// Everything one executed message writes, in one transaction.
+#[derive(Debug)]
+pub struct MessageCommit {
+    pub cid: [u8; 16],
+    /// The up counter the connection had when the message was opened.
+    pub expected_up: u64,
+    pub new_up: u64,
+    pub new_down: u64,
+    /// The connection state after opening and sealing (serialized, secret).
+    pub new_state: Zeroizing<Vec<u8>>,
+    pub credential: Option<IssuedCredential>,
+    pub audit: AuditEntry,
+}
+
+/// Row counts, for tests and `server status`-like tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    pub nonces: u64,
+    pub connections: u64,
+    pub credentials: u64,
+    pub audit: u64,
+}
+
+/// The storage the server needs. Every method is atomic.
+pub trait Store: Send + Sync + 'static {
+    /// Records the nonce (UNIQUE: a replay fails with [`CommitError::ReplayedNonce`]), checks
+    /// and raises the registration counter of the container, stores the connection if any,
+    /// and appends the audit entry. All or nothing.
+    fn commit_registration(&self, reg: &NewRegistration) -> Result<(), CommitError>;
+
+    /// The connection with this CID, if any.
+    fn connection(&self, cid: &[u8; 16]) -> Result<Option<ConnectionRecord>, StoreError>;
+
+    /// Compare-and-set of the counters: succeeds (true) only if the stored up counter still
+    /// equals `expected_up`, so of two requests carrying the same counter only one passes.
+    /// On success also records the credential and the audit entry; on false writes nothing.
+    fn commit_message(&self, msg: &MessageCommit) -> Result<bool, StoreError>;
+
+    /// Appends one audit entry on its own.
+    fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// The last `limit` audit entries, oldest first.
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// How many rows each table holds.
+    fn counts(&self) -> Result<StoreCounts, StoreError>;
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce   BLOB NOT NULL UNIQUE,
+    seen_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registration_counters (
+    subject      BLOB PRIMARY KEY NOT NULL,
+    last_counter INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS connections (
+    cid          BLOB PRIMARY KEY NOT NULL,
+    service      TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    state        BLOB NOT NULL,
+    up_counter   INTEGER NOT NULL,
+    down_counter INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    cid       BLOB NOT NULL,
+    subject   TEXT NOT NULL,
+    service   TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    sha256    BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    time     INTEGER NOT NULL,
+    subject  TEXT NOT NULL,
+    service  TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    cid      TEXT
+);
+";
+
+/// SQLite in WAL mode, `synchronous = FULL` (a committed grant survives power loss too).
+pub struct SqliteStore {
+    conn: Mutex<rusqlite::Connection>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v)
+        .map_err(|_| StoreError::Corrupt(format!("{v} does not fit a database integer")))
+}
+
+fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative value {v}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and its schema.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = rusqlite::Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        Self::setup(rusqlite::Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: rusqlite::Connection) -> Result<SqliteStore, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if mode != "wal" && mode != "memory" {
+            return Err(StoreError::Corrupt(format!(
+                "SQLite refused WAL mode (journal_mode is {mode})"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(StoreError::Corrupt(format!(
+                    "schema version {v}, this server reads version {SCHEMA_VERSION}"
+                )))
+            }
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut guard)
+    }
+}
+
+fn insert_audit(tx: &rusqlite::Connection, e: &AuditEntry) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit (time, subject, service, decision, reason, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![to_i64(e.time)?, e.subject, e.service, e.decision.as_str(), e.reason, e.cid],
+    )?;
+    Ok(())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+impl Store for SqliteStore {
+    fn commit_registration(&self, reg: &NewRegistration) -> Result<(), CommitError> {
+        let mut guard = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = guard
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        match tx.execute(
+            "INSERT INTO nonces (nonce, seen_at) VALUES (?1, ?2)",
+            params![&reg.nonce[..], to_i64(reg.audit.time)?],
+        ) {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(CommitError::ReplayedNonce),
+            Err(e) => return Err(StoreError::from(e).into()),
+        }
+        let last: Option<i64> = tx
+            .query_row(
+                "SELECT last_counter FROM registration_counters WHERE subject = ?1",
+                params![&reg.subject_id[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        if let Some(last) = last {
+            let last = u32::try_from(last)
+                .map_err(|_| StoreError::Corrupt(format!("registration counter {last}")))?;
+            if reg.counter <= last {
+                return Err(CommitError::StaleCounter {
+                    got: reg.counter,
+                    last,
+                });
+            }
+        }
+        tx.execute(
+            "INSERT INTO registration_counters (subject, last_counter) VALUES (?1, ?2)
+             ON CONFLICT(subject) DO UPDATE SET last_counter = excluded.last_counter",
+            params![&reg.subject_id[..], i64::from(reg.counter)],
+        )
+        .map_err(StoreError::from)?;
+        if let Some(c) = &reg.connection {
+            tx.execute(
+                "INSERT INTO connections (cid, service, subject, scope, expires_at, state, up_counter, down_counter, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    &c.cid[..],
+                    c.service,
+                    c.subject,
+                    c.scope.join(","),
+                    to_i64(c.expires_at)?,
+                    &c.state[..],
+                    to_i64(c.up_counter)?,
+                    to_i64(c.down_counter)?,
+                    to_i64(c.created_at)?,
+                ],
+            )
+            .map_err(StoreError::from)?;
+        }
+        insert_audit(&tx, &reg.audit)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    fn connection(&self, cid: &[u8; 16]) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.with(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT service, subject, scope, expires_at, state, up_counter, down_counter, created_at
+                     FROM connections WHERE cid = ?1",
+                    params![&cid[..]],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            Zeroizing::new(r.get::<_, Vec<u8>>(4)?),
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, i64>(6)?,
+                            r.get::<_, i64>(7)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((service, subject, scope, expires_at, state, up, down, created)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(ConnectionRecord {
+                cid: *cid,
+                service,
+                subject,
+                scope: scope
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                expires_at: to_u64(expires_at)?,
+                state,
+                up_counter: to_u64(up)?,
+                down_counter: to_u64(down)?,
+                created_at: to_u64(created)?,
+            }))
+        })
+    }
+
+    fn commit_message(&self, msg: &MessageCommit) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let changed = tx.execute(
+                "UPDATE connections SET up_counter = ?2, down_counter = ?3, state = ?5
+                 WHERE cid = ?1 AND up_counter = ?4",
+                params![
+                    &msg.cid[..],
+                    to_i64(msg.new_up)?,
+                    to_i64(msg.new_down)?,
+                    to_i64(msg.expected_up)?,
+                    &msg.new_state[..]
+                ],
+            )?;
+            if changed != 1 {
+                return Ok(false);
+            }
+            if let Some(c) = &msg.credential {
+                tx.execute(
+                    "INSERT INTO credentials (cid, subject, service, issued_at, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        &msg.cid[..],
+                        msg.audit.subject,
+                        msg.audit.service,
+                        to_i64(msg.audit.time)?,
+                        &c.sha256[..]
+                    ],
+                )?;
+            }
+            insert_audit(&tx, &msg.audit)?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.with(|conn| insert_audit(conn, entry))
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT time, subject, service, decision, reason, cid FROM
+                 (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id ASC",
+            )?;
+            let rows = stmt.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (time, subject, service, decision, reason, cid) = row?;
+                let decision = AuditDecision::parse(&decision).ok_or_else(|| {
+                    StoreError::Corrupt(format!("unknown audit decision `{decision}`"))
+                })?;
+                out.push(AuditEntry {
+                    time: to_u64(time)?,
+                    subject,
+                    service,
+                    decision,
+                    reason,
+                    cid,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.with(|conn| {
+            let count = |table: &str| -> Result<u64, StoreError> {
+                let n: i64 =
+                    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+                to_u64(n)
+            };
+            Ok(StoreCounts {
+                nonces: count("nonces")?,
+                connections: count("connections")?,
+                credentials: count("credentials")?,
+                audit: count("audit")?,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audit(decision: AuditDecision) -> AuditEntry {
+        AuditEntry {
+            time: 10,
+            subject: "s".into(),
+            service: "demo".into(),
+            decision,
+            reason: "r".into(),
+            cid: None,
+        }
+    }
+
+    fn conn(cid: u8) -> ConnectionRecord {
+        ConnectionRecord {
+            cid: [cid; 16],
+            service: "demo".into(),
+            subject: "s".into(),
+            scope: vec!["echo".into(), "provision".into()],
+            expires_at: 100,
+            state: Zeroizing::new(vec![7; 64]),
+            up_counter: 0,
+            down_counter: 0,
+            created_at: 10,
+        }
+    }
+
+    fn reg(nonce: u8, counter: u32, cid: u8) -> NewRegistration {
+        NewRegistration {
+            nonce: [nonce; 16],
+            subject_id: [1; 26],
+            counter,
+            connection: Some(conn(cid)),
+            audit: audit(AuditDecision::Registered),
+        }
+    }
+
+    #[test]
+    fn replayed_nonce_and_stale_counter_commit_nothing() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.commit_registration(&reg(1, 5, 1)).unwrap();
+        assert!(matches!(
+            s.commit_registration(&reg(1, 6, 2)),
+            Err(CommitError::ReplayedNonce)
+        ));
+        assert!(matches!(
+            s.commit_registration(&reg(2, 5, 3)),
+            Err(CommitError::StaleCounter { got: 5, last: 5 })
+        ));
+        let c = s.counts().unwrap();
+        assert_eq!((c.nonces, c.connections, c.audit), (1, 1, 1));
+        s.commit_registration(&reg(3, 6, 4)).unwrap();
+        assert_eq!(s.counts().unwrap().connections, 2);
+    }
+
+    #[test]
+    fn counters_advance_by_compare_and_set_only() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.commit_registration(&reg(1, 1, 9)).unwrap();
+        let m = |expected_up| MessageCommit {
+            cid: [9; 16],
+            expected_up,
+            new_up: expected_up + 1,
+            new_down: expected_up + 1,
+            new_state: Zeroizing::new(vec![8; 64]),
+            credential: Some(IssuedCredential { sha256: [0; 32] }),
+            audit: audit(AuditDecision::CallExecuted),
+        };
+        assert!(s.commit_message(&m(0)).unwrap());
+        assert!(!s.commit_message(&m(0)).unwrap());
+        let c = s.connection(&[9; 16]).unwrap().unwrap();
+        assert_eq!((c.up_counter, c.down_counter), (1, 1));
+        assert_eq!(c.scope, vec!["echo", "provision"]);
+        assert_eq!(s.counts().unwrap().credentials, 1);
+        assert!(s.connection(&[8; 16]).unwrap().is_none());
+        let log = s.audit_log(10).unwrap();
+        assert_eq!(log.last().unwrap().decision, AuditDecision::CallExecuted);
+    }
+
+    #[test]
+    fn a_file_database_is_in_wal_mode_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.commit_registration(&reg(1, 1, 1)).unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert!(s.connection(&[1; 16]).unwrap().is_some());
+        let mode: String = s
+            .with(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn every_decision_name_round_trips() {
+        for d in AuditDecision::ALL {
+            assert_eq!(AuditDecision::parse(d.as_str()), Some(*d));
+        }
+    }
+}
