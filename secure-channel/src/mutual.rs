@@ -464,6 +464,26 @@ pub fn gcm_nonce(direction: [u8; 4], counter: u64) -> [u8; 12] {
     n
 }
 
+/// AES-256-GCM encryption: ciphertext || 16-byte tag.
+fn gcm_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
+        .encrypt(Nonce::from_slice(nonce), Payload { msg, aad })
+        .map_err(|_| MutualError::TooLong(msg.len()))
+}
+
+/// AES-256-GCM decryption; the tag is checked in constant time by `aes-gcm`.
+fn gcm_open(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+        .map(Zeroizing::new)
+        .map_err(|_| MutualError::Authentication("tag does not verify (modified or truncated)"))
+}
+
 // ---------------------------------------------------------------------------------------
 // Handshake helpers
 
@@ -827,17 +847,12 @@ impl Connection {
             .ok_or(MutualError::CounterExhausted)?;
         let (send_dir, _) = self.directions();
         let aad = ProtectedMessage::aad_for(&self.cid, counter);
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.send_key.0));
-        let nonce = gcm_nonce(send_dir, counter);
-        let ciphertext = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| MutualError::TooLong(plaintext.len()))?;
+        let ciphertext = gcm_seal(
+            &self.send_key.0,
+            &gcm_nonce(send_dir, counter),
+            &aad,
+            plaintext,
+        )?;
         self.sent = counter;
         Ok(ProtectedMessage {
             cid: self.cid,
@@ -863,18 +878,12 @@ impl Connection {
             ));
         }
         let (_, receive_dir) = self.directions();
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.receive_key.0));
-        let nonce = gcm_nonce(receive_dir, msg.counter);
-        cipher
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &msg.ciphertext,
-                    aad: &msg.aad(),
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| MutualError::Authentication("tag does not verify (modified or truncated)"))
+        gcm_open(
+            &self.receive_key.0,
+            &gcm_nonce(receive_dir, msg.counter),
+            &msg.aad(),
+            &msg.ciphertext,
+        )
     }
 
     /// Accept exactly the next message from the peer; a refused message changes nothing.
