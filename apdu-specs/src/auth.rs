@@ -7,9 +7,10 @@
 //! the documented order, minimal lengths), so `parse(b)?.to_bytes() == b` always holds and
 //! a signature over received bytes is a signature over `to_bytes()`.
 
+use crate::cla::SecureMessaging;
 use crate::der::{self, DataObject, DerError};
 use crate::tlv;
-use crate::Status;
+use crate::{Command, Status};
 
 /// AID of the authentication applet (one instance per container).
 pub const AID: [u8; 7] = [0xF0, 0x4D, 0x41, 0x55, 0x54, 0x48, 0x01];
@@ -879,6 +880,113 @@ impl ContainerIdentity {
             subject: fixed("subject (5F20)", f.required(tag::SUBJECT)?)?,
         };
         canonical("container identity", bytes, c, Self::to_bytes)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The applet's commands: built by the client, parsed by the card (one type for both)
+
+/// One command of the authentication applet, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthCommand {
+    /// `80 10 00 00 {81 service id} 00`.
+    GetRegistration(GetRegistration),
+    /// `80 12 00 00 {R' 5F37}`.
+    VerifyServer(SignedServerAnswer),
+    /// `80 14 00 00 {81 call 82 data} 00`.
+    SecureSend(Call),
+    /// `80 16 00 00 {73 down message} 00`.
+    SecureReceive(ProtectedMessage),
+    /// `80 CA 7F 21 00`.
+    GetCertificate,
+    /// `80 CA 00 5A 00`.
+    GetIdentity,
+}
+
+/// Le of a command with `data_len` bytes of data: 256 in short form, 65536 once the data
+/// forces the extended form (the card answers longer data through `61xx` either way).
+fn le_for(data_len: usize) -> usize {
+    if data_len > 255 {
+        65_536
+    } else {
+        256
+    }
+}
+
+impl AuthCommand {
+    /// The C-APDU (CLA 80, logical channel 0).
+    pub fn to_command(&self) -> Command<'static> {
+        let (ins_code, p1p2, data, le) = match self {
+            AuthCommand::GetRegistration(g) => (ins::GET_REGISTRATION, 0, g.to_bytes(), true),
+            AuthCommand::VerifyServer(a) => (ins::VERIFY_SERVER, 0, a.to_bytes(), false),
+            AuthCommand::SecureSend(c) => (ins::SECURE_SEND, 0, c.body_bytes(), true),
+            AuthCommand::SecureReceive(m) => (ins::SECURE_RECEIVE, 0, m.to_bytes(), true),
+            AuthCommand::GetCertificate => (ins::GET_DATA, get_data::CERTIFICATE, Vec::new(), true),
+            AuthCommand::GetIdentity => (ins::GET_DATA, get_data::IDENTITY, Vec::new(), true),
+        };
+        let [p1, p2] = p1p2.to_be_bytes();
+        let le = le.then(|| le_for(data.len()));
+        Command::new(CLA, ins_code, p1, p2)
+            .with_data(data)
+            .with_le(le)
+    }
+
+    /// Parse a C-APDU addressed to the applet (proprietary class without secure messaging,
+    /// any logical channel, chains already reassembled): the error is the
+    /// status word to answer (`6E00` class, `6D00` instruction, `6A86` P1-P2, `6A88` GET
+    /// DATA object, `6A80` data, `6700` missing data).
+    pub fn parse(cmd: &Command<'_>) -> core::result::Result<Self, Status> {
+        match crate::Cla::decode(cmd.cla) {
+            Ok(c) if c.is_proprietary() && c.secure_messaging() == SecureMessaging::None => {}
+            _ => return Err(Status::ClaNotSupported),
+        }
+        let p1p2 = u16::from_be_bytes([cmd.p1, cmd.p2]);
+        let data = cmd.data();
+        let need_data = |d: &[u8]| {
+            if d.is_empty() {
+                Err(Status::WrongLength)
+            } else {
+                Ok(())
+            }
+        };
+        match cmd.ins {
+            ins::GET_DATA => {
+                if !data.is_empty() {
+                    return Err(Status::WrongLength);
+                }
+                match p1p2 {
+                    get_data::CERTIFICATE => Ok(AuthCommand::GetCertificate),
+                    get_data::IDENTITY => Ok(AuthCommand::GetIdentity),
+                    _ => Err(Status::ReferencedDataNotFound),
+                }
+            }
+            _ if p1p2 != 0 => Err(Status::IncorrectP1P2),
+            ins::GET_REGISTRATION => {
+                need_data(data)?;
+                GetRegistration::parse(data)
+                    .map(AuthCommand::GetRegistration)
+                    .map_err(|e| e.status())
+            }
+            ins::VERIFY_SERVER => {
+                need_data(data)?;
+                SignedServerAnswer::parse(data)
+                    .map(AuthCommand::VerifyServer)
+                    .map_err(|e| e.status())
+            }
+            ins::SECURE_SEND => {
+                need_data(data)?;
+                Call::parse_body(data)
+                    .map(AuthCommand::SecureSend)
+                    .map_err(|e| e.status())
+            }
+            ins::SECURE_RECEIVE => {
+                need_data(data)?;
+                ProtectedMessage::parse(data)
+                    .map(AuthCommand::SecureReceive)
+                    .map_err(|e| e.status())
+            }
+            _ => Err(Status::InsNotSupported),
+        }
     }
 }
 

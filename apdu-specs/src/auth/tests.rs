@@ -448,6 +448,80 @@ fn status_words_come_from_the_table() {
     assert_eq!(AuthError::NotUtf8("x").status().to_u16(), 0x6A80);
 }
 
+#[test]
+fn commands_built_by_the_client_are_parsed_by_the_card() {
+    let big = ProtectedMessage {
+        cid: [1; 16],
+        counter: 9,
+        ciphertext: vec![2; 1000],
+    };
+    let all = [
+        AuthCommand::GetRegistration(GetRegistration {
+            service_id: "echo-service".into(),
+        }),
+        AuthCommand::VerifyServer(SignedServerAnswer {
+            answer: answer(),
+            signature: [3; 64],
+        }),
+        AuthCommand::SecureSend(Call {
+            name: "echo".into(),
+            data: vec![4; 10],
+        }),
+        AuthCommand::SecureReceive(big),
+        AuthCommand::GetCertificate,
+        AuthCommand::GetIdentity,
+    ];
+    for c in all {
+        let apdu = c.to_command();
+        let bytes = apdu.to_bytes().unwrap();
+        let parsed = Command::parse(&bytes).unwrap();
+        assert_eq!(AuthCommand::parse(&parsed), Ok(c.clone()), "{c:?}");
+    }
+    let cert = AuthCommand::GetCertificate.to_command().to_bytes().unwrap();
+    assert_eq!(cert, [0x80, 0xCA, 0x7F, 0x21, 0x00]);
+    let id = AuthCommand::GetIdentity.to_command().to_bytes().unwrap();
+    assert_eq!(id, [0x80, 0xCA, 0x00, 0x5A, 0x00]);
+    let reg = AuthCommand::GetRegistration(GetRegistration {
+        service_id: "e".into(),
+    });
+    assert_eq!(
+        reg.to_command().to_bytes().unwrap(),
+        [0x80, 0x10, 0x00, 0x00, 0x03, 0x81, 0x01, b'e', 0x00]
+    );
+}
+
+#[test]
+fn malformed_commands_get_the_documented_status_words() {
+    let parse = |b: &[u8]| AuthCommand::parse(&Command::parse(b).unwrap());
+    assert_eq!(
+        parse(&[0x00, 0x10, 0, 0, 3, 0x81, 1, b'e']),
+        Err(Status::ClaNotSupported)
+    );
+    assert_eq!(
+        parse(&[0x84, 0x10, 0, 0, 3, 0x81, 1, b'e']),
+        Err(Status::ClaNotSupported)
+    );
+    assert!(parse(&[0x81, 0x10, 0, 0, 3, 0x81, 1, b'e']).is_ok());
+    assert_eq!(
+        parse(&[0x80, 0x10, 0, 1, 3, 0x81, 1, b'e']),
+        Err(Status::IncorrectP1P2)
+    );
+    assert_eq!(parse(&[0x80, 0x10, 0, 0]), Err(Status::WrongLength));
+    assert_eq!(
+        parse(&[0x80, 0x10, 0, 0, 3, 0x82, 1, b'e']),
+        Err(Status::IncorrectData)
+    );
+    assert_eq!(parse(&[0x80, 0x18, 0, 0]), Err(Status::InsNotSupported));
+    assert_eq!(
+        parse(&[0x80, 0xCA, 0x9F, 0x7F, 0x00]),
+        Err(Status::ReferencedDataNotFound)
+    );
+    assert_eq!(
+        parse(&[0x80, 0x16, 0, 0, 2, 0x73, 0x00]),
+        Err(Status::IncorrectData)
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Properties
 
@@ -523,7 +597,7 @@ fn arb_status() -> impl Strategy<Value = CallStatus> {
 type Parser = fn(&[u8]) -> bool;
 
 /// Every parser of outside bytes, erased to "did it accept".
-const PARSERS: [Parser; 11] = [
+const PARSERS: [Parser; 12] = [
     |b| Certificate::parse(b).is_ok(),
     |b| Registration::parse(b).is_ok(),
     |b| SignedRegistration::parse(b).is_ok(),
@@ -535,6 +609,7 @@ const PARSERS: [Parser; 11] = [
     |b| GetRegistration::parse(b).is_ok(),
     |b| TrustAnchor::parse(b).is_ok(),
     |b| ContainerIdentity::parse(b).is_ok() | parse_scope(b).is_ok(),
+    |b| Command::parse(b).is_ok_and(|c| AuthCommand::parse(&c).is_ok()),
 ];
 
 proptest! {
