@@ -1,0 +1,400 @@
+//! Test harness: an in-process server and portal on ephemeral loopback ports, a movable
+//! clock, a fake SE built from the shared crypto, and a small HTTP client.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secure_channel::mutual::{
+    self, Call, CallResult, Certificate, Connection, PendingRegistration, ProtectedMessage,
+    ServerAnswer, SignedServerAnswer, SigningKey, VerifyingKey, SUBJECT_LEN,
+};
+use server::config::{ConfigFile, GrantFile, ServiceFile, Until};
+use server::store::Store;
+use server::{Config, Engine, Overrides, SqliteStore};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The test's "now" (Unix seconds); the server reads it through its clock.
+pub const NOW: u64 = 1_800_000_000;
+pub const SERVICE: &str = "demo";
+/// A second configured service, to swap service ids.
+pub const OTHER_SERVICE: &str = "other";
+/// Every wait in these tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The issuer CA and the policy of a test world.
+pub struct World {
+    pub ca: SigningKey,
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<AtomicU64>,
+    pub grants: Vec<GrantFile>,
+    pub max_body_bytes: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
+}
+
+impl World {
+    /// A CA, a data directory with a server key, and a clock at [`NOW`].
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        server::keyfile::create_key(dir.path()).expect("server key");
+        World {
+            ca: SigningKey::generate().expect("CA key"),
+            dir,
+            clock: Arc::new(AtomicU64::new(NOW)),
+            grants: Vec::new(),
+            max_body_bytes: None,
+            request_timeout_ms: None,
+        }
+    }
+
+    /// Grants `service` to every SE of the CA until `until`.
+    pub fn grant_all(mut self, until: u64) -> World {
+        self.grants.push(GrantFile {
+            service: SERVICE.into(),
+            eid: "*".into(),
+            iccid: None,
+            calls: None,
+            until: Until::Unix(until),
+        });
+        self
+    }
+
+    pub fn grant(mut self, g: GrantFile) -> World {
+        self.grants.push(g);
+        self
+    }
+
+    pub fn set_now(&self, now: u64) {
+        self.clock.store(now, Ordering::SeqCst);
+    }
+
+    pub fn config(&self) -> Config {
+        let mut services = std::collections::BTreeMap::new();
+        services.insert(
+            SERVICE.to_string(),
+            ServiceFile {
+                calls: vec!["echo".into(), "provision".into()],
+            },
+        );
+        services.insert(
+            OTHER_SERVICE.to_string(),
+            ServiceFile {
+                calls: vec!["echo".into()],
+            },
+        );
+        let file = ConfigFile {
+            listen: Some("127.0.0.1:0".into()),
+            issuer_ca_public_key: Some(hex::encode(self.ca.verifying_key().to_sec1())),
+            max_body_bytes: self.max_body_bytes,
+            request_timeout_ms: self.request_timeout_ms,
+            connection_lifetime_secs: None,
+            services,
+            grants: self
+                .grants
+                .iter()
+                .map(|g| GrantFile {
+                    service: g.service.clone(),
+                    eid: g.eid.clone(),
+                    iccid: g.iccid.clone(),
+                    calls: g.calls.clone(),
+                    until: g.until.clone(),
+                })
+                .collect(),
+        };
+        Config::from_parts(file, &Overrides::default()).expect("test config")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join(server::keyfile::DB_FILE)
+    }
+
+    /// Starts a server on an ephemeral loopback port over the world's data directory.
+    pub async fn start_server(&self) -> TestServer {
+        let store: Arc<SqliteStore> =
+            Arc::new(SqliteStore::open(&self.db_path()).expect("open database"));
+        let key = server::keyfile::load_key(self.dir.path()).expect("load key");
+        let clock = self.clock.clone();
+        let engine = Engine::new(
+            self.config(),
+            key,
+            store.clone() as Arc<dyn Store>,
+            Arc::new(move || clock.load(Ordering::SeqCst)),
+        )
+        .expect("engine");
+        let public = engine.public_key();
+        let router = server::router(Arc::new(engine));
+        let (url, stop, task) = spawn_http(router, |l, r, s| {
+            Box::pin(async move {
+                let _ = server::serve(l, r, s).await;
+            })
+        })
+        .await;
+        TestServer {
+            url,
+            store,
+            public: VerifyingKey::from_sec1(&public).expect("server public key"),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+type ServeFn = fn(
+    tokio::net::TcpListener,
+    axum::Router,
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+async fn spawn_http(
+    router: axum::Router,
+    serve: ServeFn,
+) -> (String, oneshot::Sender<()>, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(
+        listener,
+        router,
+        Box::pin(async move {
+            let _ = rx.await;
+        }),
+    ));
+    (format!("http://{addr}"), tx, task)
+}
+
+/// A running in-process server.
+pub struct TestServer {
+    pub url: String,
+    pub store: Arc<SqliteStore>,
+    pub public: VerifyingKey,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Graceful stop; waits (bounded) until the server task has ended.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(WAIT, t)
+                .await
+                .expect("server stops in time")
+                .expect("server task");
+        }
+    }
+}
+
+/// A running in-process portal relaying `services`.
+pub struct TestPortal {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+pub async fn start_portal(services: &[(&str, &str)]) -> TestPortal {
+    let flags: Vec<String> = services.iter().map(|(s, u)| format!("{s}={u}")).collect();
+    let mut config =
+        portal::Config::from_parts(Default::default(), None, &flags).expect("portal config");
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    let relay = portal::Relay::new(config).expect("relay");
+    let (url, stop, task) = spawn_http(portal::router(relay), |l, r, s| {
+        Box::pin(async move {
+            let _ = portal::serve(l, r, s).await;
+        })
+    })
+    .await;
+    TestPortal {
+        url,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestPortal {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(WAIT, t).await;
+        }
+    }
+}
+
+/// A secure element as the card would act, from the shared crypto.
+pub struct FakeSe {
+    pub key: SigningKey,
+    pub cert: Certificate,
+    pub counter: u32,
+}
+
+/// EID of the fake SEs (32 hex digits) and a container's ICCID.
+pub const EID_HEX: &str = "89049032123451234512345678901235";
+pub const ICCID_DIGITS: &str = "89000123456789012341";
+
+pub fn subject(eid_hex: &str, iccid_digits: &str) -> [u8; SUBJECT_LEN] {
+    let mut s = [0u8; SUBJECT_LEN];
+    let eid = hex::decode(eid_hex).expect("eid hex");
+    s[..16].copy_from_slice(&eid);
+    let iccid = apdu_specs::es10::Iccid::from_digits(iccid_digits).expect("iccid");
+    s[16..].copy_from_slice(iccid.as_bytes());
+    s
+}
+
+impl FakeSe {
+    pub fn new(ca: &SigningKey) -> FakeSe {
+        FakeSe::with_subject(ca, subject(EID_HEX, ICCID_DIGITS))
+    }
+
+    pub fn with_subject(ca: &SigningKey, subject: [u8; SUBJECT_LEN]) -> FakeSe {
+        let key = SigningKey::generate().expect("SE key");
+        let cert = mutual::issue_certificate(
+            ca,
+            &[0x01],
+            "VSE test CA",
+            subject,
+            (NOW + 10 * 365 * 86_400) as u32,
+            &key.verifying_key(),
+        )
+        .expect("certificate");
+        FakeSe {
+            key,
+            cert,
+            counter: 0,
+        }
+    }
+
+    /// GET REGISTRATION: R with a fresh nonce and the next counter.
+    pub fn registration(&mut self, service: &str) -> PendingRegistration {
+        self.counter += 1;
+        mutual::se_build_registration(&self.key, &self.cert, service, self.counter)
+            .expect("registration")
+    }
+}
+
+/// The JSON body of a registration.
+pub fn register_body(pending: &PendingRegistration) -> serde_json::Value {
+    let s = pending.signed();
+    serde_json::json!({
+        "r": hex::encode(s.registration.to_bytes()),
+        "signature": hex::encode(s.signature),
+    })
+}
+
+/// Parses a 200 registration answer into R'.
+pub fn parse_answer(v: &serde_json::Value) -> SignedServerAnswer {
+    let r = hex::decode(v["r_prime"].as_str().expect("r_prime")).expect("hex");
+    let sig = hex::decode(v["signature"].as_str().expect("signature")).expect("hex");
+    SignedServerAnswer {
+        answer: ServerAnswer::parse(&r).expect("R' parses"),
+        signature: sig.try_into().expect("64-byte signature"),
+    }
+}
+
+/// A protected message as the messages route takes it.
+pub fn message_body(m: &ProtectedMessage) -> serde_json::Value {
+    serde_json::json!({ "message": hex::encode(m.to_bytes()) })
+}
+
+pub fn parse_message(v: &serde_json::Value) -> ProtectedMessage {
+    let bytes = hex::decode(v["message"].as_str().expect("message")).expect("hex");
+    ProtectedMessage::parse(&bytes).expect("73 parses")
+}
+
+/// HTTP answer: status and JSON (Null when the body is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub json: serde_json::Value,
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(WAIT)
+        .build()
+        .expect("client")
+}
+
+pub async fn post_raw(base: &str, path: &str, body: Vec<u8>) -> Answer {
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.expect("body");
+    Answer {
+        status,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+pub async fn post(base: &str, path: &str, body: &serde_json::Value) -> Answer {
+    post_raw(base, path, serde_json::to_vec(body).expect("json")).await
+}
+
+pub fn register_path(service: &str) -> String {
+    format!("/v1/services/{service}/register")
+}
+
+pub fn messages_path(service: &str) -> String {
+    format!("/v1/services/{service}/messages")
+}
+
+/// Registers and opens the SE's end of the connection (asserting a grant).
+pub async fn register_ok(base: &str, se: &mut FakeSe, server_pub: &VerifyingKey) -> Connection {
+    let pending = se.registration(SERVICE);
+    let a = post(base, &register_path(SERVICE), &register_body(&pending)).await;
+    assert_eq!(a.status, 200, "registration: {:?}", a.json);
+    let rp = parse_answer(&a.json);
+    mutual::se_accept_answer(&pending, server_pub, &rp, NOW).expect("SE accepts R'")
+}
+
+/// Sends one call and opens the answer (asserting 200).
+pub async fn call_ok(base: &str, conn: &mut Connection, name: &str, data: &[u8]) -> CallResult {
+    let m = conn
+        .seal_call(&Call {
+            name: name.into(),
+            data: data.to_vec(),
+        })
+        .expect("seal");
+    let a = post(base, &messages_path(SERVICE), &message_body(&m)).await;
+    assert_eq!(a.status, 200, "call {name}: {:?}", a.json);
+    conn.open_result(&parse_message(&a.json))
+        .expect("SE opens the result")
+}
+
+/// The audit decisions recorded so far, in order.
+pub fn decisions(store: &dyn Store) -> Vec<String> {
+    store
+        .audit_log(10_000)
+        .expect("audit log")
+        .into_iter()
+        .map(|e| e.decision.as_str().to_string())
+        .collect()
+}
+
+/// Asserts an error answer: status, machine code, and a non-empty message.
+pub fn assert_error(a: &Answer, status: u16, code: &str) {
+    assert_eq!(a.status, status, "{:?}", a.json);
+    assert_eq!(a.json["error"], code, "{:?}", a.json);
+    assert!(
+        a.json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{:?}",
+        a.json
+    );
+}
+
+pub fn data_dir(w: &World) -> &Path {
+    w.dir.path()
+}

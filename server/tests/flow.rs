@@ -1,0 +1,534 @@
+//! The mutual authentication end to end over loopback HTTP: a fake SE (shared crypto)
+//! through the portal to the server; grants, refusals, replays, tampering, restarts.
+mod common;
+
+use common::*;
+use secure_channel::mutual::{
+    self, Call, CallStatus, MutualError, ProtectedMessage, ServerAnswer, SignedServerAnswer,
+};
+use server::config::{GrantFile, Until};
+use server::store::Store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_through_the_portal_registers_then_echoes_and_provisions() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let portal = start_portal(&[(SERVICE, &srv.url)]).await;
+    let mut se = FakeSe::new(&w.ca);
+
+    let mut conn = register_ok(&portal.url, &mut se, &srv.public).await;
+    assert_eq!(conn.scope(), ["echo", "provision"]);
+    assert_eq!(
+        conn.expiry(),
+        NOW + 3600,
+        "capped by connection_lifetime_secs"
+    );
+
+    let r = call_ok(&portal.url, &mut conn, "echo", b"hello through the portal").await;
+    assert_eq!(r.status, CallStatus::Ok);
+    assert_eq!(r.data, b"hello through the portal");
+    assert_eq!(r.credential, None);
+
+    let r = call_ok(&portal.url, &mut conn, "provision", b"").await;
+    assert_eq!(r.status, CallStatus::Ok);
+    let credential = r.credential.expect("provision issues a credential");
+    assert_eq!(credential.len(), server::service::CREDENTIAL_LEN);
+
+    let second = call_ok(&portal.url, &mut conn, "provision", b"").await;
+    assert_ne!(second.credential, Some(credential), "credentials are fresh");
+
+    let counts = srv.store.counts().unwrap();
+    assert_eq!((counts.connections, counts.credentials), (1, 2));
+    assert_eq!(
+        decisions(srv.store.as_ref()),
+        [
+            "registered",
+            "call_executed",
+            "call_executed",
+            "call_executed"
+        ]
+    );
+    let log = srv.store.audit_log(1).unwrap();
+    assert!(log[0].subject.starts_with(EID_HEX.to_uppercase().as_str()));
+    assert!(log[0].subject.ends_with(ICCID_DIGITS));
+    portal.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_outside_the_granted_scope_is_refused_inside_the_connection() {
+    let w = World::new().grant(GrantFile {
+        service: SERVICE.into(),
+        eid: EID_HEX.into(),
+        iccid: Some(ICCID_DIGITS.into()),
+        calls: Some(vec!["echo".into()]),
+        until: Until::Text("2030-01-01T00:00:00Z".into()),
+    });
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let mut conn = register_ok(&srv.url, &mut se, &srv.public).await;
+    assert_eq!(conn.scope(), ["echo"]);
+    // The card would refuse to send it (9302); a terminal-side forgery cannot, since only
+    // the SE can seal. Here the fake SE seals it anyway: the server refuses it, sealed.
+    let r = call_ok(&srv.url, &mut conn, "provision", b"").await;
+    assert_eq!(r.status, CallStatus::Refused);
+    assert_eq!(r.credential, None);
+    let r = call_ok(&srv.url, &mut conn, "rm-rf", b"").await;
+    assert_eq!(r.status, CallStatus::Refused);
+    // The connection stays in step after refusals.
+    let r = call_ok(&srv.url, &mut conn, "echo", b"still here").await;
+    assert_eq!(r.data, b"still here");
+    assert_eq!(srv.store.counts().unwrap().credentials, 0);
+    assert_eq!(
+        decisions(srv.store.as_ref()),
+        [
+            "registered",
+            "call_refused",
+            "call_refused",
+            "call_executed"
+        ]
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_se_gets_a_signed_refusal_and_no_connection() {
+    // Only another SE is granted.
+    let w = World::new().grant(GrantFile {
+        service: SERVICE.into(),
+        eid: "89049032000000000000000000000001".into(),
+        iccid: None,
+        calls: None,
+        until: Until::Unix(NOW + 86_400),
+    });
+    let srv = w.start_server().await;
+    let portal = start_portal(&[(SERVICE, &srv.url)]).await;
+    let mut se = FakeSe::new(&w.ca);
+    let pending = se.registration(SERVICE);
+    let a = post(
+        &portal.url,
+        &register_path(SERVICE),
+        &register_body(&pending),
+    )
+    .await;
+    assert_eq!(a.status, 200, "a refusal is an answer: {:?}", a.json);
+    let rp = parse_answer(&a.json);
+    assert!(!rp.answer.granted);
+    assert!(rp.answer.scope.is_empty());
+    mutual::verify_answer(&srv.public, &rp).expect("the refusal is signed by the server");
+    assert_eq!(
+        mutual::se_accept_answer(&pending, &srv.public, &rp, NOW).unwrap_err(),
+        MutualError::NotGranted
+    );
+    assert_eq!(srv.store.counts().unwrap().connections, 0);
+    assert_eq!(decisions(srv.store.as_ref()), ["refused"]);
+    portal.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_grant_is_refused_and_an_expired_connection_is_closed() {
+    // A grant that ended before now: signed refusal.
+    let w = World::new().grant_all(NOW - 1);
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let pending = se.registration(SERVICE);
+    let a = post(&srv.url, &register_path(SERVICE), &register_body(&pending)).await;
+    assert_eq!(a.status, 200);
+    let rp = parse_answer(&a.json);
+    assert!(!rp.answer.granted);
+    let log = srv.store.audit_log(1).unwrap();
+    assert!(log[0].reason.contains("expired"), "{:?}", log[0]);
+    srv.stop().await;
+
+    // A grant that ends 100 s from now: the connection ends with it.
+    let w = World::new().grant_all(NOW + 100);
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let mut conn = register_ok(&srv.url, &mut se, &srv.public).await;
+    assert_eq!(conn.expiry(), NOW + 100);
+    call_ok(&srv.url, &mut conn, "echo", b"in time").await;
+    w.set_now(NOW + 100);
+    let m = conn
+        .seal_call(&Call {
+            name: "echo".into(),
+            data: b"too late".to_vec(),
+        })
+        .unwrap();
+    let a = post(&srv.url, &messages_path(SERVICE), &message_body(&m)).await;
+    assert_error(&a, 403, "expired");
+    assert_eq!(
+        decisions(srv.store.as_ref()),
+        ["registered", "call_executed", "expired"]
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_registration_gets_409_and_no_second_grant() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let portal = start_portal(&[(SERVICE, &srv.url)]).await;
+    let mut se = FakeSe::new(&w.ca);
+    let pending = se.registration(SERVICE);
+    let body = register_body(&pending);
+    let first = post(&portal.url, &register_path(SERVICE), &body).await;
+    assert_eq!(first.status, 200);
+    let replay = post(&portal.url, &register_path(SERVICE), &body).await;
+    assert_error(&replay, 409, "replay");
+    let c = srv.store.counts().unwrap();
+    assert_eq!((c.nonces, c.connections), (1, 1));
+    assert_eq!(decisions(srv.store.as_ref()), ["registered", "replay"]);
+
+    // A fresh nonce with an old counter (a cloned or rolled-back card) is refused too.
+    let stale = mutual::se_build_registration(&se.key, &se.cert, SERVICE, se.counter).unwrap();
+    let a = post(&portal.url, &register_path(SERVICE), &register_body(&stale)).await;
+    assert_error(&a, 409, "stale_counter");
+    assert_eq!(srv.store.counts().unwrap().connections, 1);
+    // The next counter registers.
+    register_ok(&portal.url, &mut se, &srv.public).await;
+    assert_eq!(srv.store.counts().unwrap().connections, 2);
+    portal.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tampered_registration_is_refused_and_grants_nothing() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let pending = se.registration(SERVICE);
+    let r = pending.signed().registration.to_bytes();
+    let sig = pending.signed().signature;
+    let path = register_path(SERVICE);
+
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    // One bit flipped in every byte of R and of its signature.
+    for i in 0..r.len() + sig.len() {
+        let (mut r2, mut s2) = (r.clone(), sig.to_vec());
+        if i < r.len() {
+            r2[i] ^= 0x01;
+        } else {
+            s2[i - r.len()] ^= 0x01;
+        }
+        let body = serde_json::json!({"r": hex::encode(&r2), "signature": hex::encode(&s2)});
+        let a = post(&srv.url, &path, &body).await;
+        assert!(
+            matches!(a.status, 400 | 401),
+            "flip at {i} not refused: {} {:?}",
+            a.status,
+            a.json
+        );
+        *codes
+            .entry(a.json["error"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    // Truncated R, truncated signature, trailing bytes.
+    for (rr, ss) in [
+        (&r[..r.len() - 1], &sig[..]),
+        (&r[..], &sig[..63]),
+        (&[r.clone(), vec![0]].concat()[..], &sig[..]),
+    ] {
+        let body = serde_json::json!({"r": hex::encode(rr), "signature": hex::encode(ss)});
+        let a = post(&srv.url, &path, &body).await;
+        assert_error(&a, 400, "malformed_registration");
+    }
+    // The portal swaps the service id in the URL: R names another service.
+    let a = post(
+        &srv.url,
+        &register_path(OTHER_SERVICE),
+        &register_body(&pending),
+    )
+    .await;
+    assert_error(&a, 400, "service_mismatch");
+    // A certificate from another CA.
+    let mut rogue = FakeSe::new(&mutual::SigningKey::generate().unwrap());
+    let a = post(
+        &srv.url,
+        &path,
+        &register_body(&rogue.registration(SERVICE)),
+    )
+    .await;
+    assert_error(&a, 401, "bad_certificate");
+
+    for code in ["bad_signature", "bad_certificate", "malformed_registration"] {
+        assert!(codes.contains_key(code), "no {code} among {codes:?}");
+    }
+    let c = srv.store.counts().unwrap();
+    assert_eq!((c.nonces, c.connections), (0, 0), "nothing was granted");
+    assert!(!decisions(srv.store.as_ref())
+        .iter()
+        .any(|d| d == "registered" || d == "refused"));
+    // The genuine request still registers: refusals burnt no nonce.
+    let a = post(&srv.url, &path, &register_body(&pending)).await;
+    assert_eq!(a.status, 200);
+    assert!(parse_answer(&a.json).answer.granted);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tampered_server_answer_is_refused_by_the_se() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let pending = se.registration(SERVICE);
+    let a = post(&srv.url, &register_path(SERVICE), &register_body(&pending)).await;
+    let rp = parse_answer(&a.json);
+    let bytes = rp.answer.to_bytes();
+    for i in 0..bytes.len() + rp.signature.len() {
+        let (mut b, mut s) = (bytes.clone(), rp.signature);
+        if i < b.len() {
+            b[i] ^= 0x80;
+        } else {
+            s[i - b.len()] ^= 0x80;
+        }
+        let Ok(answer) = ServerAnswer::parse(&b) else {
+            continue; // refused by the parser (9301 / 6A80 on the card)
+        };
+        let forged = SignedServerAnswer {
+            answer,
+            signature: s,
+        };
+        assert!(
+            mutual::se_accept_answer(&pending, &srv.public, &forged, NOW).is_err(),
+            "flip at {i} accepted"
+        );
+    }
+    // An answer to another R (a replayed R' from an earlier registration).
+    let other = se.registration(SERVICE);
+    assert!(matches!(
+        mutual::se_accept_answer(&other, &srv.public, &rp, NOW),
+        Err(MutualError::AnswerMismatch(_))
+    ));
+    mutual::se_accept_answer(&pending, &srv.public, &rp, NOW).expect("the genuine R'");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tampered_message_is_refused_and_changes_nothing() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let portal = start_portal(&[(SERVICE, &srv.url), (OTHER_SERVICE, &srv.url)]).await;
+    let mut se = FakeSe::new(&w.ca);
+    let mut conn = register_ok(&portal.url, &mut se, &srv.public).await;
+    let m = conn
+        .seal_call(&Call {
+            name: "provision".into(),
+            data: b"x".to_vec(),
+        })
+        .unwrap();
+    let bytes = m.to_bytes();
+    let path = messages_path(SERVICE);
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x04;
+        let a = post(
+            &portal.url,
+            &path,
+            &serde_json::json!({"message": hex::encode(&b)}),
+        )
+        .await;
+        let code = a.json["error"].as_str().unwrap_or("").to_owned();
+        assert!(
+            matches!(
+                (a.status, code.as_str()),
+                (400, "malformed_message")
+                    | (401, "authentication_failed")
+                    | (404, "unknown_connection")
+            ),
+            "flip at {i}: {} {:?}",
+            a.status,
+            a.json
+        );
+    }
+    // Truncated: every shorter prefix that still parses fails authentication.
+    let truncated = ProtectedMessage {
+        ciphertext: m.ciphertext[..m.ciphertext.len() - 1].to_vec(),
+        ..m.clone()
+    };
+    let a = post(&portal.url, &path, &message_body(&truncated)).await;
+    assert_error(&a, 401, "authentication_failed");
+    // Sent to another service's URL.
+    let a = post(
+        &portal.url,
+        &messages_path(OTHER_SERVICE),
+        &message_body(&m),
+    )
+    .await;
+    assert_error(&a, 400, "service_mismatch");
+    assert_eq!(
+        srv.store.counts().unwrap().credentials,
+        0,
+        "nothing provisioned"
+    );
+    let stored = srv.store.connection(&conn.cid()).unwrap().unwrap();
+    assert_eq!((stored.up_counter, stored.down_counter), (0, 0));
+
+    // The genuine message still goes through; the answer, tampered, fails at the SE.
+    let a = post(&portal.url, &path, &message_body(&m)).await;
+    assert_eq!(a.status, 200);
+    let down = parse_message(&a.json);
+    let down_bytes = down.to_bytes();
+    for i in 0..down_bytes.len() {
+        let mut b = down_bytes.clone();
+        b[i] ^= 0x10;
+        let mut probe = conn.clone();
+        if let Ok(msg) = ProtectedMessage::parse(&b) {
+            assert!(
+                probe.open_result(&msg).is_err(),
+                "down flip at {i} accepted"
+            );
+        }
+    }
+    let r = conn.open_result(&down).unwrap();
+    assert!(r.credential.is_some());
+    portal.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_reordered_messages_are_refused() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let mut conn = register_ok(&srv.url, &mut se, &srv.public).await;
+    let path = messages_path(SERVICE);
+    let seal = |conn: &mut mutual::Connection, d: &[u8]| {
+        conn.seal_call(&Call {
+            name: "echo".into(),
+            data: d.to_vec(),
+        })
+        .unwrap()
+    };
+    let m1 = seal(&mut conn, b"1");
+    let m2 = seal(&mut conn, b"2");
+    let m3 = seal(&mut conn, b"3");
+
+    // m2 before m1: reordered.
+    assert_error(
+        &post(&srv.url, &path, &message_body(&m2)).await,
+        401,
+        "authentication_failed",
+    );
+    let a1 = post(&srv.url, &path, &message_body(&m1)).await;
+    assert_eq!(a1.status, 200);
+    // m1 again: replayed.
+    assert_error(
+        &post(&srv.url, &path, &message_body(&m1)).await,
+        401,
+        "authentication_failed",
+    );
+    // m3 skipping m2.
+    assert_error(
+        &post(&srv.url, &path, &message_body(&m3)).await,
+        401,
+        "authentication_failed",
+    );
+    let a2 = post(&srv.url, &path, &message_body(&m2)).await;
+    let a3 = post(&srv.url, &path, &message_body(&m3)).await;
+    assert_eq!((a2.status, a3.status), (200, 200));
+
+    // The SE side: answers out of order or twice are refused.
+    let (d1, d2, d3) = (
+        parse_message(&a1.json),
+        parse_message(&a2.json),
+        parse_message(&a3.json),
+    );
+    assert!(conn.open_result(&d2).is_err());
+    assert_eq!(conn.open_result(&d1).unwrap().data, b"1");
+    assert!(conn.open_result(&d1).is_err());
+    assert_eq!(conn.open_result(&d2).unwrap().data, b"2");
+    assert_eq!(conn.open_result(&d3).unwrap().data, b"3");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_concurrent_copies_of_one_message_exactly_one_passes() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let mut conn = register_ok(&srv.url, &mut se, &srv.public).await;
+    let m = conn
+        .seal_call(&Call {
+            name: "provision".into(),
+            data: Vec::new(),
+        })
+        .unwrap();
+    let body = message_body(&m);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (url, body) = (srv.url.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            post(&url, &messages_path(SERVICE), &body).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let a = t.await.unwrap();
+        match a.status {
+            200 => ok += 1,
+            401 | 409 => {}
+            s => panic!("unexpected {s}: {:?}", a.json),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(srv.store.counts().unwrap().credentials, 1);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_survives_a_server_restart() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let mut conn = register_ok(&srv.url, &mut se, &srv.public).await;
+    call_ok(&srv.url, &mut conn, "echo", b"before").await;
+    srv.stop().await;
+
+    let srv = w.start_server().await;
+    let r = call_ok(&srv.url, &mut conn, "echo", b"after restart").await;
+    assert_eq!(r.data, b"after restart");
+    // The replay store survived too.
+    let m = conn
+        .seal_call(&Call {
+            name: "echo".into(),
+            data: vec![],
+        })
+        .unwrap();
+    let mut stale = m.clone();
+    stale.counter = 1;
+    assert_error(
+        &post(&srv.url, &messages_path(SERVICE), &message_body(&stale)).await,
+        401,
+        "authentication_failed",
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_connection_and_unknown_service_are_404() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let m = ProtectedMessage {
+        cid: [7; 16],
+        counter: 1,
+        ciphertext: vec![0; 32],
+    };
+    assert_error(
+        &post(&srv.url, &messages_path(SERVICE), &message_body(&m)).await,
+        404,
+        "unknown_connection",
+    );
+    let mut se = FakeSe::new(&w.ca);
+    let p = se.registration("nosuch");
+    assert_error(
+        &post(&srv.url, &register_path("nosuch"), &register_body(&p)).await,
+        404,
+        "unknown_service",
+    );
+    assert_eq!(
+        decisions(srv.store.as_ref()),
+        ["unknown_connection", "unknown_service"]
+    );
+    srv.stop().await;
+}

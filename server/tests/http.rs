@@ -1,0 +1,160 @@
+//! HTTP hardening of the server and the portal: body limits, malformed input, timeouts,
+//! routing errors; every error answer is JSON with a machine code and a message.
+mod common;
+
+use std::io::{Read, Write};
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_get_413_at_server_and_portal() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let portal = start_portal(&[(SERVICE, &srv.url)]).await;
+    let limit = server::config::DEFAULT_MAX_BODY_BYTES;
+    for base in [&srv.url, &portal.url] {
+        for path in [register_path(SERVICE), messages_path(SERVICE)] {
+            // limit - 1 and limit: read, then refused as JSON (not a size problem).
+            for len in [limit - 1, limit] {
+                let a = post_raw(base, &path, vec![b' '; len]).await;
+                assert_error(&a, 400, "malformed_json");
+            }
+            let a = post_raw(base, &path, vec![b' '; limit + 1]).await;
+            assert_error(&a, 413, "body_too_large");
+        }
+    }
+    portal.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_gets_400_with_a_message() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let cases: &[(&str, &[u8], &str)] = &[
+        ("register", b"{not json", "malformed_json"),
+        ("register", b"", "malformed_json"),
+        ("register", b"{\"r\": \"00\"}", "malformed_json"),
+        (
+            "register",
+            b"{\"r\": \"00\", \"signature\": \"00\", \"extra\": 1}",
+            "malformed_json",
+        ),
+        ("register", b"[1,2]", "malformed_json"),
+        (
+            "register",
+            b"{\"r\": \"zz\", \"signature\": \"00\"}",
+            "malformed_hex",
+        ),
+        (
+            "register",
+            b"{\"r\": \"710100\", \"signature\": \"00\"}",
+            "malformed_registration",
+        ),
+        ("messages", b"{\"message\": 5}", "malformed_json"),
+        ("messages", b"{\"message\": \"abc\"}", "malformed_hex"),
+        ("messages", b"{\"message\": \"7300\"}", "malformed_message"),
+    ];
+    for (route, body, code) in cases {
+        let path = format!("/v1/services/{SERVICE}/{route}");
+        let a = post_raw(&srv.url, &path, body.to_vec()).await;
+        assert_error(&a, 400, code);
+    }
+    // Malformed requests are audited, without a subject.
+    assert!(decisions(srv.store.as_ref())
+        .iter()
+        .all(|d| d == "malformed"));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let w = World::new();
+    let srv = w.start_server().await;
+    let a = post_raw(&srv.url, "/v2/nothing", b"{}".to_vec()).await;
+    assert_error(&a, 404, "not_found");
+    let resp = client()
+        .get(format!("{}{}", srv.url, register_path(SERVICE)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let v: serde_json::Value = resp.json_body().await;
+    assert_eq!(v["error"], "method_not_allowed");
+    let health: serde_json::Value = client()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .await
+        .unwrap()
+        .json_body()
+        .await;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(
+        health["public_key"].as_str().unwrap(),
+        hex::encode_upper(srv.public.to_sec1())
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_sends_its_body_gets_408() {
+    let mut w = World::new();
+    w.request_timeout_ms = Some(300);
+    let srv = w.start_server().await;
+    let addr = srv.url.trim_start_matches("http://").to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            s,
+            "POST /v1/services/demo/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"r\""
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        // Read until the answer's JSON body is complete (bounded by the read timeout).
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if buf.ends_with(b"}") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"error\":\"timeout\""), "{answer}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_answers_404_for_an_unknown_service_and_502_for_a_server_down() {
+    // A port that was free a moment ago: nothing listens there.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let portal = start_portal(&[(SERVICE, &dead)]).await;
+    let a = post_raw(&portal.url, &register_path("nosuch"), b"{}".to_vec()).await;
+    assert_error(&a, 404, "unknown_service");
+    let a = post_raw(&portal.url, &register_path(SERVICE), b"{}".to_vec()).await;
+    assert_error(&a, 502, "upstream_unavailable");
+    assert!(a.json["message"].as_str().unwrap().contains("`demo`"));
+    portal.stop().await;
+}
+
+/// `reqwest` is built without its `json` feature; parse the body ourselves.
+trait JsonBody {
+    async fn json_body(self) -> serde_json::Value;
+}
+
+impl JsonBody for reqwest::Response {
+    async fn json_body(self) -> serde_json::Value {
+        let bytes = self.bytes().await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}
