@@ -74,6 +74,11 @@ impl Channel {
             self.chain = None;
         }
         self.verified.retain(|(t, _)| *t != tree);
+        if let (Some(sel), Tree::Container(i)) = (&self.selected, tree) {
+            if sel.container() == Some(i) {
+                self.selected = None;
+            }
+        }
     }
 
     /// Container `removed` was deleted: references to later containers move down one.
@@ -88,6 +93,11 @@ impl Channel {
         shift(&mut self.tree);
         for (t, _) in &mut self.verified {
             shift(t);
+        }
+        if let Some(crate::applets::Selected::Auth(s)) = &mut self.selected {
+            if s.container > removed {
+                s.container -= 1;
+            }
         }
     }
 }

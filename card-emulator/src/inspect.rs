@@ -131,6 +131,28 @@ pub fn report(state: &CardState) -> String {
             c.nickname, c.service_provider, c.profile_name, c.profile_class
         );
         pins(&c.pins, "  ", &mut out);
+        match apdu_specs::auth::Certificate::parse(&c.auth.certificate) {
+            Ok(cert) => {
+                let _ = writeln!(
+                    out,
+                    "    authentication applet: SE key certified by {:?} (serial {}), {} registration(s){}{}",
+                    cert.issuer,
+                    apdu_specs::hexfmt::upper(&cert.serial),
+                    c.auth.counter,
+                    if c.auth.pending.is_some() { ", one pending" } else { "" },
+                    match &c.auth.connection {
+                        Some(conn) => format!(", connection open for {:?}", conn.service_id()),
+                        None => String::new(),
+                    }
+                );
+            }
+            Err(_) => {
+                let _ = writeln!(
+                    out,
+                    "    authentication applet: not personalized (no SE certificate)"
+                );
+            }
+        }
         for a in &c.trust_anchors {
             let _ = writeln!(
                 out,

@@ -8,6 +8,7 @@
 
 pub mod applets;
 pub mod atr;
+pub mod ca;
 mod card;
 pub mod channel;
 mod commands;
@@ -22,7 +23,7 @@ pub mod trace;
 pub mod vm;
 pub mod vpcd;
 
-pub use card::Card;
+pub use card::{system_clock, Card};
 
 /// What every transport (vpcd, stdio, in-process) drives: a card with power and APDUs.
 pub trait VirtualCard {

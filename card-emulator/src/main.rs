@@ -1,6 +1,7 @@
 //! `card-emulator`: create, inspect and run a virtual smart card.
 
 use anyhow::{Context, Result};
+use card_emulator::ca::IssuerCa;
 use card_emulator::store::{FileStore, Store};
 use card_emulator::{inspect, profile, trace, vpcd, Card, VirtualCard};
 use clap::{Parser, Subcommand};
@@ -29,6 +30,28 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum CaCmd {
+    /// Create an issuer CA key (P-256) in a new file (mode 0600).
+    Create {
+        /// The CA file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The CA's name (the certificates' issuer identifier).
+        #[arg(long, default_value = "vSE issuer CA")]
+        name: String,
+        /// Replace an existing file (cards it certified will no longer be trusted).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the CA public key (hex, SEC1 uncompressed): configure it in the server.
+    PublicKey {
+        /// The CA file.
+        #[arg(long)]
+        ca: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Create a new card state file from a personalization profile.
     #[command(
@@ -46,7 +69,14 @@ so you can copy and edit it. The state file is written with mode 0600."
         /// Replace an existing state file (its card is lost).
         #[arg(long)]
         force: bool,
+        /// Issuer CA file that certifies the containers' SE keys; created if missing.
+        /// Default: STATE.ca.json beside the state file.
+        #[arg(long)]
+        ca: Option<PathBuf>,
     },
+    /// The card issuer CA: create one, or print its public key for the server.
+    #[command(subcommand)]
+    Ca(CaCmd),
     /// Print the built-in default profile (TOML), to copy and edit.
     Profile,
     /// Show a card: file tree with sizes, PIN tries left (never PIN values).
@@ -158,10 +188,22 @@ fn run_stdio(card: &mut Card) -> Result<()> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Ca(CaCmd::Create { out, name, force }) => {
+            let ca = IssuerCa::generate(&name)?;
+            ca.save(&out, force)?;
+            println!("created issuer CA {name:?} in {}", out.display());
+            println!("public key (give it to the server): {}", ca.public_hex());
+            Ok(())
+        }
+        Cmd::Ca(CaCmd::PublicKey { ca }) => {
+            println!("{}", IssuerCa::load(&ca)?.public_hex());
+            Ok(())
+        }
         Cmd::Init {
             state,
             profile,
             force,
+            ca,
         } => {
             init_logging(false);
             let text = match &profile {
@@ -169,10 +211,37 @@ fn main() -> Result<()> {
                     .with_context(|| format!("cannot read profile {}", p.display()))?,
                 None => profile::DEFAULT_PROFILE.to_string(),
             };
-            let card = profile::build(&text).with_context(|| match &profile {
+            let mut card = profile::build(&text).with_context(|| match &profile {
                 Some(p) => format!("in profile {}", p.display()),
                 None => "in the built-in profile".to_string(),
             })?;
+            if state.exists() && !force {
+                anyhow::bail!(
+                    "state file {} already exists; pass --force to replace it",
+                    state.display()
+                );
+            }
+            if !card.containers.is_empty() {
+                let ca_path = ca.unwrap_or_else(|| {
+                    let mut p = state.clone().into_os_string();
+                    p.push(".ca.json");
+                    PathBuf::from(p)
+                });
+                let issuer = if ca_path.exists() {
+                    IssuerCa::load(&ca_path)?
+                } else {
+                    let issuer = IssuerCa::generate("vSE issuer CA")?;
+                    issuer.save(&ca_path, false)?;
+                    println!("created issuer CA in {}", ca_path.display());
+                    issuer
+                };
+                issuer.personalize(&mut card, card_emulator::system_clock())?;
+                println!(
+                    "SE keys generated and certified for {} container(s); CA public key: {}",
+                    card.containers.len(),
+                    issuer.public_hex()
+                );
+            }
             FileStore::create(&state, &card, force)?;
             println!("created card \"{}\" in {}", card.label, state.display());
             Ok(())

@@ -319,6 +319,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
             files,
             pins,
             trust_anchors: Vec::new(),
+            auth: Default::default(),
         });
     }
     let eid = match &p.eid {

@@ -151,7 +151,44 @@ pub struct Container {
     /// Server keys this container trusts, per service (installed in admin mode).
     #[serde(default)]
     pub trust_anchors: Vec<TrustAnchor>,
+    /// The authentication applet's keys, certificate and connection state.
+    #[serde(default)]
+    pub auth: AuthState,
 }
+
+/// The mutual-authentication applet's state in one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthState {
+    /// The SE's P-256 private key, generated at personalization. No command answers it and
+    /// `inspect` never shows it; it lives only in this (0600) state file.
+    #[serde(default, with = "hex_bytes")]
+    pub se_key: Vec<u8>,
+    /// The SE certificate (`7F21`) issued by the card issuer CA.
+    #[serde(default, with = "hex_bytes")]
+    pub certificate: Vec<u8>,
+    /// Registration counter (strictly increasing, in R).
+    #[serde(default)]
+    pub counter: u32,
+    /// The R sent and its ephemeral key, until VERIFY SERVER.
+    #[serde(default)]
+    pub pending: Option<Pending>,
+    /// The open secure connection, with its keys and counters.
+    #[serde(default)]
+    pub connection: Option<secure_channel::mutual::Connection>,
+}
+
+/// A pending registration, comparable by the R it sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pending(pub secure_channel::mutual::PendingRegistration);
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Pending) -> bool {
+        self.0.signed().to_bytes() == other.0.signed().to_bytes()
+    }
+}
+
+impl Eq for Pending {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileNode {

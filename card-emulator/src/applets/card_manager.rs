@@ -229,6 +229,9 @@ fn switch(ctx: &mut Ctx, target: Option<usize>) -> Result<(), Status> {
         .enumerate()
     {
         c.enabled = Some(i) == target;
+        // Pending registrations and connections belong to the container: a switch ends them.
+        c.auth.pending = None;
+        c.auth.connection = None;
     }
     ctx.commit()?;
     ctx.left_tree = before.map(Tree::Container);

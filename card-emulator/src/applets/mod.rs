@@ -1,6 +1,7 @@
 //! Applets: programs selected by AID that run under the virtual machine. The card manager
 //! (ISD-R / GlobalPlatform ISD) is the first; each keeps a session per logical channel.
 
+pub mod auth;
 pub mod card_manager;
 mod gp;
 
@@ -23,6 +24,17 @@ pub trait Applet {
 #[derive(Debug)]
 pub enum Selected {
     CardManager(<card_manager::CardManager as Applet>::Session),
+    Auth(<auth::AuthApplet as Applet>::Session),
+}
+
+impl Selected {
+    /// The container whose instance this is (`None` for card-global applets).
+    pub fn container(&self) -> Option<usize> {
+        match self {
+            Selected::CardManager(_) => None,
+            Selected::Auth(s) => Some(s.container),
+        }
+    }
 }
 
 /// Find the applet a SELECT by name designates and open a session for it.
@@ -32,6 +44,11 @@ pub fn select_by_name(ctx: &mut Ctx, name: &[u8]) -> Option<(Selected, Outcome)>
         let out = card_manager::CardManager::select(ctx, &mut s, name);
         return Some((Selected::CardManager(s), out));
     }
+    if auth::AuthApplet::matches(name) {
+        let mut s = Default::default();
+        let out = auth::AuthApplet::select(ctx, &mut s, name);
+        return Some((Selected::Auth(s), out));
+    }
     None
 }
 
@@ -39,5 +56,6 @@ pub fn select_by_name(ctx: &mut Ctx, name: &[u8]) -> Option<(Selected, Outcome)>
 pub fn process(ctx: &mut Ctx, selected: &mut Selected, cmd: &Command) -> Outcome {
     match selected {
         Selected::CardManager(s) => card_manager::CardManager::process(ctx, s, cmd),
+        Selected::Auth(s) => auth::AuthApplet::process(ctx, s, cmd),
     }
 }

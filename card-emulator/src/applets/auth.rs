@@ -1,0 +1,206 @@
+//! The authentication applet of seed document 1 (AID `F04D4155544801`): one instance per
+//! container, the activated container's answers. It builds and signs R, verifies R' with
+//! the server key the container trusts for the service, and runs the secure connection.
+//! Formats and status words: `apdu-specs/docs/mutual-auth.md`.
+
+use super::Applet;
+use crate::commands::{Ctx, Outcome, Reply};
+use crate::state::{FileBody, Pending};
+use crate::vm::{self, Mode, Tree};
+use apdu_specs::auth::{self, ins, Call, Certificate, ProtectedMessage, SignedServerAnswer};
+use apdu_specs::{tlv, Command, Status};
+use secure_channel::mutual::{self, SigningKey, VerifyingKey};
+
+pub struct AuthApplet;
+
+/// Per-channel state: which container's instance is selected.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub container: usize,
+}
+
+/// The EF a `provision` call's credential is written to.
+pub const CREDENTIAL_EF: u16 = 0x6F10;
+
+impl Applet for AuthApplet {
+    type Session = Session;
+
+    fn matches(name: &[u8]) -> bool {
+        name.len() >= 5 && auth::AID.starts_with(name)
+    }
+
+    fn select(ctx: &mut Ctx, session: &mut Session, _name: &[u8]) -> Outcome {
+        // Only the activated container's instance exists at runtime.
+        let i = ctx.state.active_container().ok_or(Status::FileNotFound)?;
+        vm::reachable(ctx.state, ctx.mode, Tree::Container(i))?;
+        session.container = i;
+        // The container's PIN and files are the ones in reach while the applet is selected.
+        ctx.chan.tree = Tree::Container(i);
+        ctx.chan.current_df = 0;
+        ctx.chan.current_ef = None;
+        Ok(Reply::ok(tlv::build(0x6F, &tlv::build(0x84, &auth::AID))))
+    }
+
+    fn process(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+        let i = session.container;
+        vm::reachable(ctx.state, ctx.mode, Tree::Container(i))?;
+        match cmd.ins {
+            ins::GET_REGISTRATION => get_registration(ctx, i, cmd),
+            ins::VERIFY_SERVER => verify_server(ctx, i, cmd),
+            ins::SECURE_SEND => secure_send(ctx, i, cmd),
+            ins::SECURE_RECEIVE => secure_receive(ctx, i, cmd),
+            ins::GET_DATA => get_data(ctx, i, cmd),
+            _ => Err(Status::InsNotSupported),
+        }
+    }
+}
+
+fn container<'a>(ctx: &'a mut Ctx, i: usize) -> Result<&'a mut crate::state::Container, Status> {
+    // Runtime access to the container's own objects, through the VM's rule.
+    vm::reachable(ctx.state, ctx.mode, Tree::Container(i))?;
+    ctx.state.containers.get_mut(i).ok_or(Status::FileNotFound)
+}
+
+fn status(e: mutual::MutualError) -> Status {
+    e.status()
+}
+
+// GET REGISTRATION: `80 10 00 00 Lc {81 service id}`; needs the container PIN.
+fn get_registration(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+    let tree = Tree::Container(i);
+    let pin = vm::pins(ctx.state, Mode::Runtime, tree)?
+        .first()
+        .map(|p| p.reference)
+        .ok_or(Status::SecurityStatusNotSatisfied)?;
+    if !ctx.chan.is_verified(tree, pin) {
+        return Err(Status::SecurityStatusNotSatisfied);
+    }
+    let tlvs = tlv::parse_all(cmd.data()).map_err(|_| Status::IncorrectData)?;
+    let service = tlv::find_primitive(&tlvs, 0x81).ok_or(Status::IncorrectData)?;
+    let service = std::str::from_utf8(service)
+        .map_err(|_| Status::IncorrectData)?
+        .to_string();
+    let c = container(ctx, i)?;
+    if !c.trust_anchors.iter().any(|a| a.service == service) {
+        return Err(Status::NoTrustAnchor);
+    }
+    let se_key =
+        SigningKey::from_bytes(&c.auth.se_key).map_err(|_| Status::ReferenceDataNotUsable)?;
+    let cert =
+        Certificate::parse(&c.auth.certificate).map_err(|_| Status::ReferenceDataNotUsable)?;
+    let counter = c
+        .auth
+        .counter
+        .checked_add(1)
+        .ok_or(Status::ConditionsNotSatisfied)?;
+    let pending =
+        mutual::se_build_registration(&se_key, &cert, &service, counter).map_err(status)?;
+    let answer = pending.signed().to_bytes();
+    c.auth.counter = counter;
+    c.auth.pending = Some(Pending(pending));
+    ctx.dirty = true;
+    Ok(Reply::ok(answer))
+}
+
+// VERIFY SERVER: `80 12 00 00 Lc {R' 5F37}`.
+fn verify_server(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+    let now = (ctx.clock)();
+    let answer = SignedServerAnswer::parse(cmd.data()).map_err(|_| Status::IncorrectData)?;
+    let c = container(ctx, i)?;
+    let Some(Pending(pending)) = c.auth.pending.clone() else {
+        return Err(Status::ConditionsNotSatisfied);
+    };
+    let anchor = c
+        .trust_anchors
+        .iter()
+        .find(|a| a.service == pending.service_id())
+        .ok_or(Status::NoTrustAnchor)?;
+    let server = VerifyingKey::from_sec1(&anchor.public_key).map_err(|_| Status::NoTrustAnchor)?;
+    let connection = mutual::se_accept_answer(&pending, &server, &answer, now).map_err(status)?;
+    c.auth.pending = None;
+    c.auth.connection = Some(connection);
+    ctx.dirty = true;
+    Ok(Reply::done())
+}
+
+// SECURE SEND: `80 14 00 00 Lc {81 call 82 data}` -> the protected up message.
+fn secure_send(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+    let now = (ctx.clock)();
+    let tlvs = tlv::parse_all(cmd.data()).map_err(|_| Status::IncorrectData)?;
+    let name = tlv::find_primitive(&tlvs, 0x81).ok_or(Status::IncorrectData)?;
+    let data = tlv::find_primitive(&tlvs, 0x82).unwrap_or(&[]);
+    let call = Call {
+        name: std::str::from_utf8(name)
+            .map_err(|_| Status::IncorrectData)?
+            .to_string(),
+        data: data.to_vec(),
+    };
+    let c = container(ctx, i)?;
+    let conn = c
+        .auth
+        .connection
+        .as_mut()
+        .ok_or(Status::NoSecureConnection)?;
+    conn.check_fresh(now).map_err(status)?;
+    conn.check_scope(&call.name).map_err(status)?;
+    let msg = conn.seal_call(&call).map_err(status)?;
+    ctx.dirty = true;
+    Ok(Reply::ok(msg.to_bytes()))
+}
+
+// SECURE RECEIVE: `80 16 00 00 Lc {73 down message}` -> the result, the credential stored.
+fn secure_receive(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+    let now = (ctx.clock)();
+    let msg =
+        ProtectedMessage::parse(cmd.data()).map_err(|_| Status::MessageAuthenticationFailed)?;
+    let c = container(ctx, i)?;
+    let conn = c
+        .auth
+        .connection
+        .as_mut()
+        .ok_or(Status::NoSecureConnection)?;
+    conn.check_fresh(now).map_err(status)?;
+    // Open a copy: a refused message must change nothing, and a result we cannot act on
+    // (no room for the credential) must not consume the counter either.
+    let mut next = conn.clone();
+    let mut result = next
+        .open_result(&msg)
+        .map_err(|_| Status::MessageAuthenticationFailed)?;
+    if let Some(credential) = result.credential.take() {
+        let f = c
+            .files
+            .iter_mut()
+            .find(|f| f.fid == CREDENTIAL_EF)
+            .ok_or(Status::FileNotFound)?;
+        let FileBody::Transparent { data } = &mut f.body else {
+            return Err(Status::IncompatibleFileStructure);
+        };
+        if credential.len() > data.len() {
+            return Err(Status::NotEnoughMemory);
+        }
+        data.fill(0);
+        data[..credential.len()].copy_from_slice(&credential);
+    }
+    c.auth.connection = Some(next);
+    ctx.dirty = true;
+    Ok(Reply::ok(result.to_bytes()))
+}
+
+// GET DATA: `80 CA 7F 21` the certificate, `80 CA 00 5A` the container identity.
+fn get_data(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+    let eid = ctx.state.eid.clone();
+    let c = container(ctx, i)?;
+    match (cmd.p1, cmd.p2) {
+        (0x7F, 0x21) if !c.auth.certificate.is_empty() => Ok(Reply::ok(c.auth.certificate.clone())),
+        (0x00, 0x5A) => {
+            let mut out = tlv::build(0x5A, &c.iccid);
+            out.extend(tlv::build(0x4F, &c.isdp_aid));
+            out.extend(tlv::build(
+                0x5F20,
+                &[eid.as_slice(), c.iccid.as_slice()].concat(),
+            ));
+            Ok(Reply::ok(out))
+        }
+        _ => Err(Status::ReferencedDataNotFound),
+    }
+}
