@@ -353,11 +353,21 @@ pub fn messages_path(service: &str) -> String {
 
 /// Registers and opens the SE's end of the connection (asserting a grant).
 pub async fn register_ok(base: &str, se: &mut FakeSe, server_pub: &VerifyingKey) -> Connection {
+    register_ok_at(base, se, server_pub, NOW).await
+}
+
+/// [`register_ok`] with the SE's clock at `now`.
+pub async fn register_ok_at(
+    base: &str,
+    se: &mut FakeSe,
+    server_pub: &VerifyingKey,
+    now: u64,
+) -> Connection {
     let pending = se.registration(SERVICE);
     let a = post(base, &register_path(SERVICE), &register_body(&pending)).await;
     assert_eq!(a.status, 200, "registration: {:?}", a.json);
     let rp = parse_answer(&a.json);
-    mutual::se_accept_answer(&pending, server_pub, &rp, NOW).expect("SE accepts R'")
+    mutual::se_accept_answer(&pending, server_pub, &rp, now).expect("SE accepts R'")
 }
 
 /// Sends one call and opens the answer (asserting 200).
