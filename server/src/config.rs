@@ -13,6 +13,7 @@ use apdu_specs::es10::{Eid, Iccid};
 use serde::Deserialize;
 
 use crate::policy::{Grant, Policy, SubjectPattern};
+use crate::store::Durability;
 
 /// Default address: loopback only; exposing the server is an explicit decision.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -57,6 +58,8 @@ pub struct ConfigFile {
     pub max_body_bytes: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub connection_lifetime_secs: Option<u64>,
+    /// `full` (default) or `normal`: see [`Durability`].
+    pub durability: Option<Durability>,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceFile>,
     #[serde(default)]
@@ -143,6 +146,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub connection_lifetime_secs: u64,
+    pub durability: Durability,
     /// Service id -> calls offered.
     pub services: BTreeMap<String, Vec<String>>,
     pub policy: Policy,
@@ -276,6 +280,7 @@ impl Config {
             max_body_bytes,
             request_timeout: Duration::from_millis(timeout_ms),
             connection_lifetime_secs,
+            durability: file.durability.unwrap_or_default(),
             services,
             policy: Policy { grants },
         })
@@ -407,6 +412,11 @@ issuer_ca_public_key = ""
 max_body_bytes = {DEFAULT_MAX_BODY_BYTES}
 request_timeout_ms = {DEFAULT_REQUEST_TIMEOUT_MS}
 connection_lifetime_secs = {DEFAULT_CONNECTION_LIFETIME_SECS}
+
+# SQLite durability: "full" fsyncs every commit (grants and nonces survive a power loss);
+# "normal" survives a crash or SIGKILL of the server but may lose the last commits on power
+# loss, for more registrations per second.
+durability = "full"
 
 # Services: id -> the calls it offers (the server executes `echo` and `provision`).
 [services.demo]

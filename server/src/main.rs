@@ -162,7 +162,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("the server's configuration is not usable")?;
     let db = keyfile::create_db_file(&args.data)?;
     let store: Arc<dyn Store> = Arc::new(
-        server::SqliteStore::open(&db)
+        server::SqliteStore::open_with(&db, config.durability)
             .with_context(|| format!("cannot open the database {}", db.display()))?,
     );
     let listen = config.listen;

@@ -270,7 +270,19 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 ";
 
-/// SQLite in WAL mode, `synchronous = FULL` (a committed grant survives power loss too).
+/// How hard SQLite works to keep a commit (`PRAGMA synchronous`, WAL mode either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync at every commit: a committed grant, nonce or counter survives a power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: a commit survives a crash or SIGKILL of the server, but
+    /// the last commits may be lost on power loss or an OS crash (faster under load).
+    Normal,
+}
+
+/// SQLite in WAL mode; one connection behind a mutex (every method is one transaction).
 pub struct SqliteStore {
     conn: Mutex<rusqlite::Connection>,
 }
@@ -291,18 +303,27 @@ fn to_u64(v: i64) -> Result<u64, StoreError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and its schema.
+    /// Opens (creating if needed) the database at `path` and its schema, with
+    /// [`Durability::Full`].
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens the database at `path` with the given durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
         let conn = rusqlite::Connection::open(path)?;
-        Self::setup(conn)
+        Self::setup(conn, durability)
     }
 
     /// A private in-memory database (tests).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
-        Self::setup(rusqlite::Connection::open_in_memory()?)
+        Self::setup(rusqlite::Connection::open_in_memory()?, Durability::Full)
     }
 
-    fn setup(conn: rusqlite::Connection) -> Result<SqliteStore, StoreError> {
+    fn setup(
+        conn: rusqlite::Connection,
+        durability: Durability,
+    ) -> Result<SqliteStore, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if mode != "wal" && mode != "memory" {
@@ -310,7 +331,10 @@ impl SqliteStore {
                 "SQLite refused WAL mode (journal_mode is {mode})"
             )));
         }
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(match durability {
+            Durability::Full => "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            Durability::Normal => "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        })?;
         conn.execute_batch(SCHEMA)?;
         let version: Option<String> = conn
             .query_row(

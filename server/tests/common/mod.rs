@@ -33,6 +33,7 @@ pub struct World {
     pub grants: Vec<GrantFile>,
     pub max_body_bytes: Option<usize>,
     pub request_timeout_ms: Option<u64>,
+    pub durability: server::store::Durability,
 }
 
 impl World {
@@ -47,6 +48,7 @@ impl World {
             grants: Vec::new(),
             max_body_bytes: None,
             request_timeout_ms: None,
+            durability: server::store::Durability::Full,
         }
     }
 
@@ -91,6 +93,7 @@ impl World {
             max_body_bytes: self.max_body_bytes,
             request_timeout_ms: self.request_timeout_ms,
             connection_lifetime_secs: None,
+            durability: None,
             services,
             grants: self
                 .grants
@@ -113,8 +116,9 @@ impl World {
 
     /// Starts a server on an ephemeral loopback port over the world's data directory.
     pub async fn start_server(&self) -> TestServer {
-        let store: Arc<SqliteStore> =
-            Arc::new(SqliteStore::open(&self.db_path()).expect("open database"));
+        let store: Arc<SqliteStore> = Arc::new(
+            SqliteStore::open_with(&self.db_path(), self.durability).expect("open database"),
+        );
         let key = server::keyfile::load_key(self.dir.path()).expect("load key");
         let clock = self.clock.clone();
         let engine = Engine::new(
@@ -324,7 +328,12 @@ pub fn client() -> reqwest::Client {
 }
 
 pub async fn post_raw(base: &str, path: &str, body: Vec<u8>) -> Answer {
-    let resp = client()
+    post_via(&client(), base, path, body).await
+}
+
+/// [`post_raw`] on a given client (keeps its connections alive between requests).
+pub async fn post_via(client: &reqwest::Client, base: &str, path: &str, body: Vec<u8>) -> Answer {
+    let resp = client
         .post(format!("{base}{path}"))
         .header("content-type", "application/json")
         .body(body)
