@@ -7,7 +7,9 @@ use super::Applet;
 use crate::commands::{Ctx, Outcome, Reply};
 use crate::state::{FileBody, Pending};
 use crate::vm::{self, Mode, Tree};
-use apdu_specs::auth::{self, ins, Call, Certificate, ProtectedMessage, SignedServerAnswer};
+use apdu_specs::auth::{
+    self, AuthCommand, Call, Certificate, ProtectedMessage, SignedServerAnswer,
+};
 use apdu_specs::{tlv, Command, Status};
 use secure_channel::mutual::{self, SigningKey, VerifyingKey};
 
@@ -44,13 +46,13 @@ impl Applet for AuthApplet {
     fn process(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
         let i = session.container;
         vm::reachable(ctx.state, ctx.mode, Tree::Container(i))?;
-        match cmd.ins {
-            ins::GET_REGISTRATION => get_registration(ctx, i, cmd),
-            ins::VERIFY_SERVER => verify_server(ctx, i, cmd),
-            ins::SECURE_SEND => secure_send(ctx, i, cmd),
-            ins::SECURE_RECEIVE => secure_receive(ctx, i, cmd),
-            ins::GET_DATA => get_data(ctx, i, cmd),
-            _ => Err(Status::InsNotSupported),
+        match AuthCommand::parse(cmd)? {
+            AuthCommand::GetRegistration(g) => get_registration(ctx, i, &g.service_id),
+            AuthCommand::VerifyServer(answer) => verify_server(ctx, i, &answer),
+            AuthCommand::SecureSend(call) => secure_send(ctx, i, &call),
+            AuthCommand::SecureReceive(msg) => secure_receive(ctx, i, &msg),
+            AuthCommand::GetCertificate => certificate(ctx, i),
+            AuthCommand::GetIdentity => identity(ctx, i),
         }
     }
 }
@@ -66,7 +68,7 @@ fn status(e: mutual::MutualError) -> Status {
 }
 
 // GET REGISTRATION: `80 10 00 00 Lc {81 service id}`; needs the container PIN.
-fn get_registration(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+fn get_registration(ctx: &mut Ctx, i: usize, service: &str) -> Outcome {
     let tree = Tree::Container(i);
     let pin = vm::pins(ctx.state, Mode::Runtime, tree)?
         .first()
@@ -75,11 +77,6 @@ fn get_registration(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
     if !ctx.chan.is_verified(tree, pin) {
         return Err(Status::SecurityStatusNotSatisfied);
     }
-    let tlvs = tlv::parse_all(cmd.data()).map_err(|_| Status::IncorrectData)?;
-    let service = tlv::find_primitive(&tlvs, 0x81).ok_or(Status::IncorrectData)?;
-    let service = std::str::from_utf8(service)
-        .map_err(|_| Status::IncorrectData)?
-        .to_string();
     let c = container(ctx, i)?;
     if !c.trust_anchors.iter().any(|a| a.service == service) {
         return Err(Status::NoTrustAnchor);
@@ -103,9 +100,8 @@ fn get_registration(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
 }
 
 // VERIFY SERVER: `80 12 00 00 Lc {R' 5F37}`.
-fn verify_server(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+fn verify_server(ctx: &mut Ctx, i: usize, answer: &SignedServerAnswer) -> Outcome {
     let now = (ctx.clock)();
-    let answer = SignedServerAnswer::parse(cmd.data()).map_err(|_| Status::IncorrectData)?;
     let c = container(ctx, i)?;
     let Some(Pending(pending)) = c.auth.pending.clone() else {
         return Err(Status::ConditionsNotSatisfied);
@@ -116,7 +112,7 @@ fn verify_server(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
         .find(|a| a.service == pending.service_id())
         .ok_or(Status::NoTrustAnchor)?;
     let server = VerifyingKey::from_sec1(&anchor.public_key).map_err(|_| Status::NoTrustAnchor)?;
-    let connection = mutual::se_accept_answer(&pending, &server, &answer, now).map_err(status)?;
+    let connection = mutual::se_accept_answer(&pending, &server, answer, now).map_err(status)?;
     c.auth.pending = None;
     c.auth.connection = Some(connection);
     ctx.dirty = true;
@@ -124,17 +120,8 @@ fn verify_server(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
 }
 
 // SECURE SEND: `80 14 00 00 Lc {81 call 82 data}` -> the protected up message.
-fn secure_send(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+fn secure_send(ctx: &mut Ctx, i: usize, call: &Call) -> Outcome {
     let now = (ctx.clock)();
-    let tlvs = tlv::parse_all(cmd.data()).map_err(|_| Status::IncorrectData)?;
-    let name = tlv::find_primitive(&tlvs, 0x81).ok_or(Status::IncorrectData)?;
-    let data = tlv::find_primitive(&tlvs, 0x82).unwrap_or(&[]);
-    let call = Call {
-        name: std::str::from_utf8(name)
-            .map_err(|_| Status::IncorrectData)?
-            .to_string(),
-        data: data.to_vec(),
-    };
     let c = container(ctx, i)?;
     let conn = c
         .auth
@@ -143,16 +130,14 @@ fn secure_send(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
         .ok_or(Status::NoSecureConnection)?;
     conn.check_fresh(now).map_err(status)?;
     conn.check_scope(&call.name).map_err(status)?;
-    let msg = conn.seal_call(&call).map_err(status)?;
+    let msg = conn.seal_call(call).map_err(status)?;
     ctx.dirty = true;
     Ok(Reply::ok(msg.to_bytes()))
 }
 
 // SECURE RECEIVE: `80 16 00 00 Lc {73 down message}` -> the result, the credential stored.
-fn secure_receive(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+fn secure_receive(ctx: &mut Ctx, i: usize, msg: &ProtectedMessage) -> Outcome {
     let now = (ctx.clock)();
-    let msg =
-        ProtectedMessage::parse(cmd.data()).map_err(|_| Status::MessageAuthenticationFailed)?;
     let c = container(ctx, i)?;
     let conn = c
         .auth
@@ -164,7 +149,7 @@ fn secure_receive(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
     // (no room for the credential) must not consume the counter either.
     let mut next = conn.clone();
     let mut result = next
-        .open_result(&msg)
+        .open_result(msg)
         .map_err(|_| Status::MessageAuthenticationFailed)?;
     if let Some(credential) = result.credential.take() {
         let f = c
@@ -186,21 +171,24 @@ fn secure_receive(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
     Ok(Reply::ok(result.to_bytes()))
 }
 
-// GET DATA: `80 CA 7F 21` the certificate, `80 CA 00 5A` the container identity.
-fn get_data(ctx: &mut Ctx, i: usize, cmd: &Command) -> Outcome {
+// GET DATA `80 CA 7F 21`: the certificate.
+fn certificate(ctx: &mut Ctx, i: usize) -> Outcome {
+    let c = container(ctx, i)?;
+    if c.auth.certificate.is_empty() {
+        return Err(Status::ReferencedDataNotFound);
+    }
+    Ok(Reply::ok(c.auth.certificate.clone()))
+}
+
+// GET DATA `80 CA 00 5A`: the container identity (ICCID, ISD-P AID, certificate subject).
+fn identity(ctx: &mut Ctx, i: usize) -> Outcome {
     let eid = ctx.state.eid.clone();
     let c = container(ctx, i)?;
-    match (cmd.p1, cmd.p2) {
-        (0x7F, 0x21) if !c.auth.certificate.is_empty() => Ok(Reply::ok(c.auth.certificate.clone())),
-        (0x00, 0x5A) => {
-            let mut out = tlv::build(0x5A, &c.iccid);
-            out.extend(tlv::build(0x4F, &c.isdp_aid));
-            out.extend(tlv::build(
-                0x5F20,
-                &[eid.as_slice(), c.iccid.as_slice()].concat(),
-            ));
-            Ok(Reply::ok(out))
-        }
-        _ => Err(Status::ReferencedDataNotFound),
-    }
+    let mut out = tlv::build(0x5A, &c.iccid);
+    out.extend(tlv::build(0x4F, &c.isdp_aid));
+    out.extend(tlv::build(
+        0x5F20,
+        &[eid.as_slice(), c.iccid.as_slice()].concat(),
+    ));
+    Ok(Reply::ok(out))
 }
