@@ -91,7 +91,7 @@ fn get_registration(ctx: &mut Ctx, i: usize, service: &str) -> Outcome {
         .checked_add(1)
         .ok_or(Status::ConditionsNotSatisfied)?;
     let pending =
-        mutual::se_build_registration(&se_key, &cert, &service, counter).map_err(status)?;
+        mutual::se_build_registration(&se_key, &cert, service, counter).map_err(status)?;
     let answer = pending.signed().to_bytes();
     c.auth.counter = counter;
     c.auth.pending = Some(Pending(pending));
