@@ -49,6 +49,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Run {
@@ -83,10 +84,11 @@ fn run(
         for (id, url) in &config.services {
             tracing::info!(service = %id, server = %url, "relaying");
         }
+        let header_timeout = config.request_timeout;
         let relay = portal::Relay::new(config).context("cannot build the HTTP client")?;
         // The address goes to stdout alone on its line so scripts and tests can read it.
         println!("portal listening on http://{addr}");
-        portal::serve(listener, portal::router(relay), shutdown_signal())
+        portal::serve(listener, portal::router(relay), header_timeout, shutdown_signal())
             .await
             .context("the portal stopped on an I/O error")
     })

@@ -4,6 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -19,10 +22,10 @@ use crate::config::Config;
 
 /// An answer the portal gives itself (not the server's): `{"error", "message"}`.
 #[derive(Debug)]
-struct PortalError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+pub struct PortalError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
 }
 
 #[derive(Serialize)]
@@ -209,31 +212,15 @@ async fn forward_inner(
     body: Body,
     route: &'static str,
 ) -> Result<Response, PortalError> {
-    let Some(base) = relay.config.services.get(service) else {
-        return Err(PortalError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_service",
-            format!(
-                "the portal relays no service `{service}`; check the service id (this portal relays: {})",
-                relay
-                    .config
-                    .services
-                    .keys()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    };
     let limit = relay.config.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        PortalError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body exceeds the portal's limit of {limit} bytes"),
-        )
-    })?;
-    let url = format!("{base}/v1/services/{}/{route}", encode_segment(service));
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit))?;
+    let url = upstream_url(&relay.config, service, route, &bytes)?;
+    let base = relay
+        .config
+        .services
+        .get(service)
+        .map(String::as_str)
+        .unwrap_or_default();
     let upstream = relay
         .client
         .post(&url)
@@ -257,6 +244,44 @@ async fn forward_inner(
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     Ok(resp)
+}
+
+fn too_large(limit: usize) -> PortalError {
+    PortalError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body exceeds the portal's limit of {limit} bytes"),
+    )
+}
+
+/// Where one request goes, decided without I/O: the server URL for `service` and `route`
+/// (the service id percent-encoded as one path segment), or the portal's own 404 (unknown
+/// service) or 413 (body over `max_body_bytes`). The body itself is relayed unchanged.
+pub fn upstream_url(
+    config: &Config,
+    service: &str,
+    route: &str,
+    body: &[u8],
+) -> Result<String, PortalError> {
+    let Some(base) = config.services.get(service) else {
+        return Err(PortalError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_service",
+            format!(
+                "the portal relays no service `{service}`; check the service id (this portal relays: {})",
+                config
+                    .services
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+    if body.len() > config.max_body_bytes {
+        return Err(too_large(config.max_body_bytes));
+    }
+    Ok(format!("{base}/v1/services/{}/{route}", encode_segment(service)))
 }
 
 enum ReadError {
@@ -311,16 +336,60 @@ fn upstream_error(service: &str, base: &str, e: &reqwest::Error) -> PortalError 
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes (then finishes requests in
-/// flight).
+/// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in
+/// flight. HTTP/1.1 only. A client must send its request headers within `header_timeout`
+/// (and the whole request within the router's timeout), so a slow or idle client cannot
+/// hold a connection open forever.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    header_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (close_tx, close_rx) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Per-connection errors (reset before accept) and resource exhaustion
+                    // (EMFILE): keep serving, without spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut close = close_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                }
+                _ = close.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(close);
+        });
+    }
+    drop(listener);
+    drop(close_rx);
+    let _ = close_tx.send(());
+    close_tx.closed().await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ async fn start_portal(config: portal::Config) -> (String, oneshot::Sender<()>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
     let router = portal::router(portal::Relay::new(config).unwrap());
-    tokio::spawn(portal::serve(listener, router, async move {
+    tokio::spawn(portal::serve(listener, router, WAIT, async move {
         let _ = rx.await;
     }));
     (url, tx)

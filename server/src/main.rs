@@ -95,6 +95,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Init { data } => init(&data),
@@ -168,7 +169,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let listen = config.listen;
     let grants = config.policy.grants.len();
     let engine = server::Engine::new(config, key, store, server::system_clock())
-        .context("issuer_ca_public_key is not a P-256 public key")?;
+        .context("issuer_ca_public_key is not a P-256 public key; copy it again from `card-emulator export-ca`")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,8 +186,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         // The address goes to stdout alone on its line so scripts and tests can read it.
         println!("server listening on http://{addr}");
+        let header_timeout = engine.config().request_timeout;
         let engine = Arc::new(engine);
-        server::serve(listener, server::router(engine), shutdown_signal())
+        server::serve(listener, server::router(engine), header_timeout, shutdown_signal())
             .await
             .context("the server stopped on an I/O error")
     })

@@ -97,7 +97,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_never_sends_its_body_gets_408() {
+async fn a_client_too_slow_with_its_body_gets_408_and_with_its_headers_is_cut_off() {
     let mut w = World::new();
     w.request_timeout_ms = Some(300);
     let srv = w.start_server().await;
@@ -128,6 +128,26 @@ async fn a_client_that_never_sends_its_body_gets_408() {
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"error\":\"timeout\""), "{answer}");
+
+    // Headers never finished: the server closes the connection (header read timeout).
+    let addr = srv.url.trim_start_matches("http://").to_owned();
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        write!(s, "POST /v1/services/demo/register HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut buf = Vec::new();
+        // Ok(0) (or a reset) once the server hangs up; WouldBlock/TimedOut would mean it never did.
+        match s.read_to_end(&mut buf) {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed,
+        "the server kept a connection with unfinished headers open"
+    );
     srv.stop().await;
 }
 

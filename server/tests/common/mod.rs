@@ -121,8 +121,10 @@ impl World {
         );
         let key = server::keyfile::load_key(self.dir.path()).expect("load key");
         let clock = self.clock.clone();
+        let config = self.config();
+        let header_timeout = config.request_timeout;
         let engine = Engine::new(
-            self.config(),
+            config,
             key,
             store.clone() as Arc<dyn Store>,
             Arc::new(move || clock.load(Ordering::SeqCst)),
@@ -130,9 +132,9 @@ impl World {
         .expect("engine");
         let public = engine.public_key();
         let router = server::router(Arc::new(engine));
-        let (url, stop, task) = spawn_http(router, |l, r, s| {
+        let (url, stop, task) = spawn_http(router, header_timeout, |l, r, t, s| {
             Box::pin(async move {
-                let _ = server::serve(l, r, s).await;
+                let _ = server::serve(l, r, t, s).await;
             })
         })
         .await;
@@ -149,11 +151,13 @@ impl World {
 type ServeFn = fn(
     tokio::net::TcpListener,
     axum::Router,
+    Duration,
     std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 async fn spawn_http(
     router: axum::Router,
+    header_timeout: Duration,
     serve: ServeFn,
 ) -> (String, oneshot::Sender<()>, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -164,6 +168,7 @@ async fn spawn_http(
     let task = tokio::spawn(serve(
         listener,
         router,
+        header_timeout,
         Box::pin(async move {
             let _ = rx.await;
         }),
@@ -208,9 +213,9 @@ pub async fn start_portal(services: &[(&str, &str)]) -> TestPortal {
         portal::Config::from_parts(Default::default(), None, &flags).expect("portal config");
     config.listen = "127.0.0.1:0".parse().expect("addr");
     let relay = portal::Relay::new(config).expect("relay");
-    let (url, stop, task) = spawn_http(portal::router(relay), |l, r, s| {
+    let (url, stop, task) = spawn_http(portal::router(relay), WAIT, |l, r, t, s| {
         Box::pin(async move {
-            let _ = portal::serve(l, r, s).await;
+            let _ = portal::serve(l, r, t, s).await;
         })
     })
     .await;
