@@ -213,7 +213,9 @@ async fn forward_inner(
     route: &'static str,
 ) -> Result<Response, PortalError> {
     let limit = relay.config.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit))?;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(limit))?;
     let url = upstream_url(&relay.config, service, route, &bytes)?;
     let base = relay
         .config
@@ -281,7 +283,10 @@ pub fn upstream_url(
     if body.len() > config.max_body_bytes {
         return Err(too_large(config.max_body_bytes));
     }
-    Ok(format!("{base}/v1/services/{}/{route}", encode_segment(service)))
+    Ok(format!(
+        "{base}/v1/services/{}/{route}",
+        encode_segment(service)
+    ))
 }
 
 enum ReadError {
