@@ -1,5 +1,6 @@
 //! GlobalPlatform card-manager commands, host side (GP Card Spec v2.3.1 §11): SELECT of the
-//! security domain, GET DATA (card data, CPLC, key information), GET STATUS and PUT KEY.
+//! security domain, GET DATA (card data, CPLC, key information), GET STATUS, PUT KEY, and
+//! INSTALL [for personalization] + STORE DATA of a trust anchor (DGI A001).
 //!
 //! Each function takes any [`Transport`]: inside a secure channel pass the [`Scp`]
 //! decorator, in the clear the bare transport.
@@ -31,6 +32,8 @@ mod ins {
     pub const GET_DATA: u8 = 0xCA;
     pub const GET_STATUS: u8 = 0xF2;
     pub const PUT_KEY: u8 = 0xD8;
+    pub const INSTALL: u8 = 0xE6;
+    pub const STORE_DATA: u8 = 0xE2;
 }
 
 /// Why a GlobalPlatform command failed.
@@ -50,6 +53,8 @@ pub enum GpError {
     KcvMismatch { expected: String, got: String },
     #[error("PUT KEY: {0}")]
     Key(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn advice(sw: u16) -> &'static str {
@@ -550,10 +555,95 @@ pub fn put_key<T: Transport>(
     Ok(true)
 }
 
+/// INSTALL [for personalization] of the application `aid` (GP Card Spec §11.5.2.3):
+/// `80 E6 20 00 Lc 00 00 <len> <aid> 00 00 00 00`: no load file, no module, no privileges,
+/// no parameters, no token. The STORE DATA commands that follow go to that application.
+pub fn install_for_personalization_command(aid: &[u8], channel: u8) -> Result<Vec<u8>, GpError> {
+    let len = u8::try_from(aid.len())
+        .ok()
+        .filter(|l| (5..=16).contains(l))
+        .ok_or_else(|| GpError::Invalid(format!("an AID has 5..16 bytes, not {}", aid.len())))?;
+    let mut data = vec![0x00, 0x00, len];
+    data.extend_from_slice(aid);
+    data.extend_from_slice(&[0x00, 0x00, 0x00]);
+    let mut apdu = vec![cla(true, channel), ins::INSTALL, 0x20, 0x00];
+    apdu.push(u8::try_from(data.len()).unwrap_or(u8::MAX));
+    apdu.extend_from_slice(&data);
+    apdu.push(0x00);
+    Ok(apdu)
+}
+
+/// STORE DATA of one DGI as the last (only) block (GP Card Spec §11.11): P1 `88` = last
+/// block, DGI format; P2 = block number 0. Data: DGI (2 bytes), length (1 byte, or
+/// `FF` + 2 bytes from 255 on), value.
+pub fn store_dgi_command(dgi: u16, value: &[u8], channel: u8) -> Result<Vec<u8>, GpError> {
+    let mut data = dgi.to_be_bytes().to_vec();
+    match u8::try_from(value.len()) {
+        Ok(l) if l < 0xFF => data.push(l),
+        _ => {
+            let l = u16::try_from(value.len())
+                .map_err(|_| GpError::Invalid(format!("DGI value of {} bytes", value.len())))?;
+            data.push(0xFF);
+            data.extend_from_slice(&l.to_be_bytes());
+        }
+    }
+    data.extend_from_slice(value);
+    let lc = u8::try_from(data.len()).map_err(|_| {
+        GpError::Invalid(format!(
+            "DGI of {} bytes does not fit one short STORE DATA",
+            data.len()
+        ))
+    })?;
+    let mut apdu = vec![cla(true, channel), ins::STORE_DATA, 0x88, 0x00, lc];
+    apdu.extend_from_slice(&data);
+    Ok(apdu)
+}
+
+/// Install `anchor` (the server key trusted for one service) into the container whose
+/// ISD-P is `isdp_aid`: INSTALL [for personalization] then STORE DATA of DGI `A001`
+/// `{80 service, 81 key}` (mutual-auth.md, "Admin"). Pass the [`Scp`] session: the card
+/// takes these in admin mode only, inside a secure channel on its ISD.
+pub fn install_anchor(
+    t: &mut dyn Transport,
+    isdp_aid: &[u8],
+    anchor: &apdu_specs::auth::TrustAnchor,
+    channel: u8,
+) -> Result<(), GpError> {
+    run(
+        t,
+        "INSTALL [for personalization]",
+        &install_for_personalization_command(isdp_aid, channel)?,
+    )?;
+    run(
+        t,
+        "STORE DATA (DGI A001)",
+        &store_dgi_command(
+            apdu_specs::auth::DGI_TRUST_ANCHOR,
+            &anchor.to_bytes(),
+            channel,
+        )?,
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use hex_literal::hex;
+
+    #[test]
+    fn install_and_store_dgi_layouts() {
+        let aid = hex!("A0000005591010FFFFFFFF8900001000");
+        let i = install_for_personalization_command(&aid, 0).unwrap();
+        assert_eq!(&i[..8], &hex!("80E6200016000010"));
+        assert_eq!(&i[8..24], &aid);
+        assert_eq!(&i[24..], &hex!("00000000"));
+        assert!(install_for_personalization_command(&[1, 2], 0).is_err());
+        let s = store_dgi_command(0xA001, &[0xAA; 3], 1).unwrap();
+        assert_eq!(s, hex!("81E2880006A00103AAAAAA"));
+        let long = store_dgi_command(0xA001, &[0; 255], 0).unwrap_err();
+        assert!(long.to_string().contains("short STORE DATA"), "{long}");
+    }
 
     #[test]
     fn oids_decode_like_gp_card_data() {

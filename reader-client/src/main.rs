@@ -169,6 +169,102 @@ reader-client gp --scp 02 --level mac status\n  \
 reader-client gp --key 404142434445464748494A4B4C4D4E4F put-key --new-key 000102030405060708090A0B0C0D0E0F"
     )]
     Gp(Box<GpArgs>),
+    /// Seed steps 1-5: register the activated container with a service's server through the portal.
+    #[command(
+        long_about = "Run the seed steps 1-5 on one card connection and print each step:\n\
+SELECT the authentication applet (F04D4155544801) of the activated container, VERIFY its PIN,\n\
+GET REGISTRATION (R, signed by the SE), then\n  \
+1. R to the server via the portal (POST URL/v1/services/ID/register)\n  \
+2. the server authenticates the SE (issuer CA certificate, SE signature, fresh nonce, policy)\n  \
+3. R' (signed by the server: grant, scope, expiry) back via the portal\n  \
+4. VERIFY SERVER request to the SE with R'\n  \
+5. the SE verifies the server's signature with its trust anchor, the grant and the expiry.\n\
+On success the container holds a secure connection (durable: `reader-client service` uses it\n\
+on a later connection). Any refusal exits with status 1 and says what to check.\n\n\
+The container PIN is read from the VSE_PIN environment variable, or one line of standard input\n\
+with --pin-stdin, or else asked on the terminal without echo. It is never printed, and --trace\n\
+redacts VERIFY data.\n\n\
+With --in-process=STATE the card runs inside this process on that state file, and its changes\n\
+(counter, pending registration, connection) ARE written back, so `service --in-process=STATE`\n\
+can continue; bare --in-process uses the default profile in memory.",
+        after_help = "Examples:\n  \
+reader-client register --portal http://127.0.0.1:8081 --service demo\n  \
+VSE_PIN=1234 reader-client register --portal http://127.0.0.1:8081 --service demo --reader 0\n  \
+echo 1234 | reader-client register --pin-stdin --portal http://127.0.0.1:8081 --service demo"
+    )]
+    Register {
+        #[command(flatten)]
+        common: AuthArgs,
+    },
+    /// Seed step 6: one call over the secure connection (SECURE SEND -> server -> SECURE RECEIVE).
+    #[command(
+        long_about = "Run seed step 6 on a new card connection, over the secure connection that\n\
+`reader-client register` opened (it is durable in the card): SECURE SEND of the call (the SE\n\
+seals it with AES-GCM), POST of the protected message to the portal, SECURE RECEIVE of the\n\
+server's protected answer (the SE checks it), and print the result.\n\n\
+Calls: `echo` (the result is the data sent) and `provision` (the server issues a credential that\n\
+the SE stores in EF 6F10 of the activated container; this command then VERIFYs the container\n\
+PIN and reads the EF back with READ BINARY to show it). The PIN is needed for provision only\n\
+(VSE_PIN, --pin-stdin or the prompt, as for register).",
+        after_help = "Examples:\n  \
+reader-client service --portal http://127.0.0.1:8081 --service demo --call echo --data 48656C6C6F\n  \
+VSE_PIN=1234 reader-client service --portal http://127.0.0.1:8081 --service demo --call provision"
+    )]
+    Service {
+        #[command(flatten)]
+        common: AuthArgs,
+        /// The call: echo or provision.
+        #[arg(long, value_name = "NAME")]
+        call: String,
+        /// Call data in hex (default: none).
+        #[arg(long, value_name = "HEX", default_value = "")]
+        data: String,
+    },
+    /// Start a server, a portal and a card, and run the whole mutual authentication for every container.
+    #[command(
+        long_about = "The main job: start `server` (fresh key and database in a temporary directory, the card's\n\
+issuer CA key, service `demo` = echo,provision granted to any SE for one hour) and `portal` on\n\
+loopback ports, and a card from the default profile: behind pcscd + vpcd (`card-emulator run\n\
+--slot N`) when pcscd is usable (a running one with a free vpcd reader, or one the demo starts,\n\
+which needs root), otherwise in-process. Then install the server key into every container (SCP03,\n\
+INSTALL [for personalization] + STORE DATA DGI A001) and, container after container (switching\n\
+with ES10c EnableProfile), run register (steps 1-5), an echo and a provision call (step 6) and\n\
+READ BINARY of the credential. Prints a transcript naming the reader and each step; exits 0 only\n\
+when everything worked. Every process it started is stopped by its PID at the end, also on failure.\n\n\
+The binaries server, portal and card-emulator are taken from the directory of reader-client\n\
+(build them with `cargo build --bins`), or from --bin-dir."
+    )]
+    Demo {
+        /// Run the card in-process even when pcscd is usable.
+        #[arg(long, conflicts_with = "pcsc")]
+        in_process: bool,
+        /// Require pcscd + vpcd (fail instead of falling back to in-process).
+        #[arg(long)]
+        pcsc: bool,
+        /// Directory holding server, portal and card-emulator [default: beside reader-client].
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+    },
+}
+
+/// Options shared by `register` and `service`.
+#[derive(clap::Args)]
+struct AuthArgs {
+    /// Base URL of the portal (plain HTTP), e.g. http://127.0.0.1:8081.
+    #[arg(long, value_name = "URL")]
+    portal: String,
+    /// The service identifier (as configured in the server and the portal).
+    #[arg(long, value_name = "ID")]
+    service: String,
+    /// Reader index or name substring (default: the first reader with a card).
+    #[arg(short, long, conflicts_with = "in_process")]
+    reader: Option<String>,
+    /// Run against an in-process card: `--in-process=STATE` opens that state file and writes changes back; bare `--in-process` uses the default profile in memory.
+    #[arg(long, value_name = "STATE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    in_process: Option<String>,
+    /// Read the container PIN from one line of standard input (else VSE_PIN, else a prompt without echo).
+    #[arg(long)]
+    pin_stdin: bool,
 }
 
 /// Options of `reader-client gp`.
@@ -280,6 +376,27 @@ With --add the set is added under --new-kvn and the current one stays."
         /// Add a new key set (P1 00) instead of replacing the current one; needs --new-kvn.
         #[arg(long, requires = "new_kvn")]
         add: bool,
+    },
+    /// Install a server's public key into a container as the trust anchor of a service (DGI A001).
+    #[command(
+        long_about = "Inside the secure channel: INSTALL [for personalization] of the container's ISD-P, then\n\
+STORE DATA (P1 88, DGI format) of DGI A001 {80 service id, 81 server public key}. The card\n\
+takes it in admin mode, also for a disabled container. The key is what `server init` or\n\
+`server public-key --data DIR` prints (65 bytes, SEC1 uncompressed, hex). (The option is\n\
+--server-key because --key already names the secure channel's static key.)",
+        after_help = "Example:\n  \
+reader-client gp install-anchor --container A0000005591010FFFFFFFF8900001000 --service demo --server-key 04AB..."
+    )]
+    InstallAnchor {
+        /// ISD-P AID of the container (hex; `reader-client containers list` shows them).
+        #[arg(long, value_name = "ISDP_AID")]
+        container: String,
+        /// The service identifier the key is trusted for (1..32 bytes of UTF-8).
+        #[arg(long, value_name = "ID")]
+        service: String,
+        /// The server's public key (hex, 65 bytes, 04 || X || Y).
+        #[arg(long, value_name = "HEX")]
+        server_key: String,
     },
 }
 
@@ -463,6 +580,37 @@ fn run(cli: Cli) -> Result<i32> {
             };
             containers(open, action, json, &mut out)
         }
+        cmd @ (Cmd::Register { .. } | Cmd::Service { .. }) => {
+            auth_command(cmd, cli.trace, &mut out)
+        }
+        Cmd::Demo {
+            in_process,
+            pcsc,
+            bin_dir,
+        } => {
+            use reader_client::demo::{self, CardMode, DemoOptions};
+            let bin_dir = match bin_dir {
+                Some(d) => d,
+                None => std::env::current_exe()
+                    .context("locating reader-client")?
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default(),
+            };
+            let mode = match (in_process, pcsc) {
+                (true, _) => CardMode::InProcess,
+                (_, true) => CardMode::Pcsc,
+                _ => CardMode::Auto,
+            };
+            match demo::run(&DemoOptions { bin_dir, mode }, &mut out) {
+                Ok(()) => Ok(0),
+                Err(e) => {
+                    out.flush()?;
+                    eprintln!("demo failed: {e}");
+                    Ok(1)
+                }
+            }
+        }
         Cmd::Gp(args) => {
             let GpArgs {
                 reader,
@@ -519,6 +667,32 @@ fn run(cli: Cli) -> Result<i32> {
                 options.level
             );
             match action {
+                GpCmd::InstallAnchor {
+                    container,
+                    service,
+                    server_key,
+                } => {
+                    let aid = hexfmt::parse(&container)
+                        .with_context(|| format!("--container {container:?} is not hex"))?;
+                    let anchor = trust_anchor(&service, &server_key)?;
+                    let channel = session.channel();
+                    gp::install_anchor(&mut session, &aid, &anchor, channel)
+                        .context("installing the trust anchor")?;
+                    if json {
+                        writeln!(
+                            out,
+                            "{}",
+                            serde_json::json!({"installed": true, "container": hexfmt::upper(&aid), "service": service})
+                        )?;
+                    } else {
+                        writeln!(
+                            out,
+                            "trust anchor for service `{service}` installed into container {} (DGI A001)",
+                            hexfmt::upper(&aid)
+                        )?;
+                    }
+                    Ok(0)
+                }
                 GpCmd::Info { .. } => gp_info(&mut session, &fci, json, &mut out),
                 GpCmd::Status => gp_status(&mut session, json, &mut out),
                 GpCmd::PutKey {
@@ -563,6 +737,140 @@ fn run(cli: Cli) -> Result<i32> {
                     Ok(0)
                 }
             }
+        }
+    }
+}
+
+/// The card for `register` / `service`: PC/SC, or in-process (written back with a STATE).
+fn open_auth_card(common: &AuthArgs, trace: bool) -> Result<Box<dyn Transport>> {
+    use card_emulator::{store::FileStore, Card};
+    match common.in_process.as_deref() {
+        Some("") => open_in_process("", trace),
+        Some(state) => {
+            let store = FileStore::open(std::path::Path::new(state))
+                .with_context(|| format!("opening the card state {state}"))?;
+            let card = Card::open(Box::new(store))
+                .with_context(|| format!("loading the card state {state}"))?;
+            eprintln!("Using an in-process card on {state} (changes are written back)");
+            Ok(wrap(Box::new(InProcess::new(card)), trace))
+        }
+        None => open_pcsc(common.reader.as_deref(), trace),
+    }
+}
+
+/// The container PIN: one stdin line with --pin-stdin, else VSE_PIN, else a prompt without echo.
+fn read_pin(pin_stdin: bool) -> Result<zeroize::Zeroizing<String>> {
+    let pin = if pin_stdin {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the PIN from standard input")?;
+        zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string())
+    } else if let Ok(p) = std::env::var("VSE_PIN") {
+        zeroize::Zeroizing::new(p)
+    } else {
+        zeroize::Zeroizing::new(rpassword::prompt_password("Container PIN: ").context(
+            "no terminal to ask the PIN on: pass --pin-stdin (PIN on standard input) or set VSE_PIN",
+        )?)
+    };
+    if pin.is_empty() {
+        bail!("the PIN is empty");
+    }
+    Ok(pin)
+}
+
+fn trust_anchor(service: &str, key: &str) -> Result<apdu_specs::auth::TrustAnchor> {
+    let bytes = hexfmt::parse(key).with_context(|| "--server-key is not hex".to_string())?;
+    let server_public_key: [u8; 65] = bytes.as_slice().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "--server-key has {} bytes; a P-256 public key is 65 (04 || X || Y), as `server public-key` prints it",
+            bytes.len()
+        )
+    })?;
+    if service.is_empty() || service.len() > apdu_specs::auth::MAX_ID_LEN {
+        bail!("--service must have 1..32 bytes");
+    }
+    Ok(apdu_specs::auth::TrustAnchor {
+        service_id: service.to_string(),
+        server_public_key,
+    })
+}
+
+/// `register`, `service`: print the transcript; a refusal exits 1 with the reason.
+fn auth_command(cmd: Cmd, trace: bool, out: &mut dyn Write) -> Result<i32> {
+    use reader_client::flow;
+    use reader_client::portal_client::PortalClient;
+    let (common, call) = match cmd {
+        Cmd::Register { common } => (common, None),
+        Cmd::Service { common, call, data } => {
+            let data =
+                hexfmt::parse(&data).with_context(|| format!("--data {data:?} is not hex"))?;
+            (common, Some(apdu_specs::auth::Call { name: call, data }))
+        }
+        _ => bail!("not an authentication command"),
+    };
+    let portal = PortalClient::new(&common.portal)?;
+    let needs_pin = call.as_ref().is_none_or(|c| c.name == "provision");
+    let pin = if needs_pin {
+        Some(read_pin(common.pin_stdin)?)
+    } else {
+        None
+    };
+    let mut t = open_auth_card(&common, trace)?;
+    writeln!(out, "reader: {}", t.name())?;
+    let r = match &call {
+        None => {
+            writeln!(
+                out,
+                "register with service `{}` via {}",
+                common.service, common.portal
+            )?;
+            flow::register(
+                t.as_mut(),
+                &portal,
+                &common.service,
+                pin.as_deref().map(String::as_bytes).unwrap_or_default(),
+                out,
+            )
+            .map(|reg| {
+                format!(
+                    "registered: secure connection open for `{}` until {}",
+                    reg.scope.join(","),
+                    reg.expiry
+                )
+            })
+        }
+        Some(call) => {
+            writeln!(
+                out,
+                "service `{}` call `{}` via {}",
+                common.service, call.name, common.portal
+            )?;
+            flow::service(
+                t.as_mut(),
+                &portal,
+                &common.service,
+                call,
+                pin.as_deref().map(String::as_bytes),
+                out,
+            )
+            .map(|s| match (call.name.as_str(), s.credential_ef) {
+                ("echo", _) => format!("echo: {}", hexfmt::upper(&s.result.data)),
+                ("provision", Some(_)) => {
+                    "provision: credential stored in EF 6F10 and read back".to_string()
+                }
+                (name, _) => format!("{name}: ok, result {}", hexfmt::upper(&s.result.data)),
+            })
+        }
+    };
+    match r {
+        Ok(summary) => {
+            writeln!(out, "{summary}")?;
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
         }
     }
 }

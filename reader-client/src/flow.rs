@@ -1,0 +1,344 @@
+//! The seed steps as a terminal runs them: [`register`] (steps 1-5 on one card connection) and [`service`] (step 6), each step printed.
+//!
+//! Steps (seed document 1): 1 R to the server via the portal; 2 the server authenticates
+//! the SE; 3 R' back via the portal; 4 VERIFY SERVER request to the SE; 5 the SE verifies
+//! the server's signature and the grant; 6 secure connection and service call.
+
+use crate::auth_client::{self, AuthClientError};
+use crate::portal_client::{PortalClient, PortalError};
+use crate::Transport;
+use apdu_specs::auth::{Call, CallResult, CallStatus, ProtectedMessage, ServerAnswer};
+use apdu_specs::hexfmt;
+use std::io::Write;
+
+/// Why a flow stopped: which stage, and the card's or the server's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("{stage}: {source}")]
+    Card {
+        stage: &'static str,
+        #[source]
+        source: AuthClientError,
+    },
+    #[error("{stage}: {source}{advice}")]
+    Portal {
+        stage: &'static str,
+        #[source]
+        source: PortalError,
+        advice: &'static str,
+    },
+    #[error("step 6: the server answered the call `{call}` with {status:?}: {message}")]
+    CallNotOk {
+        call: String,
+        status: CallStatus,
+        message: String,
+    },
+    #[error("writing the transcript: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl FlowError {
+    /// The card's status word, when the card refused.
+    pub fn card_status(&self) -> Option<apdu_specs::Status> {
+        match self {
+            FlowError::Card { source, .. } => source.status(),
+            _ => None,
+        }
+    }
+
+    /// The server's JSON error code, when the server (or portal) refused.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            FlowError::Portal { source, .. } => source.code(),
+            _ => None,
+        }
+    }
+}
+
+fn card(stage: &'static str) -> impl Fn(AuthClientError) -> FlowError {
+    move |source| FlowError::Card { stage, source }
+}
+
+fn portal(stage: &'static str) -> impl Fn(PortalError) -> FlowError {
+    move |source| {
+        let advice = match source.code() {
+            Some("bad_certificate") => "; the server does not trust this card's issuer CA: configure issuer_ca_public_key with `card-emulator ca public-key --ca FILE`",
+            Some("certificate_expired") => "; the SE certificate expired: personalize the card again",
+            Some("unknown_service") => "; the server offers no such service: check --service",
+            Some("service_mismatch") => "; R (or the connection) names another service than the URL",
+            Some("replay") | Some("stale_counter") => "; an old or replayed message: run the step again for a fresh one",
+            Some("unknown_connection") => "; the server knows no such connection: run reader-client register first",
+            Some("expired") => "; the secure connection expired: run reader-client register again",
+            Some("authentication_failed") => "; the message was modified, replayed or reordered on the way",
+            Some("unknown_service_at_portal") | Some("not_found") => "; check --service and the portal's service table",
+            _ => "",
+        };
+        FlowError::Portal {
+            stage,
+            source,
+            advice,
+        }
+    }
+}
+
+/// One transcript line: `  [step N] text` for a seed step, `  [card]   text` otherwise.
+pub fn say(out: &mut dyn Write, step: Option<u8>, text: &str) -> std::io::Result<()> {
+    match step {
+        Some(n) => writeln!(out, "  [step {n}] {text}"),
+        None => writeln!(out, "  [card]   {text}"),
+    }
+}
+
+/// An ICCID in its BCD form (nibbles swapped, `F` padding) as digits.
+pub fn iccid_digits(bcd: &[u8]) -> String {
+    bcd.iter()
+        .flat_map(|b| [b & 0x0F, b >> 4])
+        .filter(|n| *n <= 9)
+        .map(|n| char::from(b'0' + n))
+        .collect()
+}
+
+/// What the SE accepted at step 5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The registration counter of R.
+    pub counter: u32,
+    /// The calls granted (as R' said and the SE verified).
+    pub scope: Vec<String>,
+    /// Expiry of the grant and the connection (Unix seconds).
+    pub expiry: u64,
+}
+
+/// Seed steps 1-5 on one card connection: SELECT, VERIFY of the container PIN, GET
+/// REGISTRATION, R to the portal, R' back, VERIFY SERVER. On success the SE holds an open
+/// secure connection (durable, in the activated container).
+pub fn register(
+    t: &mut dyn Transport,
+    portal_client: &PortalClient,
+    service: &str,
+    pin: &[u8],
+    out: &mut dyn Write,
+) -> Result<Registered, FlowError> {
+    auth_client::select(t).map_err(card("SELECT of the authentication applet"))?;
+    say(
+        out,
+        None,
+        &format!(
+            "SELECT authentication applet {}: ok",
+            hexfmt::upper(&apdu_specs::auth::AID)
+        ),
+    )?;
+    auth_client::verify_pin(t, pin).map_err(card("VERIFY of the container PIN"))?;
+    say(
+        out,
+        None,
+        "VERIFY container PIN: ok (the PIN is never printed)",
+    )?;
+    let reg = auth_client::get_registration(t, service).map_err(card("GET REGISTRATION"))?;
+    let cert = &reg.parsed.registration.certificate;
+    say(
+        out,
+        None,
+        &format!(
+            "GET REGISTRATION `{service}`: R {} bytes + signature {} bytes, counter {}, SE EID {} ICCID {}",
+            reg.r.len(),
+            reg.signature.len(),
+            reg.parsed.registration.counter,
+            hexfmt::upper(&cert.eid()),
+            iccid_digits(&cert.iccid()),
+        ),
+    )?;
+    say(
+        out,
+        Some(1),
+        &format!(
+            "R to the server via the portal: POST {} ({} + {} bytes)",
+            portal_client.url(service, "register"),
+            reg.r.len(),
+            reg.signature.len()
+        ),
+    )?;
+    let (r_prime, sig) = match portal_client.register(service, &reg.r, &reg.signature) {
+        Ok(a) => a,
+        Err(e) => {
+            say(out, Some(2), &format!("the server refused the SE: {e}"))?;
+            return Err(portal("step 2 (the server authenticates the SE)")(e));
+        }
+    };
+    say(
+        out,
+        Some(2),
+        "the server authenticated the SE (issuer CA certificate, SE signature, fresh nonce) and signed its answer",
+    )?;
+    let claim = match ServerAnswer::parse(&r_prime) {
+        Ok(a) if a.granted => format!(
+            "claims: granted `{}` until {} (unverified until step 5)",
+            a.scope.join(","),
+            a.expiry
+        ),
+        Ok(_) => "claims: refused (unverified until step 5)".to_string(),
+        Err(e) => format!("not parsable here ({e}); the SE decides"),
+    };
+    say(
+        out,
+        Some(3),
+        &format!(
+            "R' back via the portal: {} + {} bytes; {claim}",
+            r_prime.len(),
+            sig.len()
+        ),
+    )?;
+    let mut verify = r_prime.clone();
+    verify.extend_from_slice(&apdu_specs::tlv::build(
+        apdu_specs::auth::tag::SIGNATURE,
+        &sig,
+    ));
+    say(
+        out,
+        Some(4),
+        &format!(
+            "VERIFY SERVER request to the SE with R' ({} bytes)",
+            verify.len()
+        ),
+    )?;
+    if let Err(e) = auth_client::verify_server(t, &verify) {
+        say(out, Some(5), &format!("the SE refused R': {e}"))?;
+        return Err(card(
+            "step 5 (the SE verifies the server's signature and the grant)",
+        )(e));
+    }
+    // The SE accepted R': what it says is now authenticated.
+    let (scope, expiry) = ServerAnswer::parse(&r_prime)
+        .map(|a| (a.scope, a.expiry))
+        .unwrap_or_default();
+    say(
+        out,
+        Some(5),
+        &format!(
+            "the SE verified the server signature, its nonce, the grant and the expiry: secure connection open (scope `{}`, until {expiry})",
+            scope.join(",")
+        ),
+    )?;
+    Ok(Registered {
+        counter: reg.parsed.registration.counter,
+        scope,
+        expiry,
+    })
+}
+
+/// The result of a service call, and the credential EF read back after `provision`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub result: CallResult,
+    /// EF 6F10 after VERIFY (when a PIN was given and the call was `provision`).
+    pub credential_ef: Option<Vec<u8>>,
+}
+
+/// Seed step 6 on a (new) card connection: SECURE SEND of the call, the up message to
+/// the server via the portal, the down message to SECURE RECEIVE. After `provision`,
+/// with `pin`, EF 6F10 is read back (VERIFY + READ BINARY) to show the credential.
+pub fn service(
+    t: &mut dyn Transport,
+    portal_client: &PortalClient,
+    service: &str,
+    call: &Call,
+    pin: Option<&[u8]>,
+    out: &mut dyn Write,
+) -> Result<Served, FlowError> {
+    auth_client::select(t).map_err(card("SELECT of the authentication applet"))?;
+    let up = auth_client::secure_send(t, call).map_err(card("step 6 (SECURE SEND)"))?;
+    let counter = ProtectedMessage::parse(&up)
+        .map(|m| m.counter.to_string())
+        .unwrap_or_else(|_| "?".into());
+    say(
+        out,
+        Some(6),
+        &format!(
+            "SECURE SEND `{}` ({} bytes of data): protected message {} bytes, counter {counter}",
+            call.name,
+            call.data.len(),
+            up.len()
+        ),
+    )?;
+    let down = match portal_client.message(service, &up) {
+        Ok(d) => d,
+        Err(e) => {
+            say(
+                out,
+                Some(6),
+                &format!("the server refused the message: {e}"),
+            )?;
+            return Err(portal("step 6 (the server opens the call)")(e));
+        }
+    };
+    say(
+        out,
+        Some(6),
+        &format!(
+            "via the portal: POST {} -> protected answer {} bytes",
+            portal_client.url(service, "messages"),
+            down.len()
+        ),
+    )?;
+    let result = match auth_client::secure_receive(t, &down) {
+        Ok(r) => r,
+        Err(e) => {
+            say(out, Some(6), &format!("the SE refused the answer: {e}"))?;
+            return Err(card("step 6 (SECURE RECEIVE)")(e));
+        }
+    };
+    if result.status != CallStatus::Ok {
+        let message = String::from_utf8_lossy(&result.data).into_owned();
+        say(
+            out,
+            Some(6),
+            &format!(
+                "SECURE RECEIVE: the server answered {:?}: {message}",
+                result.status
+            ),
+        )?;
+        return Err(FlowError::CallNotOk {
+            call: call.name.clone(),
+            status: result.status,
+            message,
+        });
+    }
+    let shown = match std::str::from_utf8(&result.data) {
+        Ok(s) if !s.is_empty() => format!(" {:?}", s),
+        _ => String::new(),
+    };
+    say(
+        out,
+        Some(6),
+        &format!(
+            "SECURE RECEIVE: the SE authenticated the answer: ok, {} bytes of result data{shown}",
+            result.data.len()
+        ),
+    )?;
+    let mut credential_ef = None;
+    if call.name == "provision" {
+        say(
+            out,
+            Some(6),
+            "the SE stored the issued credential in EF 6F10 of the activated container (it crossed the terminal and the portal encrypted)",
+        )?;
+        if let Some(pin) = pin {
+            let ef = auth_client::read_credential(t, pin)
+                .map_err(card("reading EF 6F10 after VERIFY"))?;
+            say(
+                out,
+                None,
+                &format!(
+                    "VERIFY + READ BINARY EF 6F10: {} bytes: {}",
+                    ef.len(),
+                    hexfmt::upper(&ef)
+                ),
+            )?;
+            credential_ef = Some(ef);
+        }
+    }
+    Ok(Served {
+        result,
+        credential_ef,
+    })
+}
