@@ -53,6 +53,14 @@ impl IssuerCa {
         })
     }
 
+    /// A CA around an existing key (tests and benchmarks share one with a server).
+    pub fn from_key(name: &str, key: SigningKey) -> IssuerCa {
+        IssuerCa {
+            name: name.to_string(),
+            key,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<IssuerCa, CaError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| CaError::Read(name.clone(), e))?;

@@ -183,7 +183,7 @@ impl Config {
         let issuer_ca_public_key = parse_public_key(&ca_hex).map_err(|reason| {
             invalid(
                 "issuer_ca_public_key",
-                format!("{reason}; export it with `card-emulator export-ca` and set it in server.toml or with --issuer-ca")
+                format!("{reason}; export it with `card-emulator ca public-key --ca CA_FILE` and set it in server.toml or with --issuer-ca")
             )
         })?;
 
@@ -404,7 +404,7 @@ pub fn starter_config() -> String {
 listen = "{DEFAULT_LISTEN}"
 
 # Public key of the card issuer CA that certifies the SE keys: 65 bytes, hex, SEC1
-# uncompressed (04 || X || Y). Print it with `card-emulator export-ca`.
+# uncompressed (04 || X || Y). Print it with `card-emulator ca public-key --ca CA_FILE`.
 issuer_ca_public_key = ""
 
 # Request body limit (bytes), time allowed per request (ms), and the longest life of a

@@ -130,7 +130,7 @@ fn init(data: &Path) -> anyhow::Result<()> {
 The line above is the server's public key. Next:
   1. Install it into each container as the trust anchor of the service, in admin mode
      (GlobalPlatform STORE DATA, DGI A001 {{80 service id, 81 public key}}).
-  2. Put the issuer CA public key (`card-emulator export-ca`) in {config} as
+  2. Put the issuer CA public key (`card-emulator ca public-key --ca CA_FILE`) in {config} as
      issuer_ca_public_key, and add [[grants]] for the SEs you serve.
   3. Start: server run --data {dir}
 `server public-key --data {dir}` prints the key again.",
@@ -169,7 +169,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let listen = config.listen;
     let grants = config.policy.grants.len();
     let engine = server::Engine::new(config, key, store, server::system_clock())
-        .context("issuer_ca_public_key is not a P-256 public key; copy it again from `card-emulator export-ca`")?;
+        .context("issuer_ca_public_key is not a P-256 public key; copy it again from `card-emulator ca public-key --ca CA_FILE`")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
