@@ -1,4 +1,4 @@
-//! The `Transport` trait (bytes in, bytes out, reset) and its in-process and tracing forms.
+//! The `Transport` trait (bytes in, bytes out, reset) and its in-process and tracing (PIN-redacting) forms.
 
 use crate::ClientError;
 use card_emulator::VirtualCard;
@@ -104,7 +104,14 @@ pub fn fmt_duration(d: Duration) -> String {
 
 impl<T: Transport, W: Write> Transport for Traced<T, W> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let _ = writeln!(self.out, "=> {}", apdu_specs::hexfmt::spaced(apdu));
+        let shown = match apdu {
+            // PIN commands: header and length only (the data is the PIN).
+            [_, ins, ..] if apdu.len() > 4 && card_emulator::trace::SECRET_INS.contains(ins) => {
+                card_emulator::trace::redacted_command(apdu)
+            }
+            _ => apdu_specs::hexfmt::spaced(apdu),
+        };
+        let _ = writeln!(self.out, "=> {shown}");
         let t0 = Instant::now();
         let r = self.inner.transmit(apdu);
         let dt = fmt_duration(t0.elapsed());
@@ -198,6 +205,19 @@ pub(crate) mod tests {
         );
         assert!(text.contains(" ms)"), "{text}");
         assert!(text.contains("<= ATR 3B 00"), "{text}");
+    }
+
+    #[test]
+    fn traced_redacts_pin_data() {
+        let mut out = Vec::new();
+        {
+            let mut t = Traced::new(fn_card(|_| vec![0x90, 0x00]), &mut out);
+            t.transmit(&[0x00, 0x20, 0x00, 0x81, 0x04, 0x31, 0x32, 0x33, 0x34])
+                .unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("=> 00200081 <5 byte(s) redacted>"), "{text}");
+        assert!(!text.contains("31"), "{text}");
     }
 
     #[test]

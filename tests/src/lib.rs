@@ -65,7 +65,17 @@ fn ensure_built() -> Result<(), String> {
                 .arg("--quiet")
                 .arg("--manifest-path")
                 .arg(manifest)
-                .args(["-p", "reader-client", "-p", "card-emulator", "--bins"])
+                .args([
+                    "-p",
+                    "reader-client",
+                    "-p",
+                    "card-emulator",
+                    "-p",
+                    "server",
+                    "-p",
+                    "portal",
+                    "--bins",
+                ])
                 .arg("--profile")
                 .arg(cargo_profile(&target_dir()))
                 .stdin(Stdio::null())
@@ -83,7 +93,7 @@ fn ensure_built() -> Result<(), String> {
         .clone()
 }
 
-/// A workspace binary (`reader-client`, `card-emulator`), built first if needed.
+/// A workspace binary (`reader-client`, `card-emulator`, `server`, `portal`), built first if needed.
 pub fn workspace_bin(name: &str) -> Result<PathBuf, String> {
     ensure_built()?;
     let p = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
@@ -479,6 +489,11 @@ impl RunningCard {
             .map_err(|e| format!("{e}\ncard-emulator log:\n{}", me.proc.log_text()))?;
         me.atr = info.atr;
         Ok(me)
+    }
+
+    /// The card's state file (its issuer CA is `<state>.ca.json` beside it).
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("card.json")
     }
 
     /// The card's log so far (for assertion messages).
