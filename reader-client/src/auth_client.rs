@@ -54,7 +54,7 @@ pub fn advice(command: &str, status: Status) -> String {
             return format!("wrong container PIN, {} tries left", s & 0x0F)
         }
         (_, 0x6982) => "the container PIN is not verified (VERIFY first, on the same connection)",
-        (_, 0x9306) => "the activated container trusts no server key for this service; install it: reader-client gp install-anchor --container ISDP_AID --service ID --key HEX",
+        (_, 0x9306) => "the activated container trusts no server key for this service; install it: reader-client gp install-anchor --container ISDP_AID --service ID --server-key HEX",
         (_, 0x6985) => "no pending registration (already answered, or the container was switched): run reader-client register again",
         (_, 0x9301) => "the server's answer is not signed by the trusted server key, or does not answer this registration (modified or foreign R')",
         ("SECURE SEND", 0x9302) => "the call is outside the scope the server granted",
