@@ -119,16 +119,24 @@ fn verify_server(ctx: &mut Ctx, i: usize, answer: &SignedServerAnswer) -> Outcom
     Ok(Reply::done())
 }
 
-// SECURE SEND: `80 14 00 00 Lc {81 call 82 data}` -> the protected up message.
-fn secure_send(ctx: &mut Ctx, i: usize, call: &Call) -> Outcome {
-    let now = (ctx.clock)();
-    let c = container(ctx, i)?;
+/// The container's open connection, still within its grant's expiry.
+fn fresh_connection(
+    c: &mut crate::state::Container,
+    now: u64,
+) -> Result<&mut mutual::Connection, Status> {
     let conn = c
         .auth
         .connection
         .as_mut()
         .ok_or(Status::NoSecureConnection)?;
     conn.check_fresh(now).map_err(status)?;
+    Ok(conn)
+}
+
+// SECURE SEND: `80 14 00 00 Lc {81 call 82 data}` -> the protected up message.
+fn secure_send(ctx: &mut Ctx, i: usize, call: &Call) -> Outcome {
+    let now = (ctx.clock)();
+    let conn = fresh_connection(container(ctx, i)?, now)?;
     conn.check_scope(&call.name).map_err(status)?;
     let msg = conn.seal_call(call).map_err(status)?;
     ctx.dirty = true;
@@ -139,12 +147,7 @@ fn secure_send(ctx: &mut Ctx, i: usize, call: &Call) -> Outcome {
 fn secure_receive(ctx: &mut Ctx, i: usize, msg: &ProtectedMessage) -> Outcome {
     let now = (ctx.clock)();
     let c = container(ctx, i)?;
-    let conn = c
-        .auth
-        .connection
-        .as_mut()
-        .ok_or(Status::NoSecureConnection)?;
-    conn.check_fresh(now).map_err(status)?;
+    let conn = fresh_connection(c, now)?;
     // Open a copy: a refused message must change nothing, and a result we cannot act on
     // (no room for the credential) must not consume the counter either.
     let mut next = conn.clone();
