@@ -1,0 +1,135 @@
+//! `soak`: tearing and power-cut campaigns against a real `card-emulator` process (SIGKILL at random instants, vpcd power off), with invariant checks after every restart.
+#![forbid(unsafe_code)]
+
+#[allow(dead_code)] // shared with the integration tests, which use all of it
+mod harness;
+mod pin_cut;
+mod tearing;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "soak",
+    about = "Tearing and power-cut campaigns against card-emulator; exits 1 on any violated invariant."
+)]
+struct Cli {
+    /// The card-emulator binary (default: the one next to this program).
+    #[arg(long, global = true)]
+    emulator: Option<PathBuf>,
+    /// Where the card state lives (default: a new temporary directory, removed at the end).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    tearing: TearingArgs,
+}
+
+#[derive(clap::Args, Clone)]
+struct TearingArgs {
+    /// SIGKILLs to deliver.
+    #[arg(long, default_value_t = 1000)]
+    kills: u32,
+    /// Seed of the random instants and operations (default: from the clock, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Longest delay before a kill, in microseconds after the restarted card first answers.
+    #[arg(long, default_value_t = 80_000)]
+    max_delay_us: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// SIGKILL during mixed write storms (the default): files, records, PIN tries, container
+    /// switches (ES10c), SCP03 key rotation (PUT KEY), registrations.
+    Tearing(TearingArgs),
+    /// Send a wrong PIN and cut the card right after, N times.
+    PinCut {
+        #[arg(long, default_value_t = 1000)]
+        cuts: u32,
+        #[arg(long, value_enum, default_value = "kill")]
+        via: pin_cut::Via,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let emulator = cli.emulator.unwrap_or_else(harness::sibling_emulator);
+    if !emulator.exists() {
+        eprintln!(
+            "soak: no card-emulator at {}; build it (cargo build -p card-emulator) or pass --emulator",
+            emulator.display()
+        );
+        std::process::exit(2);
+    }
+    let (dir, temporary) = match cli.state_dir {
+        Some(d) => (d, false),
+        None => (
+            std::env::temp_dir().join(format!(
+                "vse-soak-{}-{:x}",
+                std::process::id(),
+                harness::clock_seed()
+            )),
+            true,
+        ),
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("soak: cannot create {}: {e}", dir.display());
+        std::process::exit(2);
+    }
+    let code = match cli.command {
+        Some(Cmd::PinCut { cuts, via }) => match pin_cut::run(&emulator, &dir, cuts, via) {
+            Ok(r) => {
+                println!(
+                    "pin-cut via {via:?}: cuts {}, counted {}, unchanged {}, violations {}",
+                    r.cuts,
+                    r.counted,
+                    r.unchanged,
+                    r.violations.len()
+                );
+                for v in &r.violations {
+                    println!("  violation: {v}");
+                }
+                i32::from(!r.violations.is_empty())
+            }
+            Err(e) => {
+                eprintln!("soak pin-cut: {e}");
+                2
+            }
+        },
+        Some(Cmd::Tearing(a)) => tearing_main(&emulator, &dir, a),
+        None => tearing_main(&emulator, &dir, cli.tearing),
+    };
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::process::exit(code);
+}
+
+fn tearing_main(emulator: &std::path::Path, dir: &std::path::Path, a: TearingArgs) -> i32 {
+    let seed = a.seed.unwrap_or_else(harness::clock_seed);
+    println!("tearing: seed {seed}");
+    match tearing::run(emulator, dir, a.kills, seed, a.max_delay_us) {
+        Ok(r) => {
+            let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!(
+                "tearing: kills {}, in-flight kills {} ({}), violations {}, {:.1} s",
+                r.kills,
+                r.in_flight,
+                kinds.join(", "),
+                r.violations.len(),
+                r.seconds
+            );
+            for v in &r.violations {
+                println!("  violation: {v}");
+            }
+            i32::from(!r.violations.is_empty())
+        }
+        Err(e) => {
+            eprintln!("soak tearing: {e}");
+            2
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The power-cut PIN attack: send a wrong VERIFY and cut the card right after (SIGKILL of the process, or vpcd power off and hang-up), then prove the try counter never came back.
+
+use crate::harness::{self, hex, unhex, ListenCard, StdioCard, Vpcd};
+use card_emulator::store::{FileStore, Store};
+use std::path::Path;
+
+const SELECT_APP: &str = "00A4040C08F056534544454D4F";
+const WRONG_PIN: &str = "002000810439393939";
+const RIGHT_PIN: &str = "002000810431323334";
+
+/// How the card is cut after the wrong PIN is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// SIGKILL of `card-emulator run --stdio` right after the line is written.
+    Kill,
+    /// vpcd power off (`00`) right after the APDU frame, then hang up, over `run --listen`.
+    PowerOff,
+    /// SIGKILL of `card-emulator run --listen` right after the APDU frame.
+    VpcdKill,
+}
+
+/// Figures of one run.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub cuts: u32,
+    /// Cuts after which the counter had gone down by one (the try was counted).
+    pub counted: u32,
+    /// Cuts after which the counter was unchanged (the card never processed the APDU).
+    pub unchanged: u32,
+    pub violations: Vec<String>,
+}
+
+fn tries_in_state(state: &Path) -> Result<u8, String> {
+    let st = FileStore::open(state)
+        .and_then(|s| s.load())
+        .map_err(|e| format!("the state file does not load: {e}"))?;
+    Ok(st.pins[0].tries_left)
+}
+
+/// The VERIFY status answer (63Cx) as a try count; 9000 counts as "all tries" only when
+/// the state says so, which the caller checks.
+fn tries_from_sw(r: &[u8]) -> Option<u8> {
+    match r {
+        [0x63, x] if x & 0xF0 == 0xC0 => Some(x & 0x0F),
+        _ => None,
+    }
+}
+
+pub fn run(emulator: &Path, dir: &Path, cuts: u32, via: Via) -> Result<Report, String> {
+    let state = dir.join("card.json");
+    harness::init_state(emulator, &state)?;
+    let mut rep = Report::default();
+    let mut prev = tries_in_state(&state)?;
+    let max = prev;
+    let hx = |h: &str| unhex(h).unwrap_or_default();
+    let judge = |rep: &mut Report, before: u8, after_state: u8, after_sw: Option<u8>| {
+        if after_sw != Some(after_state) {
+            rep.violations.push(format!(
+                "the card says {after_sw:?} tries, the state file {after_state}"
+            ));
+        }
+        if after_state == before {
+            rep.unchanged += 1;
+        } else if after_state + 1 == before {
+            rep.counted += 1;
+        } else {
+            rep.violations.push(format!(
+                "PIN tries {after_state} after a cut; were {before}"
+            ));
+        }
+    };
+    let mut server: Option<ListenCard> = None;
+    for _ in 0..cuts {
+        // Keep two tries or more so that a counted wrong PIN never blocks it (reset with the right PIN, not cut).
+        match via {
+            Via::Kill => {
+                let mut s = StdioCard::start(emulator, &state)?;
+                s.send(&hx(SELECT_APP)).ok_or("emulator died")?;
+                if prev < 2 {
+                    let r = s.send(&hx(RIGHT_PIN)).ok_or("emulator died")?;
+                    if r != [0x90, 0x00] {
+                        return Err(format!("right PIN -> {}", hex(&r)));
+                    }
+                    prev = max;
+                }
+                // Write the wrong PIN and SIGKILL at once, without reading the answer.
+                s.write_line_only(&hx(WRONG_PIN));
+                s.kill();
+                let after = tries_in_state(&state)?;
+                let mut s = StdioCard::start(emulator, &state)?;
+                s.send(&hx(SELECT_APP)).ok_or("emulator died")?;
+                let sw = s.send(&hx("00200081")).ok_or("emulator died")?;
+                s.finish();
+                judge(&mut rep, prev, after, tries_from_sw(&sw));
+                prev = after;
+            }
+            Via::PowerOff | Via::VpcdKill => {
+                if server.is_none() {
+                    server = Some(ListenCard::start(emulator, &state)?);
+                }
+                let srv = server.as_ref().ok_or("no server")?;
+                let mut v = srv.connect()?;
+                v.power_on().map_err(|e| e.to_string())?;
+                tx(&mut v, SELECT_APP)?;
+                if prev < 2 {
+                    tx(&mut v, RIGHT_PIN)?;
+                    prev = max;
+                }
+                v.send_frame(&hx(WRONG_PIN)).map_err(|e| e.to_string())?;
+                if via == Via::PowerOff {
+                    v.power_off().map_err(|e| e.to_string())?;
+                    drop(v);
+                } else {
+                    drop(v);
+                    if let Some(s) = server.take() {
+                        s.kill();
+                    }
+                    server = Some(ListenCard::start(emulator, &state)?);
+                }
+                let srv = server.as_ref().ok_or("no server")?;
+                // The next connection is served once the previous one is gone: the answer
+                // to our status query is the signal that the cut request was handled.
+                let mut v = srv.connect()?;
+                v.power_on().map_err(|e| e.to_string())?;
+                tx(&mut v, SELECT_APP)?;
+                let sw = v.transmit(&hx("00200081")).map_err(|e| e.to_string())?;
+                let after = tries_in_state(&state)?;
+                judge(&mut rep, prev, after, tries_from_sw(&sw));
+                prev = after;
+            }
+        }
+        rep.cuts += 1;
+    }
+    Ok(rep)
+}
+
+fn tx(v: &mut Vpcd, apdu: &str) -> Result<Vec<u8>, String> {
+    let r = v
+        .transmit(&unhex(apdu)?)
+        .map_err(|e| format!("vpcd {apdu}: {e}"))?;
+    if r.len() < 2 {
+        return Err(format!("{apdu} -> {}", hex(&r)));
+    }
+    Ok(r)
+}
