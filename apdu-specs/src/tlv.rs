@@ -142,6 +142,17 @@ mod tests {
         assert_eq!(&long[..4], &[0x84, 0x82, 0x01, 0x2C]);
     }
 
+    /// Found by the `tlv` fuzz target: iso7816-tlv 0.4 encodes a length of 127 as `81 7F`;
+    /// our writer must stay minimal at the short/long boundary, and parse either form.
+    #[test]
+    fn writer_uses_minimal_lengths_at_127_and_128() {
+        assert_eq!(&build(0x87, &[0x7F; 127])[..2], &[0x87, 0x7F]);
+        assert_eq!(&build(0x87, &[0x7F; 128])[..3], &[0x87, 0x81, 0x80]);
+        let non_minimal = [&[0x87, 0x81, 0x7F][..], &[0x7F; 127]].concat();
+        let tlvs = parse_all(&non_minimal).unwrap();
+        assert_eq!(find_primitive(&tlvs, 0x87), Some(&[0x7F; 127][..]));
+    }
+
     #[test]
     fn finds_nested_values() {
         let mut inner = Vec::new();

@@ -72,13 +72,20 @@ impl PortalError {
     }
 }
 
-impl IntoResponse for PortalError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&ErrorBody {
+impl PortalError {
+    /// The JSON body `{"error": code, "message": message}`.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&ErrorBody {
             error: self.code,
             message: &self.message,
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    }
+}
+
+impl IntoResponse for PortalError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut resp = (self.status, body).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -212,11 +219,12 @@ async fn forward_inner(
     body: Body,
     route: &'static str,
 ) -> Result<Response, PortalError> {
+    // An unknown service is answered 404 before the body is read.
+    let url = upstream_url(&relay.config, service, route, &[])?;
     let limit = relay.config.max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large(limit))?;
-    let url = upstream_url(&relay.config, service, route, &bytes)?;
     let base = relay
         .config
         .services

@@ -104,6 +104,57 @@ fn parse_hex(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
     })
 }
 
+/// The JSON and hex layers of a `register` body: the bytes of R and of sigR, unchecked.
+pub fn decode_register_json(body: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ApiError> {
+    let req: RegisterRequest = parse_json(body)?;
+    let r = parse_hex("r", &req.r)?;
+    let signature = parse_hex("signature", &req.signature)?;
+    Ok((r, signature))
+}
+
+/// R (`71`, strict and canonical) and a 64-byte raw signature; the signature is not verified.
+pub fn decode_registration(r: &[u8], signature: &[u8]) -> Result<SignedRegistration, ApiError> {
+    let registration = Registration::parse(r).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_registration",
+            format!("R is not a valid registration request (71): {e}"),
+        )
+    })?;
+    let signature: [u8; SIGNATURE_LEN] = signature.try_into().map_err(|_| {
+        ApiError::bad_request(
+            "malformed_registration",
+            format!(
+                "the signature has {} bytes; ECDSA P-256 raw r||s has 64",
+                signature.len()
+            ),
+        )
+    })?;
+    Ok(SignedRegistration {
+        registration,
+        signature,
+    })
+}
+
+/// Everything the server refuses with 400 before looking at its state: a `register` body
+/// decoded into R and sigR. Pure (no store, clock or key), so the fuzzer drives it.
+pub fn parse_register_body(body: &[u8]) -> Result<SignedRegistration, ApiError> {
+    let (r, signature) = decode_register_json(body)?;
+    decode_registration(&r, &signature)
+}
+
+/// A `messages` body decoded into the protected message (`73`) it carries. Pure, as
+/// [`parse_register_body`].
+pub fn parse_message_body(body: &[u8]) -> Result<ProtectedMessage, ApiError> {
+    let req: MessageBody = parse_json(body)?;
+    let bytes = parse_hex("message", &req.message)?;
+    ProtectedMessage::parse(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_message",
+            format!("not a protected message (73): {e}"),
+        )
+    })
+}
+
 impl Engine {
     /// An engine over `store`. Fails if the configured CA key is not a P-256 point.
     pub fn new(
@@ -185,9 +236,7 @@ impl Engine {
         let unknown = "-";
         let malformed =
             |e: ApiError| self.refuse(now, unknown, service, AuditDecision::Malformed, e, None);
-        let req: RegisterRequest = parse_json(body).map_err(malformed)?;
-        let r_bytes = parse_hex("r", &req.r).map_err(malformed)?;
-        let sig_bytes = parse_hex("signature", &req.signature).map_err(malformed)?;
+        let (r_bytes, sig_bytes) = decode_register_json(body).map_err(malformed)?;
         if !self.config.services.contains_key(service) {
             return Err(self.refuse(
                 now,
@@ -202,25 +251,7 @@ impl Engine {
                 None,
             ));
         }
-        let registration = Registration::parse(&r_bytes).map_err(|e| {
-            malformed(ApiError::bad_request(
-                "malformed_registration",
-                format!("R is not a valid registration request (71): {e}"),
-            ))
-        })?;
-        let signature: [u8; SIGNATURE_LEN] = sig_bytes.as_slice().try_into().map_err(|_| {
-            malformed(ApiError::bad_request(
-                "malformed_registration",
-                format!(
-                    "the signature has {} bytes; ECDSA P-256 raw r||s has 64",
-                    sig_bytes.len()
-                ),
-            ))
-        })?;
-        let signed = SignedRegistration {
-            registration,
-            signature,
-        };
+        let signed = decode_registration(&r_bytes, &sig_bytes).map_err(malformed)?;
         let cert = &signed.registration.certificate;
         let (eid, iccid) = (cert.eid(), cert.iccid());
         let subject = subject_text(&eid, &iccid);
@@ -369,14 +400,7 @@ impl Engine {
         let now = (self.clock)();
         let malformed =
             |e: ApiError| self.refuse(now, "-", service, AuditDecision::Malformed, e, None);
-        let req: MessageBody = parse_json(body).map_err(malformed)?;
-        let bytes = parse_hex("message", &req.message).map_err(malformed)?;
-        let msg = ProtectedMessage::parse(&bytes).map_err(|e| {
-            malformed(ApiError::bad_request(
-                "malformed_message",
-                format!("not a protected message (73): {e}"),
-            ))
-        })?;
+        let msg = parse_message_body(body).map_err(malformed)?;
         let record = match self.store.connection(&msg.cid) {
             Ok(Some(r)) => r,
             Ok(None) => {

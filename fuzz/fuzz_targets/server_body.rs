@@ -1,0 +1,46 @@
+//! The server's request bodies (`register`, `messages`): any bytes decode or are refused
+//! with a 400 and a message, never a panic; what decodes is canonical, so the body the
+//! terminal would build from it decodes to the same value.
+//!
+//! Input: byte 0 picks the route (even: register, odd: messages); the rest is the body.
+#![no_main]
+#![forbid(unsafe_code)]
+
+use libfuzzer_sys::fuzz_target;
+use server::service::{parse_message_body, parse_register_body};
+use server::ApiError;
+
+fn refused(e: &ApiError) {
+    assert_eq!(e.status.as_u16(), 400, "{} {}", e.code, e.message);
+    assert!(!e.code.is_empty() && !e.message.is_empty());
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&route, body)) = data.split_first() else {
+        return;
+    };
+    if route & 1 == 0 {
+        match parse_register_body(body) {
+            Ok(signed) => {
+                let json = serde_json::json!({
+                    "r": hex::encode(signed.registration.to_bytes()),
+                    "signature": hex::encode_upper(signed.signature),
+                });
+                let again = parse_register_body(json.to_string().as_bytes())
+                    .expect("the canonical body decodes");
+                assert_eq!(again, signed);
+            }
+            Err(e) => refused(&e),
+        }
+    } else {
+        match parse_message_body(body) {
+            Ok(msg) => {
+                let json = serde_json::json!({ "message": hex::encode(msg.to_bytes()) });
+                let again = parse_message_body(json.to_string().as_bytes())
+                    .expect("the canonical body decodes");
+                assert_eq!(again, msg);
+            }
+            Err(e) => refused(&e),
+        }
+    }
+});

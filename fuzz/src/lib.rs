@@ -1,0 +1,216 @@
+//! What the fuzz targets and the seed generator share: the record format of structured
+//! inputs, the fixed card and the fixed secure-channel handshakes.
+//!
+//! A structured input is a run of records `kind (1) || length (2, big-endian) || bytes`;
+//! a length beyond the end of the input takes what is left. The generator writes seeds in
+//! this format, so a seed is a real protocol run that the fuzzer then mutates.
+#![forbid(unsafe_code)]
+
+use std::sync::OnceLock;
+
+use card_emulator::state::CardState;
+use card_emulator::{profile, Card};
+use secure_channel::mutual::Connection;
+use secure_channel::{
+    scp02, scp03, CardChallenge, CardConfig, InitializeUpdate, SecurityLevel, StaticKeys,
+};
+
+/// Iterator over the records of a structured input.
+pub struct Records<'a>(&'a [u8]);
+
+/// Read `input` as records.
+pub fn records(input: &[u8]) -> Records<'_> {
+    Records(input)
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (u8, &'a [u8]);
+
+    fn next(&mut self) -> Option<(u8, &'a [u8])> {
+        let (&kind, rest) = self.0.split_first()?;
+        let (len, rest) = match rest {
+            [hi, lo, rest @ ..] => (usize::from(u16::from_be_bytes([*hi, *lo])), rest),
+            _ => (0, &[][..]),
+        };
+        let (data, rest) = rest.split_at(len.min(rest.len()));
+        self.0 = rest;
+        Some((kind, data))
+    }
+}
+
+/// Append one record (data longer than 65 535 bytes is cut).
+pub fn push_record(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
+    let data = &data[..data.len().min(usize::from(u16::MAX))];
+    out.push(kind);
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(data);
+}
+
+// ---------------------------------------------------------------------------------------
+// The card
+
+/// The GlobalPlatform test key (40..4F) the fuzzed card accepts for SCP03 KVN 30 and SCP02
+/// KVN 20, so that seeds can open secure channels.
+pub const KEY_SETS: &str = r#"
+[[key_set]]
+kvn = 0x30
+scp = 3
+key = "404142434445464748494A4B4C4D4E4F"
+
+[[key_set]]
+kvn = 0x20
+scp = 2
+key = "404142434445464748494A4B4C4D4E4F"
+"#;
+
+/// A fresh in-memory card: the default profile plus [`KEY_SETS`], clock fixed. The profile
+/// is built once per process; each card starts from a copy.
+pub fn fresh_card() -> Card {
+    static STATE: OnceLock<CardState> = OnceLock::new();
+    let state = STATE.get_or_init(|| {
+        let text = format!("{}\n{KEY_SETS}", profile::DEFAULT_PROFILE);
+        profile::build(&text).expect("the default profile with test key sets builds")
+    });
+    let mut card = Card::in_memory(state.clone());
+    card.set_clock(|| 1_700_000_000);
+    card
+}
+
+// ---------------------------------------------------------------------------------------
+// Secure channels: a fixed handshake between the real host and card sides
+
+/// The fixed host challenge of every fuzzed handshake (S8; S16 repeats it).
+pub const HOST_CHALLENGE: [u8; 8] = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
+/// The security domain AID the sessions are bound to (the ISD).
+pub const SD_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
+
+/// The six SCP03 levels; a target picks one with its first input byte.
+pub const SCP03_LEVELS: [SecurityLevel; 6] = SecurityLevel::ALL;
+/// The SCP02 levels the sessions offer (00, 01, 03).
+pub const SCP02_LEVELS: [SecurityLevel; 3] = [
+    SecurityLevel::NONE,
+    SecurityLevel::C_MAC,
+    SecurityLevel::C_DEC_C_MAC,
+];
+
+/// Status words the fuzzed card side answers with: protected ones (9000, 62xx, 63xx) and
+/// errors, which go out without data or R-MAC.
+pub const RESPONSE_SWS: [u16; 6] = [0x9000, 0x6282, 0x63C2, 0x6A82, 0x6982, 0x6700];
+
+/// The bytes of a C-APDU that its C-MAC covers: everything but the Le field.
+pub fn mac_covered_len(wire: &[u8]) -> usize {
+    let Ok(cmd) = apdu_specs::Command::parse(wire) else {
+        return wire.len();
+    };
+    let nc = cmd.data().len();
+    let lc_len = match (nc, cmd.is_extended()) {
+        (0, _) => 0,
+        (_, false) => 1,
+        (_, true) => 3,
+    };
+    4 + lc_len + nc
+}
+
+/// Both ends of an open SCP03 session (default keys, fixed host challenge, S8 or S16).
+pub fn scp03_pair(
+    level: SecurityLevel,
+    s16: bool,
+) -> Option<(scp03::CardSession, scp03::HostSession)> {
+    let keys = StaticKeys::gp_default();
+    let challenge: Vec<u8> = if s16 {
+        [HOST_CHALLENGE, HOST_CHALLENGE].concat()
+    } else {
+        HOST_CHALLENGE.to_vec()
+    };
+    let host = scp03::HostHandshake::with_challenge(&keys, 0x30, &challenge).ok()?;
+    let iu = InitializeUpdate::parse(&host.initialize_update()).ok()?;
+    let (mut card, data) = scp03::CardSession::initialize_update(
+        &keys,
+        &CardConfig::scp03(0x30, &SD_AID),
+        1,
+        &iu,
+        CardChallenge::FromConfig,
+    )
+    .ok()?;
+    let (host, ext) = host
+        .authenticate(&[data.as_slice(), &[0x90, 0x00]].concat(), level)
+        .ok()?;
+    card.external_authenticate(&ext).ok()?;
+    host.confirm(&[0x90, 0x00]).ok()?;
+    Some((card, host))
+}
+
+/// Both ends of an open SCP02 session (default keys, fixed host challenge, i = 55 or 15).
+pub fn scp02_pair(
+    level: SecurityLevel,
+    i15: bool,
+) -> Option<(scp02::CardSession, scp02::HostSession)> {
+    let keys = StaticKeys::gp_default();
+    let i = if i15 { 0x15 } else { 0x55 };
+    let host = scp02::HostHandshake::with_challenge(&keys, 0x20, &HOST_CHALLENGE)
+        .ok()?
+        .with_i_parameter(i)
+        .ok()?;
+    let iu = InitializeUpdate::parse(&host.initialize_update()).ok()?;
+    let mut config = CardConfig::scp02(0x20, &SD_AID);
+    config.i = i;
+    // i = 15 takes the card challenge from the OS generator: fix it to stay reproducible.
+    let fixed = [0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5];
+    let challenge = if i15 {
+        CardChallenge::Fixed(&fixed)
+    } else {
+        CardChallenge::FromConfig
+    };
+    let (mut card, data) =
+        scp02::CardSession::initialize_update(&keys, &config, 1, &iu, challenge).ok()?;
+    let (host, ext) = host
+        .authenticate(&[data.as_slice(), &[0x90, 0x00]].concat(), level)
+        .ok()?;
+    card.external_authenticate(&ext).ok()?;
+    host.confirm(&[0x90, 0x00]).ok()?;
+    Some((card, host))
+}
+
+// ---------------------------------------------------------------------------------------
+// The seed-1 connection
+
+/// Both ends of the fixed seed-1 connection: `(SE, server)`, from a real handshake that
+/// `gen-seeds` ran once and stored (`fixtures/mutual.json`), so that seeds of protected
+/// messages authenticate.
+pub fn mutual_pair() -> (Connection, Connection) {
+    serde_json::from_str(include_str!("../fixtures/mutual.json"))
+        .expect("fixtures/mutual.json holds two connections; regenerate with gen-seeds")
+}
+
+// ---------------------------------------------------------------------------------------
+// Conformance scripts
+
+/// The APDUs and resets of one `.apdu` conformance script, in order: `None` is a reset.
+pub fn script_steps(text: &str) -> Vec<Option<Vec<u8>>> {
+    let mut steps = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.starts_with('#') || (line.is_empty() && pending.is_empty()) {
+            continue;
+        }
+        if line == "exit" {
+            break;
+        }
+        if line == "reset" {
+            steps.push(None);
+            continue;
+        }
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(line);
+        let digits: String = pending.chars().filter(|c| !c.is_whitespace()).collect();
+        pending.clear();
+        if let Ok(bytes) = hex::decode(digits) {
+            steps.push(Some(bytes));
+        }
+    }
+    steps
+}
