@@ -146,7 +146,7 @@ fn init_creates_a_private_key_a_database_and_a_config_and_refuses_to_run_twice()
         "127.0.0.1:0",
     ]);
     assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("card-emulator export-ca"));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("card-emulator ca public-key"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
