@@ -118,7 +118,12 @@ impl Card {
         if cla.secure_messaging() != SecureMessaging::None {
             return self.secured(ch, &cla, &cmd, apdu);
         }
-        if cmd.ins == iso::GET_RESPONSE && !cla.chained() {
+        // ISO 7816-4 §5.3.3: GET RESPONSE and MANAGE CHANNEL are never part of a chain.
+        if cla.chained() && matches!(cmd.ins, iso::GET_RESPONSE | iso::MANAGE_CHANNEL) {
+            self.channels[ch].chain = None;
+            return sw(Status::ChainingNotSupported);
+        }
+        if cmd.ins == iso::GET_RESPONSE {
             return self.get_response(ch, &cla, &cmd);
         }
         self.channels[ch].pending = None;
