@@ -12,4 +12,5 @@ pub mod config;
 pub mod relay;
 
 pub use config::{Config, ConfigError};
-pub use relay::{router, serve, Relay};
+pub use http_serve::serve;
+pub use relay::{router, Relay};

@@ -88,27 +88,8 @@ fn run(
         let relay = portal::Relay::new(config).context("cannot build the HTTP client")?;
         // The address goes to stdout alone on its line so scripts and tests can read it.
         println!("portal listening on http://{addr}");
-        portal::serve(listener, portal::router(relay), header_timeout, shutdown_signal())
+        portal::serve(listener, portal::router(relay), header_timeout, http_serve::shutdown_signal())
             .await
             .context("the portal stopped on an I/O error")
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
 }

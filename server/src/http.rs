@@ -1,11 +1,6 @@
-//! The HTTP API (axum): routes, body limit, request timeout, JSON errors, serving.
+//! The HTTP API (axum): routes, body limit, request timeout, JSON errors.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
-
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -97,60 +91,4 @@ async fn healthz(State(engine): State<Arc<Engine>>) -> Response {
         "services": services,
     }))
     .into_response()
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in
-/// flight. HTTP/1.1 only. A client must send its request headers within `header_timeout`
-/// (and the whole request within the router's timeout), so a slow or idle client cannot
-/// hold a connection open forever.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    header_timeout: Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (close_tx, close_rx) = tokio::sync::watch::channel(());
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(e) => {
-                    // Per-connection errors (reset before accept) and resource exhaustion
-                    // (EMFILE): keep serving, without spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = TowerToHyperService::new(router.clone());
-        let mut close = close_rx.clone();
-        tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!("connection ended: {e}");
-                    }
-                }
-                _ = close.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-            drop(close);
-        });
-    }
-    drop(listener);
-    drop(close_rx);
-    let _ = close_tx.send(());
-    close_tx.closed().await;
-    Ok(())
 }

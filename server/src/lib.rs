@@ -22,6 +22,7 @@ pub mod store;
 
 pub use config::{Config, Overrides};
 pub use error::ApiError;
-pub use http::{router, serve};
+pub use http::router;
+pub use http_serve::serve;
 pub use service::{system_clock, Clock, Engine};
 pub use store::{SqliteStore, Store};

@@ -188,7 +188,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("server listening on http://{addr}");
         let header_timeout = engine.config().request_timeout;
         let engine = Arc::new(engine);
-        server::serve(listener, server::router(engine), header_timeout, shutdown_signal())
+        server::serve(listener, server::router(engine), header_timeout, http_serve::shutdown_signal())
             .await
             .context("the server stopped on an I/O error")
     })
@@ -216,23 +216,4 @@ fn audit(data: &Path, limit: usize) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
 }
