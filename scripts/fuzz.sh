@@ -6,6 +6,8 @@
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]        default: all 60
 #
 # Environment: FUZZ_SANITIZER (address, the default, or none: faster, no leak detection),
+# FUZZ_RUNS (stop a target after this many executions even before SECONDS: the bar
+# is 10 million executions or 10 minutes, `FUZZ_RUNS=10000000 scripts/fuzz.sh all 600`),
 # FUZZ_JOBS (cargo build jobs), FUZZ_ARGS (extra libFuzzer flags).
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc take the -Z flags
 # cargo-fuzz passes. Needs `cargo install cargo-fuzz`.
@@ -34,10 +36,12 @@ if [[ ! -d fuzz/seeds ]]; then
     cargo run --release --manifest-path fuzz/Cargo.toml --bin gen-seeds
 fi
 
-build_jobs=()
-[[ -n ${FUZZ_JOBS:-} ]] && build_jobs=(--jobs "$FUZZ_JOBS")
+runs=()
+[[ -n ${FUZZ_RUNS:-} ]] && runs=(-runs="$FUZZ_RUNS")
+# cargo-fuzz has no --jobs flag; cargo takes the job count from the environment.
+[[ -n ${FUZZ_JOBS:-} ]] && export CARGO_BUILD_JOBS=$FUZZ_JOBS
 for t in "${targets[@]}"; do
-    cargo fuzz build --sanitizer "$san" "${build_jobs[@]}" "$t"
+    cargo fuzz build --sanitizer "$san" "$t"
 done
 
 failed=0
@@ -53,7 +57,7 @@ for t in "${targets[@]}"; do
     # shellcheck disable=SC2086
     cargo fuzz run --sanitizer "$san" "$t" "$corpus" "fuzz/seeds/$t" -- \
         -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="$artifacts/" ${FUZZ_ARGS:-} >"$log" 2>&1
+        -artifact_prefix="$artifacts/" "${runs[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
     rc=$?
     set -e
     after=$(ls "$artifacts" | grep -cE '^(crash|leak|timeout|oom|slow-unit)-' || true)
@@ -67,7 +71,8 @@ for t in "${targets[@]}"; do
         failed=1
         grep -E "panicked at|ERROR: |SUMMARY: |Test unit written" "$log" | head -8 || true
     fi
-    line=$(printf '%-14s execs %10s  cov %6s  ft %7s  crashes %s' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$crashes")
+    took=$(sed -nE 's/^Done [0-9]+ runs in ([0-9]+) second.*/\1/p' "$log" | tail -1 || true)
+    line=$(printf '%-14s execs %10s  cov %6s  ft %7s  secs %4s  crashes %s' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${took:-$secs}" "$crashes")
     echo "$line"
     summary+=("$line")
 done
