@@ -1,12 +1,12 @@
-//! vpcd framing abuse against `card-emulator run --listen`: garbage, lying lengths, half frames, hang-ups mid-frame, empty frames, an oversized answer; the emulator logs, keeps listening, and the card state is intact.
+//! vpcd framing abuse against `card-emulator run`, listening (`--listen`) and dialing (`--vpcd`, the default mode): garbage, lying lengths, half frames, hang-ups mid-frame, empty frames, an oversized answer; the emulator logs, keeps serving (listens again, or dials again), and the card state is intact.
 #![forbid(unsafe_code)]
 
 #[allow(dead_code)]
 #[path = "../src/bin/soak/harness.rs"]
 mod harness;
 
-use harness::{ListenCard, Vpcd};
-use std::path::Path;
+use harness::{DialingCard, ListenCard, Log, Vpcd};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const CONTENT: &str = "5645525349304E2D31";
@@ -22,10 +22,7 @@ fn prepare(v: &mut Vpcd) -> String {
 }
 
 /// A fresh connection sees the written EF and the same PIN counter.
-fn intact(server: &ListenCard, pin_status: &str, case: &str) {
-    let mut v = server
-        .connect()
-        .unwrap_or_else(|e| panic!("{case}: no new connection: {e}"));
+fn intact(mut v: Vpcd, pin_status: &str, case: &str) {
     v.power_on().unwrap();
     let atr = v.atr().unwrap_or_else(|e| panic!("{case}: no ATR: {e}"));
     assert_eq!(atr.first(), Some(&0x3B), "{case}");
@@ -35,21 +32,11 @@ fn intact(server: &ListenCard, pin_status: &str, case: &str) {
     assert_eq!(v.tx("00200081"), pin_status, "{case}: PIN counter changed");
 }
 
-#[test]
-fn framing_abuse_leaves_the_listener_serving_and_the_state_intact() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("card.json");
-    let emulator = Path::new(env!("CARGO_BIN_EXE_card-emulator"));
-    harness::init_state(emulator, &state).unwrap();
-    let mut server = ListenCard::start(emulator, &state).unwrap();
-    let pin = {
-        let mut v = server.connect().unwrap();
-        prepare(&mut v)
-    };
-    assert_eq!(pin, "63C2");
-    let mut cases = 0;
-    type Abuse = fn(&mut Vpcd);
-    let abuses: &[(&str, Abuse)] = &[
+type Abuse = fn(&mut Vpcd);
+
+/// Each abuse runs on a fresh connection, which is then hung up.
+fn abuses() -> Vec<(&'static str, Abuse)> {
+    vec![
         ("garbage bytes then hang-up", |v| {
             v.send_raw(&[0xDE, 0xAD, 0xBE, 0xEF, 0x13, 0x37, 0x00, 0xFF, 0x42])
                 .unwrap();
@@ -114,13 +101,43 @@ fn framing_abuse_leaves_the_listener_serving_and_the_state_intact() {
             v.send_frame(&[0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00])
                 .unwrap();
         }),
-    ];
-    for (case, abuse) in abuses {
-        {
-            let mut v = server.connect().unwrap();
-            abuse(&mut v);
-        } // hang-up
-        intact(&server, &pin, case);
+    ]
+}
+
+/// The emulator logged the truncated, empty and unknown frames of [`abuses`].
+fn logged_every_abuse(log: &Log) {
+    assert!(
+        log.wait("in the middle of a frame", Duration::from_secs(10)),
+        "{:?}",
+        log.lines()
+    );
+    assert!(
+        log.count("in the middle of a frame") >= 4,
+        "{:?}",
+        log.lines()
+    );
+    assert!(log.count("empty frame") >= 3, "{:?}", log.lines());
+    assert!(log.count("unknown control code") >= 4, "{:?}", log.lines());
+}
+
+fn fresh_state(dir: &Path) -> (PathBuf, &'static Path) {
+    let state = dir.join("card.json");
+    let emulator = Path::new(env!("CARGO_BIN_EXE_card-emulator"));
+    harness::init_state(emulator, &state).unwrap();
+    (state, emulator)
+}
+
+#[test]
+fn framing_abuse_leaves_the_listener_serving_and_the_state_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, emulator) = fresh_state(dir.path());
+    let mut server = ListenCard::start(emulator, &state).unwrap();
+    let pin = prepare(&mut server.connect().unwrap());
+    assert_eq!(pin, "63C2");
+    let mut cases = 0;
+    for (case, abuse) in abuses() {
+        abuse(&mut server.connect().unwrap()); // then hang-up
+        intact(server.connect().unwrap(), &pin, case);
         assert!(server.alive(), "{case}: the emulator exited");
         cases += 1;
     }
@@ -134,15 +151,45 @@ fn framing_abuse_leaves_the_listener_serving_and_the_state_intact() {
     assert_eq!(second.tx("00A4000C023F00"), "9000");
     drop(second);
     cases += 1;
-    // The emulator logged the truncated frames.
+    logged_every_abuse(&server.log);
+    intact(server.connect().unwrap(), &pin, "after every abuse");
+    eprintln!("vpcd abuse (listen mode): {cases} cases, state intact, listener alive");
+}
+
+#[test]
+fn framing_abuse_by_the_vpcd_it_dials_leaves_the_card_dialing_and_the_state_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, emulator) = fresh_state(dir.path());
+    let mut card = DialingCard::start(emulator, &state).unwrap();
+    let pin = prepare(&mut card.accept().unwrap());
+    assert_eq!(pin, "63C2");
+    let mut cases = 0;
+    for (case, abuse) in abuses() {
+        // Each hang-up makes the card dial again: the next connection is its reconnect.
+        abuse(&mut card.accept().unwrap());
+        intact(card.accept().unwrap(), &pin, case);
+        assert!(card.alive(), "{case}: the emulator exited");
+        cases += 1;
+    }
+    // vpcd (pcscd) goes away for a while and comes back on the same port, mid-frame.
+    let mut v = card.accept().unwrap();
+    v.send_raw(&[0x00, 0x09, 0x00, 0x20]).unwrap();
+    drop(v);
+    card.close_listener();
     assert!(
-        server.wait_log("in the middle of a frame", Duration::from_secs(10)),
+        card.log.wait("waiting for vpcd", Duration::from_secs(10)),
         "{:?}",
-        server.log()
+        card.log.lines()
     );
-    assert!(server.count_log("in the middle of a frame") >= 4);
-    assert!(server.count_log("empty frame") >= 3);
-    assert!(server.count_log("unknown control code") >= 4);
-    intact(&server, &pin, "after every abuse");
-    eprintln!("vpcd abuse: {cases} cases, state intact, listener alive");
+    std::thread::sleep(Duration::from_millis(300)); // a few refused dials
+    card.reopen_listener().unwrap();
+    intact(card.accept().unwrap(), &pin, "vpcd back after an outage");
+    cases += 1;
+    logged_every_abuse(&card.log);
+    assert!(
+        card.log.count("connected to vpcd") >= cases,
+        "{:?}",
+        card.log.lines()
+    );
+    eprintln!("vpcd abuse (connect mode): {cases} cases, state intact, card dialing");
 }

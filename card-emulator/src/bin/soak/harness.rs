@@ -103,6 +103,15 @@ impl StdioCard {
         }
     }
 
+    /// Read one answer line (after a kill: what the card wrote before it died, if anything).
+    pub fn read_answer(&mut self) -> Option<Vec<u8>> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => apdu_specs::hexfmt::parse(line.trim()).ok(),
+        }
+    }
+
     /// Write one APDU line without waiting for the answer (for cuts right after sending).
     pub fn write_line_only(&mut self, apdu: &[u8]) {
         let _ = writeln!(self.stdin, "{}", hex(apdu));
@@ -126,11 +135,77 @@ impl StdioCard {
     }
 }
 
+/// What a child process wrote on stderr, line by line, collected by a reader thread.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    /// Every line logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Wait (bounded) until a logged line contains `needle`; true when it appeared.
+    pub fn wait(&self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if self.lines().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Lines logged that contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+}
+
+/// `card-emulator ARGS --state STATE` with debug logging on a collected stderr; the receiver
+/// gets `true` once a line contains `ready` (`false` if stderr closes first).
+fn spawn_logged(
+    emulator: &Path,
+    args: &[&str],
+    state: &Path,
+    ready: &'static str,
+) -> Result<(Child, Log, mpsc::Receiver<bool>), String> {
+    let mut child = Command::new(emulator)
+        .args(args)
+        .arg("--state")
+        .arg(state)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", emulator.display()))?;
+    let stderr = child.stderr.take().ok_or("no stderr pipe")?;
+    let log = Log::default();
+    let (tx, rx) = mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(ready) {
+                let _ = tx.send(true);
+            }
+            if let Ok(mut l) = sink.0.lock() {
+                l.push(line);
+            }
+        }
+        let _ = tx.send(false);
+    });
+    Ok((child, log, rx))
+}
+
 /// A `card-emulator run --listen 127.0.0.1:PORT` process and what it logged.
 pub struct ListenCard {
     child: Child,
     pub addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+    pub log: Log,
 }
 
 impl ListenCard {
@@ -145,36 +220,18 @@ impl ListenCard {
                 .map_err(|e| format!("no free loopback port: {e}"))?
                 .port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut child = Command::new(emulator)
-                .args(["run", "--listen", &addr.to_string(), "--state"])
-                .arg(state)
-                .env("RUST_LOG", "debug")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", emulator.display()))?;
-            let stderr = child.stderr.take().ok_or("no stderr pipe")?;
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let (tx, rx) = mpsc::channel();
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains("listening for vpcd on") {
-                        let _ = tx.send(true);
-                    }
-                    if let Ok(mut l) = sink.lock() {
-                        l.push(line);
-                    }
-                }
-                let _ = tx.send(false);
-            });
+            let (mut child, log, rx) = spawn_logged(
+                emulator,
+                &["run", "--listen", &addr.to_string()],
+                state,
+                "listening for vpcd on",
+            )?;
             match rx.recv_timeout(Duration::from_secs(20)) {
                 Ok(true) => return Ok(ListenCard { child, addr, log }),
                 Ok(false) | Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    last = log.lock().map(|l| l.join("\n")).unwrap_or_default();
+                    last = log.lines().join("\n");
                 }
             }
         }
@@ -188,30 +245,6 @@ impl ListenCard {
     /// Connect as vpcd would.
     pub fn connect(&self) -> Result<Vpcd, String> {
         Vpcd::connect(self.addr)
-    }
-
-    /// Every line logged so far.
-    pub fn log(&self) -> Vec<String> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Wait (bounded) until a logged line contains `needle`; true when it appeared.
-    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            if self.log().iter().any(|l| l.contains(needle)) {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Lines logged that contain `needle`.
-    pub fn count_log(&self, needle: &str) -> usize {
-        self.log().iter().filter(|l| l.contains(needle)).count()
     }
 
     /// True while the process runs.
@@ -233,6 +266,95 @@ impl Drop for ListenCard {
     }
 }
 
+/// A loopback listener standing in for pcscd's vpcd, with SO_REUSEADDR so that it can be
+/// closed and bound again on the same port (vpcd restarting).
+pub fn vpcd_listener(addr: SocketAddr) -> Result<TcpListener, String> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
+    s.set_reuse_address(true).map_err(|e| e.to_string())?;
+    s.bind(&addr.into())
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    s.listen(8).map_err(|e| e.to_string())?;
+    let l: TcpListener = s.into();
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(l)
+}
+
+/// A `card-emulator run --vpcd 127.0.0.1:PORT` process (the default connect mode) dialing a
+/// listener of ours, as it dials pcscd's vpcd.
+pub struct DialingCard {
+    child: Child,
+    pub addr: SocketAddr,
+    listener: Option<TcpListener>,
+    pub log: Log,
+}
+
+impl DialingCard {
+    pub fn start(emulator: &Path, state: &Path) -> Result<DialingCard, String> {
+        let listener = vpcd_listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (child, log, _ready) =
+            spawn_logged(emulator, &["run", "--vpcd", &addr.to_string()], state, "-")?;
+        Ok(DialingCard {
+            child,
+            addr,
+            listener: Some(listener),
+            log,
+        })
+    }
+
+    /// The card's next connection (bounded wait: it dials again after each hang-up).
+    pub fn accept(&self) -> Result<Vpcd, String> {
+        let listener = self
+            .listener
+            .as_ref()
+            .ok_or("the vpcd listener is closed")?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+                    return Vpcd::from_stream(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "the card did not dial {} within 20 s; log:\n{}",
+                            self.addr,
+                            self.log.lines().join("\n")
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => return Err(format!("accept: {e}")),
+            }
+        }
+    }
+
+    /// vpcd goes away: the listener is closed (dials are refused).
+    pub fn close_listener(&mut self) {
+        self.listener = None;
+    }
+
+    /// vpcd comes back on the same port.
+    pub fn reopen_listener(&mut self) -> Result<(), String> {
+        self.listener = Some(vpcd_listener(self.addr)?);
+        Ok(())
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for DialingCard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The vpcd side of the protocol: 2-byte big-endian length frames; `01` power on,
 /// `00` power off, `02` reset, `04` get ATR, longer payloads are APDUs.
 pub struct Vpcd {
@@ -243,6 +365,11 @@ impl Vpcd {
     pub fn connect(addr: SocketAddr) -> Result<Vpcd, String> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        Vpcd::from_stream(stream)
+    }
+
+    /// A connection made either way (we dialed, or the card dialed us).
+    pub fn from_stream(stream: TcpStream) -> Result<Vpcd, String> {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .map_err(|e| e.to_string())?;
