@@ -51,6 +51,14 @@ enum Cmd {
         cuts: u32,
         #[arg(long, value_enum, default_value = "kill")]
         via: pin_cut::Via,
+        /// Seed of the random cut instants (default: from the clock, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Longest delay between sending the wrong PIN and the cut, in microseconds (half
+        /// the cuts come at once, the others after a random delay up to this). 0: twice
+        /// the wrong-PIN VERIFY time measured at start.
+        #[arg(long, default_value_t = 0)]
+        max_delay_us: u64,
     },
 }
 
@@ -80,25 +88,35 @@ fn main() {
         std::process::exit(2);
     }
     let code = match cli.command {
-        Some(Cmd::PinCut { cuts, via }) => match pin_cut::run(&emulator, &dir, cuts, via) {
-            Ok(r) => {
-                println!(
-                    "pin-cut via {via:?}: cuts {}, counted {}, unchanged {}, violations {}",
+        Some(Cmd::PinCut {
+            cuts,
+            via,
+            seed,
+            max_delay_us,
+        }) => {
+            let seed = seed.unwrap_or_else(harness::clock_seed);
+            println!("pin-cut: seed {seed}");
+            match pin_cut::run(&emulator, &dir, cuts, via, seed, max_delay_us) {
+                Ok(r) => {
+                    println!(
+                    "pin-cut via {via:?}: cuts {}, counted {} (answer already sent {}), unchanged {}, violations {}",
                     r.cuts,
                     r.counted,
+                    r.answered,
                     r.unchanged,
                     r.violations.len()
                 );
-                for v in &r.violations {
-                    println!("  violation: {v}");
+                    for v in &r.violations {
+                        println!("  violation: {v}");
+                    }
+                    i32::from(!r.violations.is_empty())
                 }
-                i32::from(!r.violations.is_empty())
+                Err(e) => {
+                    eprintln!("soak pin-cut: {e}");
+                    2
+                }
             }
-            Err(e) => {
-                eprintln!("soak pin-cut: {e}");
-                2
-            }
-        },
+        }
         Some(Cmd::Tearing(a)) => tearing_main(&emulator, &dir, a),
         None => tearing_main(&emulator, &dir, cli.tearing),
     };

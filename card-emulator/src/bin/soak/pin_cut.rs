@@ -1,8 +1,12 @@
-//! The power-cut PIN attack: send a wrong VERIFY and cut the card right after (SIGKILL of the process, or vpcd power off and hang-up), then prove the try counter never came back.
+//! The power-cut PIN attack: send a wrong VERIFY and cut the card a random instant after (SIGKILL of the process, or vpcd power off and hang-up), then prove the try counter never came back.
+//!
+//! The random delay (0..=`max_delay_us`) spreads the cuts over "before the card read the
+//! command", "while it processes it" and "after it answered"; the report counts each.
 
-use crate::harness::{self, hex, unhex, ListenCard, StdioCard, Vpcd};
+use crate::harness::{self, hex, unhex, ListenCard, Rng, StdioCard, Vpcd};
 use card_emulator::store::{FileStore, Store};
 use std::path::Path;
+use std::time::Duration;
 
 const SELECT_APP: &str = "00A4040C08F056534544454D4F";
 const WRONG_PIN: &str = "002000810439393939";
@@ -25,6 +29,8 @@ pub struct Report {
     pub cuts: u32,
     /// Cuts after which the counter had gone down by one (the try was counted).
     pub counted: u32,
+    /// Of those, cuts whose answer (63Cx) had already left the card (read after the cut).
+    pub answered: u32,
     /// Cuts after which the counter was unchanged (the card never processed the APDU).
     pub unchanged: u32,
     pub violations: Vec<String>,
@@ -46,9 +52,56 @@ fn tries_from_sw(r: &[u8]) -> Option<u8> {
     }
 }
 
-pub fn run(emulator: &Path, dir: &Path, cuts: u32, via: Via) -> Result<Report, String> {
+/// Sleeps a random 0..=`max_us` microseconds (half the cuts at once, so that some land
+/// before the card has read the command).
+fn random_pause(rng: &mut Rng, max_us: u64) {
+    if max_us > 0 && rng.below(2) == 1 {
+        std::thread::sleep(Duration::from_micros(rng.below(max_us + 1)));
+    }
+}
+
+/// The longest of five wrong-PIN VERIFY round trips on this machine (each followed by the
+/// right PIN, so the counter ends where it started): what the cut instants are spread over.
+fn verify_time(emulator: &Path, state: &Path) -> Result<Duration, String> {
+    let hx = |h: &str| unhex(h).unwrap_or_default();
+    let mut s = StdioCard::start(emulator, state)?;
+    s.send(&hx(SELECT_APP)).ok_or("emulator died")?;
+    let mut longest = Duration::ZERO;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        s.send(&hx(WRONG_PIN)).ok_or("emulator died")?;
+        longest = longest.max(t.elapsed());
+        s.send(&hx(RIGHT_PIN)).ok_or("emulator died")?;
+    }
+    s.finish();
+    Ok(longest)
+}
+
+/// `max_delay_us` 0 means twice the measured VERIFY time, so that the cuts land before,
+/// during and after the card's processing.
+pub fn run(
+    emulator: &Path,
+    dir: &Path,
+    cuts: u32,
+    via: Via,
+    seed: u64,
+    max_delay_us: u64,
+) -> Result<Report, String> {
+    let mut rng = Rng::new(seed);
     let state = dir.join("card.json");
     harness::init_state(emulator, &state)?;
+    let max_delay_us = match max_delay_us {
+        0 => {
+            let t = verify_time(emulator, &state)?;
+            let us = (t.as_micros() as u64 * 2).max(1);
+            println!(
+                "pin-cut: a wrong VERIFY takes up to {} us here; cuts within 0..={us} us",
+                t.as_micros()
+            );
+            us
+        }
+        n => n,
+    };
     let mut rep = Report::default();
     let mut prev = tries_in_state(&state)?;
     let max = prev;
@@ -83,10 +136,21 @@ pub fn run(emulator: &Path, dir: &Path, cuts: u32, via: Via) -> Result<Report, S
                     }
                     prev = max;
                 }
-                // Write the wrong PIN and SIGKILL at once, without reading the answer.
+                // Write the wrong PIN and SIGKILL a random instant later.
                 s.write_line_only(&hx(WRONG_PIN));
+                random_pause(&mut rng, max_delay_us);
                 s.kill();
                 let after = tries_in_state(&state)?;
+                // An answer the card wrote before it died is still in the pipe.
+                if let Some(sw) = s.read_answer() {
+                    match tries_from_sw(&sw) {
+                        Some(n) if n == after => rep.answered += 1,
+                        _ => rep.violations.push(format!(
+                            "the card answered {} before the cut; the state file says {after} tries",
+                            hex(&sw)
+                        )),
+                    }
+                }
                 let mut s = StdioCard::start(emulator, &state)?;
                 s.send(&hx(SELECT_APP)).ok_or("emulator died")?;
                 let sw = s.send(&hx("00200081")).ok_or("emulator died")?;
@@ -107,6 +171,7 @@ pub fn run(emulator: &Path, dir: &Path, cuts: u32, via: Via) -> Result<Report, S
                     prev = max;
                 }
                 v.send_frame(&hx(WRONG_PIN)).map_err(|e| e.to_string())?;
+                random_pause(&mut rng, max_delay_us);
                 if via == Via::PowerOff {
                     v.power_off().map_err(|e| e.to_string())?;
                     drop(v);
