@@ -104,6 +104,19 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// A binary beside the running executable (`target/<profile>/NAME`), without building it:
+/// for programs such as `backend-soak` that are started by hand.
+pub fn sibling_bin(name: &str) -> PathBuf {
+    target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The first `http://...` word of a line (what `server run` / `portal run` print on start).
+pub fn url_in(line: &str) -> Option<String> {
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .map(str::to_string)
+}
+
 /// Find a program on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -165,6 +178,38 @@ impl Proc {
     /// `Some(status)` once the process has ended.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGKILL (through the handle of the child we started) and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait until the output has a line containing `marker` (a real readiness signal such
+    /// as "listening on"); that line, or why it never came.
+    pub fn wait_line(&mut self, marker: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log_text().lines().find(|l| l.contains(marker)) {
+                return Ok(l.to_string());
+            }
+            if let Some(st) = self.exited() {
+                return Err(format!(
+                    "{} exited ({st}) before printing `{marker}`:\n{}",
+                    self.name,
+                    self.log_text()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} printed no `{marker}` within {timeout:?}:\n{}",
+                    self.name,
+                    self.log_text()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// SIGTERM by PID, wait up to `grace` for the exit, then SIGKILL.

@@ -6,7 +6,7 @@ use apdu_specs::auth::Call;
 use apdu_specs::{hexfmt, Status};
 use card_emulator::ca::IssuerCa;
 use card_emulator::{profile, system_clock, Card};
-use e2e_tests::{output_text, run_with_timeout, workspace_bin, Pcscd, Proc, RunningCard};
+use e2e_tests::{output_text, run_with_timeout, url_in, workspace_bin, Pcscd, Proc, RunningCard};
 use reader_client::flow::{self, FlowError};
 use reader_client::portal_client::PortalClient;
 use reader_client::scp::{Scp, ScpOptions, ScpVersion};
@@ -17,7 +17,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PIN: &[u8] = b"1234";
 const AID_A: &str = "A0000005591010FFFFFFFF8900001000";
@@ -30,30 +30,12 @@ fn now() -> u64 {
     system_clock()
 }
 
-/// Wait until `proc` prints a line containing `marker` (the real "listening" signal).
-fn wait_line(proc: &mut Proc, marker: &str) -> String {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Some(l) = proc.log_text().lines().find(|l| l.contains(marker)) {
-            return l.to_string();
-        }
-        if let Some(st) = proc.exited() {
-            panic!("exited ({st}) before `{marker}`:\n{}", proc.log_text());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{marker}` in time:\n{}",
-            proc.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn url_in(line: &str) -> String {
-    line.split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_default()
-        .to_string()
+/// Wait until `proc` prints a line containing `marker`; the URL on it.
+fn wait_url(proc: &mut Proc, marker: &str) -> String {
+    let line = proc
+        .wait_line(marker, START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    url_in(&line).unwrap_or_default()
 }
 
 /// The real server and portal on loopback ephemeral ports, stopped by PID when dropped.
@@ -85,7 +67,7 @@ impl Backend {
             cmd.args(["--service", &format!("{s}={server_url}")]);
         }
         let mut portal = Proc::spawn(cmd, "portal").unwrap();
-        let portal_url = url_in(&wait_line(&mut portal, "listening on"));
+        let portal_url = wait_url(&mut portal, "listening on");
         Backend {
             _dir: dir,
             data,
@@ -112,7 +94,7 @@ impl Backend {
             .arg("--data")
             .arg(data);
         let mut p = Proc::spawn(cmd, "server").unwrap();
-        let url = url_in(&wait_line(&mut p, "listening on"));
+        let url = wait_url(&mut p, "listening on");
         (p, url)
     }
 
