@@ -8,7 +8,10 @@
 # Environment: FUZZ_SANITIZER (address, the default, or none: faster, no leak detection),
 # FUZZ_RUNS (stop a target after this many executions even before SECONDS: the bar
 # is 10 million executions or 10 minutes, `FUZZ_RUNS=10000000 scripts/fuzz.sh all 600`),
-# FUZZ_JOBS (cargo build jobs), FUZZ_ARGS (extra libFuzzer flags).
+# FUZZ_SEED (libFuzzer's -seed: with FUZZ_RUNS a run is reproducible, as the smoke of
+# scripts/test.sh is), FUZZ_JOBS (cargo build jobs), FUZZ_ARGS (extra libFuzzer flags).
+# Crash inputs that were fixed live in fuzz/regressions/<target>/ and are replayed first
+# in every run, like the seeds.
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc take the -Z flags
 # cargo-fuzz passes. Needs `cargo install cargo-fuzz`.
 set -euo pipefail
@@ -37,7 +40,8 @@ if [[ ! -d fuzz/seeds ]]; then
 fi
 
 runs=()
-[[ -n ${FUZZ_RUNS:-} ]] && runs=(-runs="$FUZZ_RUNS")
+[[ -n ${FUZZ_RUNS:-} ]] && runs+=(-runs="$FUZZ_RUNS")
+[[ -n ${FUZZ_SEED:-} ]] && runs+=(-seed="$FUZZ_SEED")
 # cargo-fuzz has no --jobs flag; cargo takes the job count from the environment.
 [[ -n ${FUZZ_JOBS:-} ]] && export CARGO_BUILD_JOBS=$FUZZ_JOBS
 for t in "${targets[@]}"; do
@@ -55,7 +59,9 @@ for t in "${targets[@]}"; do
     echo "== $t: ${secs}s"
     set +e
     # shellcheck disable=SC2086
-    cargo fuzz run --sanitizer "$san" "$t" "$corpus" "fuzz/seeds/$t" -- \
+    dirs=("$corpus" "fuzz/seeds/$t")
+    [[ -d fuzz/regressions/$t ]] && dirs+=("fuzz/regressions/$t")
+    cargo fuzz run --sanitizer "$san" "$t" "${dirs[@]}" -- \
         -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$artifacts/" "${runs[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
     rc=$?

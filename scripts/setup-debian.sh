@@ -25,3 +25,9 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo not found. Install a current Rust toolchain with rustup (see https://rustup.rs), then run this again." >&2
     exit 1
 fi
+
+# The fuzz smoke of scripts/test.sh (and scripts/fuzz.sh) runs cargo-fuzz.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --version 0.13.2 --locked --quiet
+fi

@@ -81,23 +81,28 @@ impl Backend {
         })
     }
 
+    /// `server run` on the server's address and data directory.
+    fn relaunch(&self, service: &str) -> Result<(Proc, String), String> {
+        let addr = self.server_url.trim_start_matches("http://");
+        run_server(
+            &self.server_bin,
+            &self.data,
+            &self.ca_hex,
+            service,
+            self.limits,
+            addr,
+        )
+    }
+
     /// SIGKILL the server, start it again on the same address and data directory, and
     /// return how long it was gone (kill to "listening").
     pub fn kill_and_restart(&mut self, service: &str) -> Result<Duration, String> {
         let t = Instant::now();
         self.server.kill();
-        let addr = self.server_url.trim_start_matches("http://").to_string();
         // The port may still be held for an instant by the dying process: retry the bind.
         let mut last = String::new();
         for _ in 0..50 {
-            match run_server(
-                &self.server_bin,
-                &self.data,
-                &self.ca_hex,
-                service,
-                self.limits,
-                &addr,
-            ) {
+            match self.relaunch(service) {
                 Ok((p, url)) if url == self.server_url => {
                     self.server = p;
                     return Ok(t.elapsed());
@@ -109,7 +114,10 @@ impl Backend {
                 }
             }
         }
-        Err(format!("the server did not restart on {addr}: {last}"))
+        Err(format!(
+            "the server did not restart on {}: {last}",
+            self.server_url
+        ))
     }
 
     /// SIGKILL the server and leave it down (to read its database afterwards).
@@ -119,16 +127,7 @@ impl Backend {
 
     /// Start the server again after [`Backend::kill_server`].
     pub fn restart_server(&mut self, service: &str) -> Result<(), String> {
-        let addr = self.server_url.trim_start_matches("http://").to_string();
-        let (p, _) = run_server(
-            &self.server_bin,
-            &self.data,
-            &self.ca_hex,
-            service,
-            self.limits,
-            &addr,
-        )?;
-        self.server = p;
+        self.server = self.relaunch(service)?.0;
         Ok(())
     }
 

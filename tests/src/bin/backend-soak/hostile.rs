@@ -111,7 +111,13 @@ fn judge(tally: &mut Tally, gate: &Gate, before: Snapshot, what: String, r: Resu
 }
 
 /// Runs rounds of every abuse against `targets` (name, host:port) until the gate says stop.
-pub fn run(targets: Vec<(&'static str, String)>, limits: Limits, gate: Arc<Gate>) -> Report {
+/// `slow`: how many slow clients of each kind hold a connection at once.
+pub fn run(
+    targets: Vec<(&'static str, String)>,
+    limits: Limits,
+    slow: usize,
+    gate: Arc<Gate>,
+) -> Report {
     let mut rep = Report::default();
     let timeout = Duration::from_millis(limits.request_timeout_ms);
     // Answers must come within the timeout plus this much scheduling slack on a loaded machine.
@@ -149,29 +155,35 @@ pub fn run(targets: Vec<(&'static str, String)>, limits: Limits, gate: Arc<Gate>
                 what("malformed JSON"),
                 malformed,
             );
-            // The two slow clients at once, so that each holds a connection while the other waits.
+            // `slow` clients of each kind at once, each holding a connection open while the
+            // terminals go on.
             let before = snapshot(&gate);
-            let (body, headers) = std::thread::scope(|s| {
-                let body = s.spawn(|| slow_body(addr, timeout, slack));
-                let headers = s.spawn(|| slow_headers(addr, timeout, slack));
-                (body.join(), headers.join())
+            let (bodies, headers) = std::thread::scope(|s| {
+                let bodies: Vec<_> = (0..slow)
+                    .map(|_| s.spawn(|| slow_body(addr, timeout, slack)))
+                    .collect();
+                let headers: Vec<_> = (0..slow)
+                    .map(|_| s.spawn(|| slow_headers(addr, timeout, slack)))
+                    .collect();
+                let join = |hs: Vec<std::thread::ScopedJoinHandle<'_, Result<(), String>>>| {
+                    hs.into_iter()
+                        .map(|h| h.join().unwrap_or(Err("panicked".into())))
+                        .collect::<Vec<_>>()
+                };
+                (join(bodies), join(headers))
             });
-            let flat =
-                |r: std::thread::Result<Result<(), String>>| r.unwrap_or(Err("panicked".into()));
-            judge(
-                &mut rep.slow_body,
-                &gate,
-                before,
-                what("slow body"),
-                flat(body),
-            );
-            judge(
-                &mut rep.slow_headers,
-                &gate,
-                before,
-                what("slow headers"),
-                flat(headers),
-            );
+            for r in bodies {
+                judge(&mut rep.slow_body, &gate, before, what("slow body"), r);
+            }
+            for r in headers {
+                judge(
+                    &mut rep.slow_headers,
+                    &gate,
+                    before,
+                    what("slow headers"),
+                    r,
+                );
+            }
         }
     }
     rep

@@ -57,6 +57,9 @@ struct Cli {
     /// Request timeout of server and portal in ms (slow clients are cut off after it).
     #[arg(long, default_value_t = 1000)]
     request_timeout_ms: u64,
+    /// Slow clients of each kind (body, headers) holding a connection at once, per target.
+    #[arg(long, default_value_t = 8)]
+    slow_clients: usize,
     /// Body limit of server and portal in bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     max_body_bytes: usize,
@@ -162,7 +165,8 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
     ];
     let hostile = {
         let gate = gate.clone();
-        std::thread::spawn(move || hostile::run(hostile_targets, limits, gate))
+        let slow = cli.slow_clients;
+        std::thread::spawn(move || hostile::run(hostile_targets, limits, slow, gate))
     };
     let mut handles = Vec::new();
     for mut t in terminals {
