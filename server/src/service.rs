@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::policy::Decision;
 use crate::store::{
-    AuditDecision, AuditEntry, CommitError, ConnectionRecord, IssuedCredential, MessageCommit,
-    NewRegistration, Store,
+    AuditDecision, AuditEntry, CommitError, ConnectionRecord, IssuedCredential, LastAnswer,
+    MessageCommit, NewRegistration, Store,
 };
 
 /// Where the server reads the time (Unix seconds); tests move it.
@@ -451,6 +451,25 @@ impl Engine {
                 Some(&cid),
             ));
         }
+        let up_sha256 = sha256(&msg.to_bytes());
+        if msg.counter == record.up_counter {
+            if let Some(down) = self.resend(&cid, &up_sha256)? {
+                self.audit(
+                    now,
+                    &subject,
+                    service,
+                    AuditDecision::AnswerResent,
+                    format!(
+                        "message {} came again (its answer was lost): the same answer, the call not run again",
+                        msg.counter
+                    ),
+                    Some(&cid),
+                );
+                return Ok(MessageBody {
+                    message: hex::encode_upper(down),
+                });
+            }
+        }
         let expected_up = conn.received();
         let plain = conn.open(&msg).map_err(|e| {
             self.refuse(
@@ -478,6 +497,10 @@ impl Engine {
             new_down: conn.sent(),
             new_state: serialize_connection(&conn)?,
             credential,
+            answer: LastAnswer {
+                up_sha256,
+                down: sealed.to_bytes(),
+            },
             audit: AuditEntry {
                 time: now,
                 subject: subject.clone(),
@@ -512,6 +535,20 @@ impl Engine {
         Ok(MessageBody {
             message: hex::encode_upper(sealed.to_bytes()),
         })
+    }
+
+    /// The stored answer when `up_sha256` is the last message accepted on the connection:
+    /// an exact copy only (same bytes, hence same counter and tag), so nothing new is
+    /// revealed and the SE, which accepts each down counter once, takes it at most once.
+    fn resend(&self, cid: &[u8; 16], up_sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, ApiError> {
+        match self.store.last_answer(cid) {
+            Ok(Some(last)) if &last.up_sha256 == up_sha256 => Ok(Some(last.down)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::error!("cannot read the last answer: {e}");
+                Err(ApiError::internal())
+            }
+        }
     }
 
     /// Runs one authenticated call. Refusals and failures are sealed answers (status 01/02),

@@ -57,6 +57,9 @@ pub enum AuditDecision {
     CallExecuted,
     CallRefused,
     CallFailed,
+    /// The last message of a connection came again (its answer was lost): the stored
+    /// answer was sent again, the call not executed again.
+    AnswerResent,
     Internal,
 }
 
@@ -78,6 +81,7 @@ impl AuditDecision {
         AuditDecision::CallExecuted,
         AuditDecision::CallRefused,
         AuditDecision::CallFailed,
+        AuditDecision::AnswerResent,
         AuditDecision::Internal,
     ];
 
@@ -99,6 +103,7 @@ impl AuditDecision {
             AuditDecision::CallExecuted => "call_executed",
             AuditDecision::CallRefused => "call_refused",
             AuditDecision::CallFailed => "call_failed",
+            AuditDecision::AnswerResent => "answer_resent",
             AuditDecision::Internal => "internal",
         }
     }
@@ -177,6 +182,26 @@ pub struct IssuedCredential {
     pub sha256: [u8; 32],
 }
 
+/// The answer to the last message accepted on a connection, kept so that a client whose
+/// answer was lost (a crash, a dropped connection) can send the same message again and get
+/// the same answer, without the call running twice.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LastAnswer {
+    /// SHA-256 of the up message (`73`) as received.
+    pub up_sha256: [u8; 32],
+    /// The sealed down message (`73`) answered.
+    pub down: Vec<u8>,
+}
+
+impl fmt::Debug for LastAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LastAnswer")
+            .field("up_sha256", &hex::encode(self.up_sha256))
+            .field("down", &format_args!("{} bytes", self.down.len()))
+            .finish()
+    }
+}
+
 /// Everything one executed message writes, in one transaction.
 #[derive(Debug)]
 pub struct MessageCommit {
@@ -188,6 +213,8 @@ pub struct MessageCommit {
     /// The connection state after opening and sealing (serialized, secret).
     pub new_state: Zeroizing<Vec<u8>>,
     pub credential: Option<IssuedCredential>,
+    /// Replaces the connection's [`LastAnswer`].
+    pub answer: LastAnswer,
     pub audit: AuditEntry,
 }
 
@@ -212,8 +239,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Compare-and-set of the counters: succeeds (true) only if the stored up counter still
     /// equals `expected_up`, so of two requests carrying the same counter only one passes.
-    /// On success also records the credential and the audit entry; on false writes nothing.
+    /// On success also records the credential, the last answer and the audit entry; on
+    /// false writes nothing.
     fn commit_message(&self, msg: &MessageCommit) -> Result<bool, StoreError>;
+
+    /// The answer to the last message accepted on this connection, if any.
+    fn last_answer(&self, cid: &[u8; 16]) -> Result<Option<LastAnswer>, StoreError>;
 
     /// Appends one audit entry on its own.
     fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
@@ -250,6 +281,11 @@ CREATE TABLE IF NOT EXISTS connections (
     up_counter   INTEGER NOT NULL,
     down_counter INTEGER NOT NULL,
     created_at   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS last_answers (
+    cid       BLOB PRIMARY KEY NOT NULL,
+    up_sha256 BLOB NOT NULL,
+    down      BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS credentials (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -520,9 +556,32 @@ impl Store for SqliteStore {
                     ],
                 )?;
             }
+            tx.execute(
+                "INSERT OR REPLACE INTO last_answers (cid, up_sha256, down) VALUES (?1, ?2, ?3)",
+                params![&msg.cid[..], &msg.answer.up_sha256[..], &msg.answer.down[..]],
+            )?;
             insert_audit(&tx, &msg.audit)?;
             tx.commit()?;
             Ok(true)
+        })
+    }
+
+    fn last_answer(&self, cid: &[u8; 16]) -> Result<Option<LastAnswer>, StoreError> {
+        self.with(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT up_sha256, down FROM last_answers WHERE cid = ?1",
+                    params![&cid[..]],
+                    |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .optional()?;
+            let Some((hash, down)) = row else {
+                return Ok(None);
+            };
+            let up_sha256 = hash.try_into().map_err(|h: Vec<u8>| {
+                StoreError::Corrupt(format!("a last answer's hash has {} bytes", h.len()))
+            })?;
+            Ok(Some(LastAnswer { up_sha256, down }))
         })
     }
 
@@ -650,14 +709,26 @@ mod tests {
             new_down: expected_up + 1,
             new_state: Zeroizing::new(vec![8; 64]),
             credential: Some(IssuedCredential { sha256: [0; 32] }),
+            answer: LastAnswer {
+                up_sha256: [expected_up as u8; 32],
+                down: vec![0x73, expected_up as u8],
+            },
             audit: audit(AuditDecision::CallExecuted),
         };
+        assert_eq!(s.last_answer(&[9; 16]).unwrap(), None);
         assert!(s.commit_message(&m(0)).unwrap());
         assert!(!s.commit_message(&m(0)).unwrap());
+        // The refused compare-and-set left the first commit's answer.
+        assert_eq!(s.last_answer(&[9; 16]).unwrap(), Some(m(0).answer));
+        assert!(s.commit_message(&m(1)).unwrap());
+        assert_eq!(s.last_answer(&[9; 16]).unwrap(), Some(m(1).answer));
+        assert!(s.commit_message(&m(2)).is_ok());
         let c = s.connection(&[9; 16]).unwrap().unwrap();
-        assert_eq!((c.up_counter, c.down_counter), (1, 1));
+        assert_eq!((c.up_counter, c.down_counter), (3, 3));
+        assert_eq!(s.counts().unwrap().credentials, 3);
+        assert!(!s.commit_message(&m(0)).unwrap());
+        let c = s.connection(&[9; 16]).unwrap().unwrap();
         assert_eq!(c.scope, vec!["echo", "provision"]);
-        assert_eq!(s.counts().unwrap().credentials, 1);
         assert!(s.connection(&[8; 16]).unwrap().is_none());
         let log = s.audit_log(10).unwrap();
         assert_eq!(log.last().unwrap().decision, AuditDecision::CallExecuted);

@@ -412,12 +412,9 @@ async fn replayed_and_reordered_messages_are_refused() {
     );
     let a1 = post(&srv.url, &path, &message_body(&m1)).await;
     assert_eq!(a1.status, 200);
-    // m1 again: replayed.
-    assert_error(
-        &post(&srv.url, &path, &message_body(&m1)).await,
-        401,
-        "authentication_failed",
-    );
+    // m1 again while it is the last message: its answer was lost, the same answer again.
+    let again = post(&srv.url, &path, &message_body(&m1)).await;
+    assert_eq!((again.status, &again.json), (200, &a1.json));
     // m3 skipping m2.
     assert_error(
         &post(&srv.url, &path, &message_body(&m3)).await,
@@ -425,8 +422,27 @@ async fn replayed_and_reordered_messages_are_refused() {
         "authentication_failed",
     );
     let a2 = post(&srv.url, &path, &message_body(&m2)).await;
+    // m1 once m2 is accepted: replayed.
+    assert_error(
+        &post(&srv.url, &path, &message_body(&m1)).await,
+        401,
+        "authentication_failed",
+    );
     let a3 = post(&srv.url, &path, &message_body(&m3)).await;
     assert_eq!((a2.status, a3.status), (200, 200));
+    assert_eq!(
+        decisions(srv.store.as_ref()),
+        [
+            "registered",
+            "authentication_failed",
+            "call_executed",
+            "answer_resent",
+            "authentication_failed",
+            "call_executed",
+            "authentication_failed",
+            "call_executed"
+        ]
+    );
 
     // The SE side: answers out of order or twice are refused.
     let (d1, d2, d3) = (
@@ -443,7 +459,51 @@ async fn replayed_and_reordered_messages_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn of_concurrent_copies_of_one_message_exactly_one_passes() {
+async fn a_lost_answer_is_sent_again_after_a_restart_and_only_for_an_exact_copy() {
+    let w = World::new().grant_all(NOW + 86_400);
+    let srv = w.start_server().await;
+    let mut se = FakeSe::new(&w.ca);
+    let mut conn = register_ok(&srv.url, &mut se, &srv.public).await;
+    let m = conn
+        .seal_call(&Call {
+            name: "provision".into(),
+            data: Vec::new(),
+        })
+        .unwrap();
+    let first = post(&srv.url, &messages_path(SERVICE), &message_body(&m)).await;
+    assert_eq!(first.status, 200);
+    // The answer never reached the SE; the server goes down and comes back.
+    srv.stop().await;
+    let srv = w.start_server().await;
+    let again = post(&srv.url, &messages_path(SERVICE), &message_body(&m)).await;
+    assert_eq!((again.status, &again.json), (200, &first.json));
+    // A copy with one ciphertext bit flipped, or the tag cut, is no copy: refused.
+    let mut flipped = m.clone();
+    flipped.ciphertext[0] ^= 1;
+    let mut cut = m.clone();
+    cut.ciphertext.pop();
+    for bad in [flipped, cut] {
+        assert_error(
+            &post(&srv.url, &messages_path(SERVICE), &message_body(&bad)).await,
+            401,
+            "authentication_failed",
+        );
+    }
+    // The SE takes the answer once, and the credential was issued once.
+    let down = parse_message(&again.json);
+    assert!(conn.open_result(&down).unwrap().credential.is_some());
+    assert!(conn.open_result(&down).is_err());
+    assert_eq!(srv.store.counts().unwrap().credentials, 1);
+    // And the connection goes on in step.
+    assert_eq!(
+        call_ok(&srv.url, &mut conn, "echo", b"next").await.data,
+        b"next"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_concurrent_copies_of_one_message_the_call_runs_once() {
     let w = World::new().grant_all(NOW + 86_400);
     let srv = w.start_server().await;
     let mut se = FakeSe::new(&w.ca);
@@ -462,17 +522,25 @@ async fn of_concurrent_copies_of_one_message_exactly_one_passes() {
             post(&url, &messages_path(SERVICE), &body).await
         }));
     }
-    let mut ok = 0;
+    // Copies that arrive after the first commit get its answer again; copies that raced
+    // it lose the compare-and-set (409). Either way the call runs once.
+    let mut answers = Vec::new();
     for t in tasks {
         let a = t.await.unwrap();
         match a.status {
-            200 => ok += 1,
-            401 | 409 => {}
+            200 => answers.push(a.json),
+            409 => assert_error(&a, 409, "replay"),
             s => panic!("unexpected {s}: {:?}", a.json),
         }
     }
-    assert_eq!(ok, 1);
+    assert!(!answers.is_empty());
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
     assert_eq!(srv.store.counts().unwrap().credentials, 1);
+    let executed = decisions(srv.store.as_ref())
+        .iter()
+        .filter(|d| *d == "call_executed")
+        .count();
+    assert_eq!(executed, 1);
     srv.stop().await;
 }
 

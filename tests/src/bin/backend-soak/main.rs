@@ -239,18 +239,14 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
 
     // -- every terminal's last connection still works ---------------------------------------
     let mut usable = 0u64;
-    let mut in_sync = 0u64;
+    let mut checked = 0u64;
     for t in &mut terminals {
-        if !t.in_sync || t.report.granted.is_empty() || !t.report.violations.is_empty() {
+        if t.report.granted.is_empty() || !t.report.violations.is_empty() {
             continue;
         }
-        in_sync += 1;
+        checked += 1;
         match t.call("echo", b"after the final SIGKILL") {
-            Ok(_) if t.in_sync => usable += 1,
-            Ok(_) => violations.push(format!(
-                "terminal {}: the echo after the final kill lost its answer",
-                t.id
-            )),
+            Ok(_) => usable += 1,
             Err(e) => violations.push(format!(
                 "terminal {}: its connection does not work after the final kill: {e}",
                 t.id
@@ -301,7 +297,7 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
     let flows = sum(&|r| r.flows);
     let granted = sum(&|r| r.granted.len() as u64);
     let lost_reg = sum(&|r| r.lost_register_answers);
-    let lost_msg = sum(&|r| r.lost_message_answers);
+    let recovered = sum(&|r| r.recovered_messages);
     let mut lat: Vec<u64> = terminals
         .iter()
         .flat_map(|t| t.report.latencies_us.iter().copied())
@@ -342,14 +338,15 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
         .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
         .collect();
     println!(
-        "kills: {} (down {}), requests retried {}, answers lost in a kill: {lost_reg} registrations, {lost_msg} messages",
+        "kills: {} (down {}), requests retried {}; registration answers lost in a kill {lost_reg}, \
+         messages answered after an outage {recovered}",
         downtimes.len(),
         downs.join(", "),
         sum(&|r| r.retries),
     );
     println!(
         "grants: received {granted} ({} provision), committed {db_connections} connections + {db_registered} audited, \
-         missing after the final SIGKILL {missing}; last connections usable afterwards {usable} of {in_sync}",
+         missing after the final SIGKILL {missing}; last connections usable afterwards {usable} of {checked}",
         sum(&|r| r.provisions),
     );
     println!(
