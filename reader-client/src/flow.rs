@@ -226,6 +226,11 @@ pub fn register(
     })
 }
 
+/// How often step 6 sends one up message when the portal or the server is out.
+pub const MESSAGE_ATTEMPTS: u32 = 3;
+/// The pause before sending it again.
+pub const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The result of a service call, and the credential EF read back after `provision`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
@@ -260,7 +265,24 @@ pub fn service(
             up.len()
         ),
     )?;
-    let down = match portal_client.message(service, &up) {
+    // The server sends a lost answer again for the same message, so after an outage the
+    // same bytes go again (a new SECURE SEND would leave the SE and the server out of step).
+    let mut attempt = 1;
+    let sent = loop {
+        match portal_client.message(service, &up) {
+            Err(e) if e.is_outage() && attempt < MESSAGE_ATTEMPTS => {
+                say(
+                    out,
+                    Some(6),
+                    &format!("{e}; sending the same message again in {RETRY_PAUSE:?}"),
+                )?;
+                std::thread::sleep(RETRY_PAUSE);
+                attempt += 1;
+            }
+            r => break r,
+        }
+    };
+    let down = match sent {
         Ok(d) => d,
         Err(e) => {
             say(

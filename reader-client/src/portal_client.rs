@@ -30,6 +30,16 @@ pub enum PortalError {
 }
 
 impl PortalError {
+    /// True when the request may not have reached the server or its answer was lost (no
+    /// connection, or the portal answered 502/503/504): sending the same bytes again is safe.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            PortalError::Unreachable { .. } => true,
+            PortalError::Refused { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+
     /// The JSON error code of a refusal (`bad_signature`, `replay`, ...).
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -174,6 +174,8 @@ enum Mutation {
     SwapService(&'static str),
     /// Forward, keep the answer and fail with 502 (the next answer can then be delivered first).
     WithholdResponse,
+    /// [`Mutation::WithholdResponse`] once, then relay faithfully (an answer lost in transit).
+    WithholdFirstResponse,
     /// Do not forward; fail with 502 (the next request then arrives "before" this one).
     DropRequest,
 }
@@ -369,7 +371,7 @@ fn serve(
                 mutate(&answer, blob_field(route, true, false), truncate),
             ),
             Mutation::ReplayResponse => (200, previous.unwrap_or_else(|| answer.clone())),
-            Mutation::WithholdResponse => (
+            Mutation::WithholdResponse | Mutation::WithholdFirstResponse => (
                 502,
                 r#"{"error":"withheld","message":"hostile portal"}"#.to_string(),
             ),
@@ -377,6 +379,9 @@ fn serve(
         };
         if status == 200 {
             r.response = Some(answer);
+        }
+        if mutation == Mutation::WithholdFirstResponse {
+            s.mutation = Mutation::None;
         }
         out
     };
@@ -544,6 +549,24 @@ fn a_hostile_portal_tampering_with_r_prime_is_refused_by_the_se_and_opens_nothin
     assert_eq!(server_code(w.register("demo")), "service_mismatch");
     w.hostile.set("register", Mutation::None);
     assert_eq!(card_sw(w.call("echo")), Status::NoSecureConnection);
+}
+
+#[test]
+fn an_answer_lost_on_the_way_is_recovered_by_sending_the_same_message_again() {
+    let mut w = World::new();
+    w.register("demo").unwrap();
+    w.hostile.set("messages", Mutation::WithholdFirstResponse);
+    let served = w.call("provision").unwrap();
+    assert_eq!(served.result.status, apdu_specs::auth::CallStatus::Ok);
+    let audit = w.backend.audit();
+    assert_eq!(
+        audit[audit.len() - 2..],
+        ["call_executed".to_string(), "answer_resent".to_string()],
+        "{audit:?}"
+    );
+    // The credential the SE stored is the one issued once; the connection goes on in step.
+    assert!(w.credential_ef().iter().any(|b| *b != 0));
+    w.call("echo").unwrap();
 }
 
 #[test]

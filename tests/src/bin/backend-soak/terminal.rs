@@ -83,14 +83,6 @@ enum Answer<T> {
     Refused(u16, String, String),
 }
 
-fn retryable(e: &PortalError) -> bool {
-    match e {
-        PortalError::Unreachable { .. } => true,
-        PortalError::Refused { status, .. } => matches!(status, 502..=504),
-        _ => false,
-    }
-}
-
 impl Terminal {
     pub fn new(id: usize, card: InProcess<Card>, portal_url: &str, gate: Arc<Gate>) -> Terminal {
         Terminal {
@@ -121,7 +113,7 @@ impl Terminal {
         loop {
             match send(&self.portal) {
                 Ok(v) => return Ok((Answer::Ok(v), retried)),
-                Err(e) if retryable(&e) => {
+                Err(e) if e.is_outage() => {
                     if start.elapsed() > OUTAGE_LIMIT {
                         return Err(format!("{what}: no answer for {OUTAGE_LIMIT:?}: {e}"));
                     }
