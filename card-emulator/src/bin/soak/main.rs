@@ -45,10 +45,13 @@ enum Cmd {
     /// SIGKILL during mixed write storms (the default): files, records, PIN tries, container
     /// switches (ES10c), SCP03 key rotation (PUT KEY), registrations.
     Tearing(TearingArgs),
-    /// Send a wrong PIN and cut the card right after, N times.
+    /// Send a wrong PIN and cut the card a random instant after, N times; the try counter
+    /// must never come back.
     PinCut {
+        /// Cuts to deliver.
         #[arg(long, default_value_t = 1000)]
         cuts: u32,
+        /// How the card is cut.
         #[arg(long, value_enum, default_value = "kill")]
         via: pin_cut::Via,
         /// Seed of the random cut instants (default: from the clock, printed).

@@ -15,11 +15,11 @@ const RIGHT_PIN: &str = "002000810431323334";
 /// How the card is cut after the wrong PIN is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Via {
-    /// SIGKILL of `card-emulator run --stdio` right after the line is written.
+    /// SIGKILL of `card-emulator run --stdio` after the line is written.
     Kill,
-    /// vpcd power off (`00`) right after the APDU frame, then hang up, over `run --listen`.
+    /// vpcd power off (`00`) after the APDU frame, then hang up, over `run --listen`.
     PowerOff,
-    /// SIGKILL of `card-emulator run --listen` right after the APDU frame.
+    /// SIGKILL of `card-emulator run --listen` after the APDU frame.
     VpcdKill,
 }
 
