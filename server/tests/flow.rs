@@ -458,18 +458,28 @@ async fn replayed_and_reordered_messages_are_refused() {
     srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_answer_is_sent_again_after_a_restart_and_only_for_an_exact_copy() {
+/// A world granting everything, its server, and a registered connection.
+async fn registered() -> (World, TestServer, mutual::Connection) {
     let w = World::new().grant_all(NOW + 86_400);
     let srv = w.start_server().await;
     let mut se = FakeSe::new(&w.ca);
-    let mut conn = register_ok(&srv.url, &mut se, &srv.public).await;
-    let m = conn
-        .seal_call(&Call {
-            name: "provision".into(),
-            data: Vec::new(),
-        })
-        .unwrap();
+    let conn = register_ok(&srv.url, &mut se, &srv.public).await;
+    (w, srv, conn)
+}
+
+/// The next `provision` call, sealed.
+fn provision_call(conn: &mut mutual::Connection) -> mutual::ProtectedMessage {
+    conn.seal_call(&Call {
+        name: "provision".into(),
+        data: Vec::new(),
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_sent_again_after_a_restart_and_only_for_an_exact_copy() {
+    let (w, srv, mut conn) = registered().await;
+    let m = provision_call(&mut conn);
     let first = post(&srv.url, &messages_path(SERVICE), &message_body(&m)).await;
     assert_eq!(first.status, 200);
     // The answer never reached the SE; the server goes down and comes back.
@@ -504,16 +514,8 @@ async fn a_lost_answer_is_sent_again_after_a_restart_and_only_for_an_exact_copy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_concurrent_copies_of_one_message_the_call_runs_once() {
-    let w = World::new().grant_all(NOW + 86_400);
-    let srv = w.start_server().await;
-    let mut se = FakeSe::new(&w.ca);
-    let mut conn = register_ok(&srv.url, &mut se, &srv.public).await;
-    let m = conn
-        .seal_call(&Call {
-            name: "provision".into(),
-            data: Vec::new(),
-        })
-        .unwrap();
+    let (_w, srv, mut conn) = registered().await;
+    let m = provision_call(&mut conn);
     let body = message_body(&m);
     let mut tasks = Vec::new();
     for _ in 0..8 {
