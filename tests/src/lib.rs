@@ -96,7 +96,7 @@ fn ensure_built() -> Result<(), String> {
 /// A workspace binary (`reader-client`, `card-emulator`, `server`, `portal`), built first if needed.
 pub fn workspace_bin(name: &str) -> Result<PathBuf, String> {
     ensure_built()?;
-    let p = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let p = sibling_bin(name);
     if p.is_file() {
         Ok(p)
     } else {

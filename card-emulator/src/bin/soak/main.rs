@@ -40,6 +40,24 @@ struct TearingArgs {
     max_delay_us: u64,
 }
 
+#[derive(clap::Args, Clone)]
+struct PinCutArgs {
+    /// Cuts to deliver.
+    #[arg(long, default_value_t = 1000)]
+    cuts: u32,
+    /// How the card is cut.
+    #[arg(long, value_enum, default_value = "kill")]
+    via: pin_cut::Via,
+    /// Seed of the random cut instants (default: from the clock, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Longest delay between sending the wrong PIN and the cut, in microseconds (half
+    /// the cuts come at once, the others after a random delay up to this). 0: twice
+    /// the wrong-PIN VERIFY time measured at start.
+    #[arg(long, default_value_t = 0)]
+    max_delay_us: u64,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// SIGKILL during mixed write storms (the default): files, records, PIN tries, container
@@ -47,22 +65,7 @@ enum Cmd {
     Tearing(TearingArgs),
     /// Send a wrong PIN and cut the card a random instant after, N times; the try counter
     /// must never come back.
-    PinCut {
-        /// Cuts to deliver.
-        #[arg(long, default_value_t = 1000)]
-        cuts: u32,
-        /// How the card is cut.
-        #[arg(long, value_enum, default_value = "kill")]
-        via: pin_cut::Via,
-        /// Seed of the random cut instants (default: from the clock, printed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Longest delay between sending the wrong PIN and the cut, in microseconds (half
-        /// the cuts come at once, the others after a random delay up to this). 0: twice
-        /// the wrong-PIN VERIFY time measured at start.
-        #[arg(long, default_value_t = 0)]
-        max_delay_us: u64,
-    },
+    PinCut(PinCutArgs),
 }
 
 fn main() {
@@ -91,35 +94,7 @@ fn main() {
         std::process::exit(2);
     }
     let code = match cli.command {
-        Some(Cmd::PinCut {
-            cuts,
-            via,
-            seed,
-            max_delay_us,
-        }) => {
-            let seed = seed.unwrap_or_else(harness::clock_seed);
-            println!("pin-cut: seed {seed}");
-            match pin_cut::run(&emulator, &dir, cuts, via, seed, max_delay_us) {
-                Ok(r) => {
-                    println!(
-                    "pin-cut via {via:?}: cuts {}, counted {} (answer already sent {}), unchanged {}, violations {}",
-                    r.cuts,
-                    r.counted,
-                    r.answered,
-                    r.unchanged,
-                    r.violations.len()
-                );
-                    for v in &r.violations {
-                        println!("  violation: {v}");
-                    }
-                    i32::from(!r.violations.is_empty())
-                }
-                Err(e) => {
-                    eprintln!("soak pin-cut: {e}");
-                    2
-                }
-            }
-        }
+        Some(Cmd::PinCut(a)) => pin_cut_main(&emulator, &dir, a),
         Some(Cmd::Tearing(a)) => tearing_main(&emulator, &dir, a),
         None => tearing_main(&emulator, &dir, cli.tearing),
     };
@@ -143,14 +118,42 @@ fn tearing_main(emulator: &std::path::Path, dir: &std::path::Path, a: TearingArg
                 r.violations.len(),
                 r.seconds
             );
-            for v in &r.violations {
-                println!("  violation: {v}");
-            }
-            i32::from(!r.violations.is_empty())
+            report_violations(&r.violations)
         }
         Err(e) => {
             eprintln!("soak tearing: {e}");
             2
         }
     }
+}
+
+fn pin_cut_main(emulator: &std::path::Path, dir: &std::path::Path, a: PinCutArgs) -> i32 {
+    let seed = a.seed.unwrap_or_else(harness::clock_seed);
+    println!("pin-cut: seed {seed}");
+    match pin_cut::run(emulator, dir, a.cuts, a.via, seed, a.max_delay_us) {
+        Ok(r) => {
+            println!(
+                "pin-cut via {:?}: cuts {}, counted {} (answer already sent {}), unchanged {}, violations {}",
+                a.via,
+                r.cuts,
+                r.counted,
+                r.answered,
+                r.unchanged,
+                r.violations.len()
+            );
+            report_violations(&r.violations)
+        }
+        Err(e) => {
+            eprintln!("soak pin-cut: {e}");
+            2
+        }
+    }
+}
+
+/// Prints each violation; the exit code (1 if any).
+fn report_violations(violations: &[String]) -> i32 {
+    for v in violations {
+        println!("  violation: {v}");
+    }
+    i32::from(!violations.is_empty())
 }
