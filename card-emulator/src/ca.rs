@@ -115,7 +115,7 @@ impl IssuerCa {
     /// here, on the card, and a certificate for it (subject = EID || ICCID).
     pub fn personalize(&self, state: &mut CardState, now: u64) -> Result<(), CaError> {
         let eid = state.eid.clone();
-        for (i, c) in state.containers.iter_mut().enumerate() {
+        for (i, c) in state.containers_mut().iter_mut().enumerate() {
             let se = SigningKey::generate()?;
             let mut subject = [0u8; mutual::SUBJECT_LEN];
             for (d, s) in subject.iter_mut().zip(eid.iter().chain(c.iccid.iter())) {

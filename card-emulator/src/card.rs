@@ -5,11 +5,13 @@ use crate::channel::{Chain, Channel, Pending, NUM_CHANNELS};
 use crate::commands::{self, Ctx, Reply};
 use crate::state::CardState;
 use crate::store::{MemoryStore, Store, StoreError};
+use crate::vm::{Tree, Vm};
 use crate::{atr, VirtualCard};
 use apdu_specs::cla::{Cla, SecureMessaging};
 use apdu_specs::command::{MAX_NC, MAX_NE_EXTENDED, MAX_NE_SHORT};
 use apdu_specs::ins::{self, iso};
 use apdu_specs::{Command, Status};
+use secure_channel::SecurityLevel;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// A virtual card over a store. `transmit` never panics and always answers an SW.
@@ -160,20 +162,28 @@ impl Card {
             None => cmd,
         };
 
-        let outcome = self.execute(ch, &cla, &cmd, false);
+        let outcome = self.execute(ch, &cla, &cmd, None);
         match outcome {
             Ok(reply) => self.shape(ch, cla.family(), cmd.le(), cmd.is_extended(), reply),
             Err(status) => sw(status),
         }
     }
 
-    /// Count a failed authentication durably (GP: failures are recorded persistently).
-    fn count_auth_failure(&mut self) {
-        self.state.gp.auth_failures = self.state.gp.auth_failures.saturating_add(1);
-        if let Err(e) = self.store.commit(&self.state) {
-            tracing::error!("state commit failed: {e}");
+    /// Run `f` over the VM in runtime mode outside any handler (the secure-messaging
+    /// layer's counters) and commit what it changed.
+    fn with_vm<T>(&mut self, f: impl FnOnce(&mut Vm) -> T) -> Result<T, Status> {
+        let mut vm = Vm::runtime(&mut self.state, self.store.as_mut());
+        let out = f(&mut vm);
+        let (committed, outcome) = vm.finish();
+        if outcome.commit_failed {
             self.roll_back();
         }
+        committed.map(|()| out)
+    }
+
+    /// Count a failed authentication durably (GP: failures are recorded persistently).
+    fn count_auth_failure(&mut self) {
+        let _ = self.with_vm(|vm| vm.count_auth_failure());
     }
 
     /// A command with secure-messaging bits: EXTERNAL AUTHENTICATE, or a wrapped command
@@ -195,14 +205,10 @@ impl Card {
             }
             return match scp.external_authenticate(apdu) {
                 Ok(_) => {
-                    if scp.scp() == 2 {
-                        // SCP02 counts opened channels (GP Card Spec E.4.2.1).
-                        self.state.gp.scp02_counter = self.state.gp.scp02_counter.wrapping_add(1);
-                        if self.store.commit(&self.state).is_err() {
-                            self.roll_back();
-                            self.channels[ch].scp = None;
-                            return sw(Status::MemoryFailure);
-                        }
+                    // SCP02 counts opened channels (GP Card Spec E.4.2.1).
+                    if scp.scp() == 2 && self.with_vm(|vm| vm.advance_scp02_counter()).is_err() {
+                        self.channels[ch].scp = None;
+                        return sw(Status::MemoryFailure);
                     }
                     sw(Status::Success)
                 }
@@ -227,7 +233,8 @@ impl Card {
         let Ok(plain_cla) = Cla::decode(plain_cmd.cla) else {
             return sw(Status::ClaNotSupported);
         };
-        let (data, status) = match self.execute(ch, &plain_cla, &plain_cmd, true) {
+        let level = self.channels[ch].scp.as_ref().and_then(|s| s.level);
+        let (data, status) = match self.execute(ch, &plain_cla, &plain_cmd, level) {
             Ok(r) => (r.data, r.status),
             Err(s) => (Vec::new(), s),
         };
@@ -254,8 +261,15 @@ impl Card {
     }
 
     /// Run one plain command (after chaining and unwrapping) without fitting it to Le.
-    fn execute(&mut self, ch: usize, cla: &Cla, cmd: &Command, secured: bool) -> commands::Outcome {
-        if !secured
+    /// `secure` is the level of the secure channel it came through, if it came wrapped.
+    fn execute(
+        &mut self,
+        ch: usize,
+        cla: &Cla,
+        cmd: &Command,
+        secure: Option<SecurityLevel>,
+    ) -> commands::Outcome {
+        if secure.is_none()
             && cla.is_proprietary()
             && cmd.ins != INITIALIZE_UPDATE
             && self.channels[ch]
@@ -269,51 +283,38 @@ impl Card {
             return Err(Status::SecurityStatusNotSatisfied);
         }
         if cmd.ins == iso::MANAGE_CHANNEL && !cla.is_proprietary() {
-            self.manage_channel(ch, cmd)
-        } else {
-            let mut selected = self.channels[ch].selected.take();
-            let mut ctx = Ctx {
-                mode: crate::vm::Mode::Runtime,
-                state: &mut self.state,
-                chan: &mut self.channels[ch],
-                store: self.store.as_mut(),
-                dirty: false,
-                commit_failed: false,
-                left_tree: None,
-                removed_container: None,
-                secured,
-                clock: self.clock,
-            };
-            let mut outcome = match (&mut selected, cla.is_proprietary()) {
-                // SELECT always belongs to the OS; the rest of an applet's class goes to it.
-                (Some(app), true) => crate::applets::process(&mut ctx, app, cmd),
-                (None, true) => commands::proprietary(&mut ctx, cmd),
-                (_, false) => commands::interindustry(&mut ctx, cmd),
-            };
-            if ctx.dirty && !ctx.commit_failed {
-                if let Err(s) = ctx.commit() {
-                    outcome = Err(s);
-                }
-            }
-            let (failed, left, removed) = (ctx.commit_failed, ctx.left_tree, ctx.removed_container);
-            // A SELECT may have chosen another applet (or a file); keep the old one otherwise.
-            if self.channels[ch].selected.is_none() && !(cmd.ins == iso::SELECT && outcome.is_ok())
-            {
-                self.channels[ch].selected = selected;
-            }
-            if failed {
-                self.roll_back();
-            }
-            for c in self.channels.iter_mut() {
-                if let Some(t) = left {
-                    c.leave(t);
-                }
-                if let Some(i) = removed {
-                    c.renumber_after(i);
-                }
-            }
-            outcome
+            return self.manage_channel(ch, cmd);
         }
+        let mut selected = self.channels[ch].selected.take();
+        let mut ctx = Ctx {
+            vm: Vm::runtime(&mut self.state, self.store.as_mut()),
+            chan: &mut self.channels[ch],
+            secure,
+            clock: self.clock,
+        };
+        let mut outcome = match (&mut selected, cla.is_proprietary()) {
+            // SELECT always belongs to the OS; the rest of an applet's class goes to it.
+            (Some(app), true) => crate::applets::process(&mut ctx, app, cmd),
+            (None, true) => commands::proprietary(&mut ctx, cmd),
+            (_, false) => commands::interindustry(&mut ctx, cmd),
+        };
+        let (committed, done) = ctx.vm.finish();
+        if let Err(s) = committed {
+            outcome = Err(s);
+        }
+        // A SELECT may have chosen another applet (or a file); keep the old one otherwise.
+        if self.channels[ch].selected.is_none() && !(cmd.ins == iso::SELECT && outcome.is_ok()) {
+            self.channels[ch].selected = selected;
+        }
+        if done.commit_failed {
+            self.roll_back();
+        }
+        for id in done.left {
+            for c in self.channels.iter_mut() {
+                c.leave(Tree::Container(id));
+            }
+        }
+        outcome
     }
 
     /// Fit the answer to Le (ISO 7816-4 §5.3.2; ISO 7816-3 §10.3 for 61xx and 6Cxx).

@@ -63,8 +63,9 @@ impl Channel {
         }
     }
 
-    /// Forget everything tied to `tree`: selection (back to the MF) and verified PINs.
-    /// Used when a container stops being active.
+    /// Forget everything tied to `tree`: selection (back to the MF), verified PINs and
+    /// the applet instance selected in it. Used when a container stops being active or
+    /// is deleted; references to other containers are identities and stay as they are.
     pub fn leave(&mut self, tree: Tree) {
         if self.tree == tree {
             self.tree = Tree::Global;
@@ -74,29 +75,9 @@ impl Channel {
             self.chain = None;
         }
         self.verified.retain(|(t, _)| *t != tree);
-        if let (Some(sel), Tree::Container(i)) = (&self.selected, tree) {
-            if sel.container() == Some(i) {
+        if let (Some(sel), Tree::Container(id)) = (&self.selected, tree) {
+            if sel.container() == Some(id) {
                 self.selected = None;
-            }
-        }
-    }
-
-    /// Container `removed` was deleted: references to later containers move down one.
-    pub fn renumber_after(&mut self, removed: usize) {
-        let shift = |t: &mut Tree| {
-            if let Tree::Container(i) = t {
-                if *i > removed {
-                    *i -= 1;
-                }
-            }
-        };
-        shift(&mut self.tree);
-        for (t, _) in &mut self.verified {
-            shift(t);
-        }
-        if let Some(crate::applets::Selected::Auth(s)) = &mut self.selected {
-            if s.container > removed {
-                s.container -= 1;
             }
         }
     }

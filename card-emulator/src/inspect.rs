@@ -117,7 +117,7 @@ pub fn report(state: &CardState) -> String {
     if !state.eid.is_empty() {
         let _ = writeln!(out, "EID: {}", apdu_specs::hexfmt::upper(&state.eid));
     }
-    for (i, c) in state.containers.iter().enumerate() {
+    for (i, c) in state.containers().iter().enumerate() {
         let _ = writeln!(
             out,
             "container {i}: {}  ICCID {}  ISD-P {}",

@@ -221,7 +221,7 @@ fn main() -> Result<()> {
                     state.display()
                 );
             }
-            if !card.containers.is_empty() {
+            if !card.containers().is_empty() {
                 let ca_path = ca.unwrap_or_else(|| {
                     let mut p = state.clone().into_os_string();
                     p.push(".ca.json");
@@ -238,7 +238,7 @@ fn main() -> Result<()> {
                 issuer.personalize(&mut card, card_emulator::system_clock())?;
                 println!(
                     "SE keys generated and certified for {} container(s); CA public key: {}",
-                    card.containers.len(),
+                    card.containers().len(),
                     issuer.public_hex()
                 );
             }

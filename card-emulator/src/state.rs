@@ -21,9 +21,10 @@ pub struct CardState {
     pub pins: Vec<PinRecord>,
     /// Card-level data objects answered by GET DATA, by tag.
     pub data_objects: Vec<DataObject>,
-    /// The enhanced containers; at most one is enabled (activated).
+    /// The enhanced containers; at most one is enabled (activated). Private: a running
+    /// card reaches them only through the virtual machine (`vm`).
     #[serde(default)]
-    pub containers: Vec<Container>,
+    pub(crate) containers: Vec<Container>,
     /// eUICC identifier (16 bytes), answered by ES10c GetEuiccData.
     #[serde(default, with = "hex_bytes")]
     pub eid: Vec<u8>,
@@ -435,14 +436,104 @@ impl CardState {
             if c.iccid.len() != 10 || !(5..=16).contains(&c.isdp_aid.len()) {
                 return Err(format!("{what}: ICCID must be 10 bytes and the AID 5..16"));
             }
+            if self.containers[..i]
+                .iter()
+                .any(|o| o.isdp_aid == c.isdp_aid)
+            {
+                return Err(format!(
+                    "{what}: ISD-P AID {} names another container too (it is the container's identity)",
+                    apdu_specs::hexfmt::upper(&c.isdp_aid)
+                ));
+            }
             validate_tree(&c.files, &what)?;
             validate_pins(&c.pins, &what)?;
         }
         Ok(())
     }
 
-    /// The index of the enabled (activated) container, if any.
+    /// The container table, read only.
+    pub fn containers(&self) -> &[Container] {
+        &self.containers
+    }
+
+    /// The container table for building or personalizing a state outside a running card
+    /// (profiles, the issuer CA, fixtures). A running card never hands its state out: its
+    /// commands reach containers through `vm` only.
+    pub fn containers_mut(&mut self) -> &mut Vec<Container> {
+        &mut self.containers
+    }
+
+    /// The position of the enabled (activated) container in the table, if any (for
+    /// reports; everything that must keep pointing at a container holds its [`ContainerId`]).
     pub fn active_container(&self) -> Option<usize> {
         self.containers.iter().position(|c| c.enabled)
+    }
+
+    /// The identity of the enabled (activated) container, if any.
+    pub fn active_id(&self) -> Option<ContainerId> {
+        self.containers
+            .iter()
+            .find(|c| c.enabled)
+            .map(Container::id)
+    }
+
+    /// The container with identity `id`, whatever its state.
+    pub fn container(&self, id: ContainerId) -> Option<&Container> {
+        self.containers.iter().find(|c| c.id() == id)
+    }
+
+    pub(crate) fn container_mut(&mut self, id: ContainerId) -> Option<&mut Container> {
+        self.containers.iter_mut().find(|c| c.id() == id)
+    }
+}
+
+/// A container's stable identity: its ISD-P AID (5 to 16 bytes), which never changes while
+/// the container exists. Trees, channels, sessions and pending work name containers by it,
+/// never by their position in the table, so deleting or adding one re-targets nothing.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerId {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl ContainerId {
+    /// The identity of an ISD-P AID; `None` unless it is 5 to 16 bytes long.
+    pub fn new(aid: &[u8]) -> Option<ContainerId> {
+        if !(5..=16).contains(&aid.len()) {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..aid.len()].copy_from_slice(aid);
+        Some(ContainerId {
+            len: aid.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn aid(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for ContainerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Container({})", apdu_specs::hexfmt::upper(self.aid()))
+    }
+}
+
+impl std::fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&apdu_specs::hexfmt::upper(self.aid()))
+    }
+}
+
+impl Container {
+    /// The container's identity. `validate` guarantees every loaded container's AID fits;
+    /// a malformed one maps to an identity no command can name (all zero, length 0).
+    pub fn id(&self) -> ContainerId {
+        ContainerId::new(&self.isdp_aid).unwrap_or(ContainerId {
+            len: 0,
+            bytes: [0; 16],
+        })
     }
 }

@@ -5,8 +5,10 @@
 //! the state before or after the commit, never a mix. A file that fails any check is
 //! refused and left untouched.
 
-use crate::state::CardState;
+use crate::state::{CardState, ContainerId, FileId};
+use crate::vm::Tree;
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -41,12 +43,47 @@ pub enum StoreError {
     },
 }
 
+/// What one transaction changed, as the virtual machine recorded it: a store may write
+/// only these parts of the state (a journal entry) instead of all of it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Card-global objects other than files: PINs, GlobalPlatform keys and counters, ...
+    pub global: bool,
+    /// Containers whose objects other than files changed (state, nickname, PINs, trust
+    /// anchors, the authentication applet's state), by identity.
+    pub containers: BTreeSet<ContainerId>,
+    /// Single file nodes, by tree and arena index.
+    pub files: BTreeSet<(Tree, FileId)>,
+    /// The shape changed (a container added or removed): only a whole state describes it.
+    pub structure: bool,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        !self.global && !self.structure && self.containers.is_empty() && self.files.is_empty()
+    }
+
+    /// Everything changed: what a store must assume when it is told nothing.
+    pub fn everything() -> Changes {
+        Changes {
+            structure: true,
+            ..Changes::default()
+        }
+    }
+}
+
 /// Where a card keeps its persistent state.
 pub trait Store: Send {
     /// The last committed state.
     fn load(&self) -> Result<CardState, StoreError>;
     /// Make `state` durable, atomically.
     fn commit(&mut self, state: &CardState) -> Result<(), StoreError>;
+    /// Make `state` durable, atomically, knowing that only `changes` differ from the last
+    /// commit. The default writes everything.
+    fn commit_changes(&mut self, state: &CardState, changes: &Changes) -> Result<(), StoreError> {
+        let _ = changes;
+        self.commit(state)
+    }
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ const SELECT_CONTAINER_APP: &str = "00A4040C08F0565345434F4E54";
 
 fn card_with(enabled: Option<usize>) -> Card {
     let mut s = profile::build(profile::DEFAULT_PROFILE).unwrap();
-    for (i, c) in s.containers.iter_mut().enumerate() {
+    for (i, c) in s.containers_mut().iter_mut().enumerate() {
         c.enabled = Some(i) == enabled;
     }
     let mut c = Card::in_memory(s);
@@ -85,9 +85,9 @@ fn a_wrong_container_pin_counts_in_the_container_only() {
     let mut c = card_with(Some(0));
     assert_eq!(tx(&mut c, SELECT_CONTAINER_APP), "9000");
     assert_eq!(tx(&mut c, "002000810439393939"), "63C2");
-    assert_eq!(c.state().containers[0].pins[0].tries_left, 2);
+    assert_eq!(c.state().containers()[0].pins[0].tries_left, 2);
     assert_eq!(c.state().pins[0].tries_left, 3);
-    assert_eq!(c.state().containers[1].pins[0].tries_left, 3);
+    assert_eq!(c.state().containers()[1].pins[0].tries_left, 3);
 }
 
 #[test]
@@ -100,8 +100,8 @@ fn eight_containers_switch_with_exactly_one_enabled() {
         ));
     }
     let state = profile::build(&text).unwrap();
-    assert_eq!(state.containers.len(), 8);
-    assert_eq!(state.containers[7].isdp_aid[14], 0x17);
+    assert_eq!(state.containers().len(), 8);
+    assert_eq!(state.containers()[7].isdp_aid[14], 0x17);
     let mut c = Card::in_memory(state);
     c.power_on();
     assert_eq!(
@@ -117,7 +117,10 @@ fn eight_containers_switch_with_exactly_one_enabled() {
             "BF31038001009000"
         );
         assert_eq!(c.state().active_container(), Some(i));
-        assert_eq!(c.state().containers.iter().filter(|c| c.enabled).count(), 1);
+        assert_eq!(
+            c.state().containers().iter().filter(|c| c.enabled).count(),
+            1
+        );
         assert_eq!(tx(&mut c, "01A4040C08F0565345434F4E54").len(), 4); // channel 1 is closed
         let mut d = Card::in_memory(c.state().clone());
         d.power_on();

@@ -196,7 +196,7 @@ fn admin_writes_a_file_and_a_trust_anchor_into_a_disabled_container() {
     let wire = host.wrap_command(&plain).unwrap();
     let (_, sw) = host.unwrap_response(&c.transmit(&wire)).unwrap();
     assert_eq!(sw, 0x9000);
-    let b = &c.state().containers[1];
+    let b = &c.state().containers()[1];
     assert!(!b.enabled);
     assert_eq!(b.trust_anchors[0].service, "echo");
     assert_eq!(b.trust_anchors[0].public_key, key);
@@ -207,7 +207,7 @@ fn admin_writes_a_file_and_a_trust_anchor_into_a_disabled_container() {
     let wire = host.wrap_command(&plain).unwrap();
     let (_, sw) = host.unwrap_response(&c.transmit(&wire)).unwrap();
     assert_eq!(sw, 0x6A82);
-    assert!(c.state().containers[1].files.iter().any(|f| matches!(&f.body, card_emulator::state::FileBody::Transparent { data } if data.starts_with(b"PROVISIONED"))));
+    assert!(c.state().containers()[1].files.iter().any(|f| matches!(&f.body, card_emulator::state::FileBody::Transparent { data } if data.starts_with(b"PROVISIONED"))));
     // Unreachable at runtime until container B is enabled (this SELECT also ends the session).
     assert_eq!(tx(&mut c, "00A4040C08F0565345434F4E54"), "9000");
     assert_eq!(tx(&mut c, "00A4020C026F01"), "9000");

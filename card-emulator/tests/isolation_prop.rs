@@ -130,7 +130,7 @@ proptest! {
                     prop_assert_eq!(card.state().active_container(), before);
                 }
             }
-            let enabled = card.state().containers.iter().filter(|c| c.enabled).count();
+            let enabled = card.state().containers().iter().filter(|c| c.enabled).count();
             prop_assert!(enabled <= 1, "{} containers enabled", enabled);
             prop_assert_eq!(card.state(), &*store.0.lock().unwrap());
         }

@@ -39,7 +39,7 @@ impl World {
         issuer.personalize(&mut state, NOW).unwrap();
         let ca = VerifyingKey::from_sec1(&apdu_specs::hexfmt::parse(&issuer.public_hex()).unwrap())
             .unwrap();
-        let se_secret = state.containers[0].auth.se_key.clone();
+        let se_secret = state.containers()[0].auth.se_key.clone();
         let mut card = Card::in_memory(state);
         card.set_clock(now);
         card.power_on();
@@ -298,7 +298,7 @@ fn a_container_switch_discards_the_connection_and_the_selected_instance() {
     let mut w = World::new();
     let (sw, _) = w.connect(granted());
     assert_eq!(sw, Status::Success);
-    assert!(w.card.state().containers[0].auth.connection.is_some());
+    assert!(w.card.state().containers()[0].auth.connection.is_some());
     // Switch to B and back through the ISD-R on channel 1.
     assert_eq!(tx(&mut w.card, "0070000001"), "019000");
     assert_eq!(
@@ -322,7 +322,7 @@ fn a_container_switch_discards_the_connection_and_the_selected_instance() {
         ),
         "BF31038001009000"
     );
-    assert!(w.card.state().containers[0].auth.connection.is_none());
+    assert!(w.card.state().containers()[0].auth.connection.is_none());
     w.select_and_verify();
     assert_eq!(w.cmd(0x14, &call).1, Status::NoSecureConnection);
 }

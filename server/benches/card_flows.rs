@@ -54,7 +54,7 @@ fn card(w: &World, server: &secure_channel::mutual::VerifyingKey, n: usize) -> C
     IssuerCa::from_key("VSE test CA", w.ca.clone())
         .personalize(&mut state, NOW)
         .expect("personalize");
-    state.containers[0].trust_anchors.push(TrustAnchor {
+    state.containers_mut()[0].trust_anchors.push(TrustAnchor {
         service: SERVICE.into(),
         public_key: server.to_sec1().to_vec(),
     });

@@ -5,8 +5,8 @@
 
 use super::Applet;
 use crate::commands::{Ctx, Outcome, Reply};
-use crate::state::{FileBody, Pending};
-use crate::vm::{self, Mode, Tree};
+use crate::state::{ContainerId, FileBody, Pending};
+use crate::vm::Tree;
 use apdu_specs::auth::{
     self, AuthCommand, Call, Certificate, ProtectedMessage, SignedServerAnswer,
 };
@@ -15,10 +15,11 @@ use secure_channel::mutual::{self, SigningKey, VerifyingKey};
 
 pub struct AuthApplet;
 
-/// Per-channel state: which container's instance is selected.
+/// Per-channel state: which container's instance is selected (by identity; `None` only
+/// before SELECT completes).
 #[derive(Debug, Default)]
 pub struct Session {
-    pub container: usize,
+    pub container: Option<ContainerId>,
 }
 
 /// The EF a `provision` call's credential is written to.
@@ -33,9 +34,9 @@ impl Applet for AuthApplet {
 
     fn select(ctx: &mut Ctx, session: &mut Session, _name: &[u8]) -> Outcome {
         // Only the activated container's instance exists at runtime.
-        let i = ctx.state.active_container().ok_or(Status::FileNotFound)?;
-        vm::reachable(ctx.state, ctx.mode, Tree::Container(i))?;
-        session.container = i;
+        let i = ctx.vm.active().ok_or(Status::FileNotFound)?;
+        ctx.vm.reachable(Tree::Container(i))?;
+        session.container = Some(i);
         // The container's PIN and files are the ones in reach while the applet is selected.
         ctx.chan.tree = Tree::Container(i);
         ctx.chan.current_df = 0;
@@ -44,8 +45,9 @@ impl Applet for AuthApplet {
     }
 
     fn process(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
-        let i = session.container;
-        vm::reachable(ctx.state, ctx.mode, Tree::Container(i))?;
+        let i = session.container.ok_or(Status::ConditionsNotSatisfied)?;
+        // Runtime mode: only the activated container's instance exists.
+        ctx.vm.reachable(Tree::Container(i))?;
         match AuthCommand::parse(cmd)? {
             AuthCommand::GetRegistration(g) => get_registration(ctx, i, &g.service_id),
             AuthCommand::VerifyServer(answer) => verify_server(ctx, i, &answer),
@@ -57,27 +59,23 @@ impl Applet for AuthApplet {
     }
 }
 
-fn container<'a>(ctx: &'a mut Ctx, i: usize) -> Result<&'a mut crate::state::Container, Status> {
-    // Runtime access to the container's own objects, through the VM's rule.
-    vm::reachable(ctx.state, ctx.mode, Tree::Container(i))?;
-    ctx.state.containers.get_mut(i).ok_or(Status::FileNotFound)
-}
-
 fn status(e: mutual::MutualError) -> Status {
     e.status()
 }
 
 // GET REGISTRATION: `80 10 00 00 Lc {81 service id}`; needs the container PIN.
-fn get_registration(ctx: &mut Ctx, i: usize, service: &str) -> Outcome {
+fn get_registration(ctx: &mut Ctx, i: ContainerId, service: &str) -> Outcome {
     let tree = Tree::Container(i);
-    let pin = vm::pins(ctx.state, Mode::Runtime, tree)?
+    let pin = ctx
+        .vm
+        .pins(tree)?
         .first()
         .map(|p| p.reference)
         .ok_or(Status::SecurityStatusNotSatisfied)?;
     if !ctx.chan.is_verified(tree, pin) {
         return Err(Status::SecurityStatusNotSatisfied);
     }
-    let c = container(ctx, i)?;
+    let c = ctx.vm.container(i)?;
     if !c.trust_anchors.iter().any(|a| a.service == service) {
         return Err(Status::NoTrustAnchor);
     }
@@ -93,17 +91,17 @@ fn get_registration(ctx: &mut Ctx, i: usize, service: &str) -> Outcome {
     let pending =
         mutual::se_build_registration(&se_key, &cert, service, counter).map_err(status)?;
     let answer = pending.signed().to_bytes();
-    c.auth.counter = counter;
-    c.auth.pending = Some(Pending(pending));
-    ctx.dirty = true;
+    let auth = ctx.vm.auth_mut(i)?;
+    auth.counter = counter;
+    auth.pending = Some(Pending(pending));
     Ok(Reply::ok(answer))
 }
 
 // VERIFY SERVER: `80 12 00 00 Lc {R' 5F37}`.
-fn verify_server(ctx: &mut Ctx, i: usize, answer: &SignedServerAnswer) -> Outcome {
+fn verify_server(ctx: &mut Ctx, i: ContainerId, answer: &SignedServerAnswer) -> Outcome {
     let now = (ctx.clock)();
-    let c = container(ctx, i)?;
-    let Some(Pending(pending)) = c.auth.pending.clone() else {
+    let c = ctx.vm.container(i)?;
+    let Some(Pending(pending)) = &c.auth.pending else {
         return Err(Status::ConditionsNotSatisfied);
     };
     let anchor = c
@@ -112,41 +110,39 @@ fn verify_server(ctx: &mut Ctx, i: usize, answer: &SignedServerAnswer) -> Outcom
         .find(|a| a.service == pending.service_id())
         .ok_or(Status::NoTrustAnchor)?;
     let server = VerifyingKey::from_sec1(&anchor.public_key).map_err(|_| Status::NoTrustAnchor)?;
-    let connection = mutual::se_accept_answer(&pending, &server, answer, now).map_err(status)?;
-    c.auth.pending = None;
-    c.auth.connection = Some(connection);
-    ctx.dirty = true;
+    let connection = mutual::se_accept_answer(pending, &server, answer, now).map_err(status)?;
+    let auth = ctx.vm.auth_mut(i)?;
+    auth.pending = None;
+    auth.connection = Some(connection);
     Ok(Reply::done())
 }
 
 /// The container's open connection, still within its grant's expiry.
-fn fresh_connection(
-    c: &mut crate::state::Container,
-    now: u64,
-) -> Result<&mut mutual::Connection, Status> {
+fn fresh_connection(c: &crate::state::Container, now: u64) -> Result<&mutual::Connection, Status> {
     let conn = c
         .auth
         .connection
-        .as_mut()
+        .as_ref()
         .ok_or(Status::NoSecureConnection)?;
     conn.check_fresh(now).map_err(status)?;
     Ok(conn)
 }
 
 // SECURE SEND: `80 14 00 00 Lc {81 call 82 data}` -> the protected up message.
-fn secure_send(ctx: &mut Ctx, i: usize, call: &Call) -> Outcome {
+fn secure_send(ctx: &mut Ctx, i: ContainerId, call: &Call) -> Outcome {
     let now = (ctx.clock)();
-    let conn = fresh_connection(container(ctx, i)?, now)?;
+    let conn = fresh_connection(ctx.vm.container(i)?, now)?;
     conn.check_scope(&call.name).map_err(status)?;
-    let msg = conn.seal_call(call).map_err(status)?;
-    ctx.dirty = true;
+    let mut next = conn.clone();
+    let msg = next.seal_call(call).map_err(status)?;
+    ctx.vm.auth_mut(i)?.connection = Some(next);
     Ok(Reply::ok(msg.to_bytes()))
 }
 
 // SECURE RECEIVE: `80 16 00 00 Lc {73 down message}` -> the result, the credential stored.
-fn secure_receive(ctx: &mut Ctx, i: usize, msg: &ProtectedMessage) -> Outcome {
+fn secure_receive(ctx: &mut Ctx, i: ContainerId, msg: &ProtectedMessage) -> Outcome {
     let now = (ctx.clock)();
-    let c = container(ctx, i)?;
+    let c = ctx.vm.container(i)?;
     let conn = fresh_connection(c, now)?;
     // Open a copy: a refused message must change nothing, and a result we cannot act on
     // (no room for the credential) must not consume the counter either.
@@ -155,28 +151,31 @@ fn secure_receive(ctx: &mut Ctx, i: usize, msg: &ProtectedMessage) -> Outcome {
         .open_result(msg)
         .map_err(|_| Status::MessageAuthenticationFailed)?;
     if let Some(credential) = result.credential.take() {
-        let f = c
+        let tree = Tree::Container(i);
+        let ef = c
             .files
-            .iter_mut()
-            .find(|f| f.fid == CREDENTIAL_EF)
+            .iter()
+            .position(|f| f.fid == CREDENTIAL_EF)
             .ok_or(Status::FileNotFound)?;
-        let FileBody::Transparent { data } = &mut f.body else {
+        let FileBody::Transparent { data } = &c.files[ef].body else {
             return Err(Status::IncompatibleFileStructure);
         };
         if credential.len() > data.len() {
             return Err(Status::NotEnoughMemory);
         }
+        let FileBody::Transparent { data } = &mut ctx.vm.file_mut(tree, ef)?.body else {
+            return Err(Status::IncompatibleFileStructure);
+        };
         data.fill(0);
         data[..credential.len()].copy_from_slice(&credential);
     }
-    c.auth.connection = Some(next);
-    ctx.dirty = true;
+    ctx.vm.auth_mut(i)?.connection = Some(next);
     Ok(Reply::ok(result.to_bytes()))
 }
 
 // GET DATA `80 CA 7F 21`: the certificate.
-fn certificate(ctx: &mut Ctx, i: usize) -> Outcome {
-    let c = container(ctx, i)?;
+fn certificate(ctx: &mut Ctx, i: ContainerId) -> Outcome {
+    let c = ctx.vm.container(i)?;
     if c.auth.certificate.is_empty() {
         return Err(Status::ReferencedDataNotFound);
     }
@@ -184,14 +183,11 @@ fn certificate(ctx: &mut Ctx, i: usize) -> Outcome {
 }
 
 // GET DATA `80 CA 00 5A`: the container identity (ICCID, ISD-P AID, certificate subject).
-fn identity(ctx: &mut Ctx, i: usize) -> Outcome {
-    let eid = ctx.state.eid.clone();
-    let c = container(ctx, i)?;
+fn identity(ctx: &mut Ctx, i: ContainerId) -> Outcome {
+    let eid = ctx.vm.eid();
+    let c = ctx.vm.container(i)?;
     let mut out = tlv::build(0x5A, &c.iccid);
     out.extend(tlv::build(0x4F, &c.isdp_aid));
-    out.extend(tlv::build(
-        0x5F20,
-        &[eid.as_slice(), c.iccid.as_slice()].concat(),
-    ));
+    out.extend(tlv::build(0x5F20, &[eid, c.iccid.as_slice()].concat()));
     Ok(Reply::ok(out))
 }

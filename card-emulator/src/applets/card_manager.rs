@@ -1,12 +1,14 @@
 //! The card manager: ISD-R of SGP.22 (ES10c over STORE DATA) and GlobalPlatform ISD.
 //!
-//! Management functions run with the VM in admin mode, and only where the card's policy
-//! allows them; listing and switching containers goes through `vm` like everything else.
+//! Management functions run with the VM in admin mode, inside a scope that only the
+//! card's policy (`vm::policy::enter_admin`) opens; listing and switching containers goes
+//! through that scope like everything else.
 
 use super::Applet;
 use crate::commands::{Ctx, Outcome, Reply};
-use crate::state::Container;
-use crate::vm::{self, Mode, Tree};
+use crate::state::{Container, ContainerId};
+use crate::vm::policy::{enter_admin, Function};
+use crate::vm::Admin;
 use apdu_specs::es10::{
     self, Aid, DeleteResult, DisableResult, Eid, EidResponse, EnableResult, Es10Request,
     EuiccConfiguredAddresses, EuiccInfo1, EuiccInfo2, ExtCardResource, Iccid, ProfileClass,
@@ -25,8 +27,9 @@ pub struct Session {
     store_data: StoreDataAssembler,
     /// GET STATUS entries not yet sent (answered with 6310 before).
     pub status_rest: Vec<u8>,
-    /// Container chosen by INSTALL [for personalization] for DGI STORE DATA.
-    pub personalize: Option<usize>,
+    /// Container chosen by INSTALL [for personalization] for DGI STORE DATA, by identity:
+    /// deleting another container never re-targets it.
+    pub personalize: Option<ContainerId>,
 }
 
 /// GlobalPlatform / ES10 instructions the card manager answers.
@@ -94,13 +97,10 @@ fn store_data(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
         Ok(StoreDataProgress::Incomplete) => Ok(Reply::done()),
         Ok(StoreDataProgress::Complete(payload)) => {
             let request = Es10Request::parse(&payload).map_err(|e| e.status())?;
-            if ctx.state.policy.es10_requires_secure_channel && !ctx.secured {
+            let Ok(mut admin) = enter_admin(&mut ctx.vm, Function::Es10, ctx.secure) else {
                 return Ok(Reply::ok(refused_by_policy(&request)));
-            }
-            ctx.mode = Mode::Admin;
-            let answer = es10c(ctx, request);
-            ctx.mode = Mode::Runtime;
-            answer.map(Reply::ok)
+            };
+            es10c(&mut admin, request).map(Reply::ok)
         }
     }
 }
@@ -139,22 +139,24 @@ fn info(c: &Container) -> ProfileInfo {
     }
 }
 
-fn find(containers: &[Container], id: &ProfileId) -> Option<usize> {
-    containers.iter().position(|c| match id {
-        ProfileId::Iccid(i) => c.iccid == i.as_bytes(),
-        ProfileId::IsdpAid(a) => c.isdp_aid == a.as_bytes(),
-    })
+/// The container a ProfileId names, with whether it is enabled.
+fn find(containers: &[Container], id: &ProfileId) -> Option<(ContainerId, bool)> {
+    containers
+        .iter()
+        .find(|c| match id {
+            ProfileId::Iccid(i) => c.iccid == i.as_bytes(),
+            ProfileId::IsdpAid(a) => c.isdp_aid == a.as_bytes(),
+        })
+        .map(|c| (c.id(), c.enabled))
 }
 
 /// Run one ES10c function (admin mode). Errors are SWs; SGP.22 result codes are data.
-fn es10c(ctx: &mut Ctx, request: Es10Request) -> Result<Vec<u8>, Status> {
-    let containers = vm::containers(ctx.state, ctx.mode)?;
+fn es10c(admin: &mut Admin, request: Es10Request) -> Result<Vec<u8>, Status> {
+    let containers = admin.containers();
     Ok(match request {
         Es10Request::GetEuiccData(_) => {
-            let eid: [u8; 16] = ctx
-                .state
-                .eid
-                .as_slice()
+            let eid: [u8; 16] = admin
+                .eid()
                 .try_into()
                 .map_err(|_| Status::ReferencedDataNotFound)?;
             EidResponse { eid: Eid(eid) }.to_bytes()
@@ -170,36 +172,33 @@ fn es10c(ctx: &mut Ctx, request: Es10Request) -> Result<Vec<u8>, Status> {
         }
         Es10Request::EnableProfile { id, .. } => match find(containers, &id) {
             None => EnableResult::IccidOrAidNotFound.to_bytes(),
-            Some(i) if containers[i].enabled => EnableResult::ProfileNotInDisabledState.to_bytes(),
-            Some(i) => {
-                switch(ctx, Some(i))?;
+            Some((_, true)) => EnableResult::ProfileNotInDisabledState.to_bytes(),
+            Some((c, false)) => {
+                admin.switch(Some(c))?;
                 EnableResult::Ok.to_bytes()
             }
         },
         Es10Request::DisableProfile { id, .. } => match find(containers, &id) {
             None => DisableResult::IccidOrAidNotFound.to_bytes(),
-            Some(i) if !containers[i].enabled => DisableResult::ProfileNotInEnabledState.to_bytes(),
-            Some(_) => {
-                switch(ctx, None)?;
+            Some((_, false)) => DisableResult::ProfileNotInEnabledState.to_bytes(),
+            Some((_, true)) => {
+                admin.switch(None)?;
                 DisableResult::Ok.to_bytes()
             }
         },
         Es10Request::DeleteProfile { id } => match find(containers, &id) {
             None => DeleteResult::IccidOrAidNotFound.to_bytes(),
-            Some(i) if containers[i].enabled => DeleteResult::ProfileNotInDisabledState.to_bytes(),
-            Some(i) => {
-                vm::containers_mut(ctx.state, ctx.mode)?.remove(i);
-                ctx.commit()?;
-                ctx.removed_container = Some(i);
+            Some((_, true)) => DeleteResult::ProfileNotInDisabledState.to_bytes(),
+            Some((c, false)) => {
+                admin.delete(c)?;
                 DeleteResult::Ok.to_bytes()
             }
         },
         Es10Request::SetNickname { iccid, nickname } => {
             match find(containers, &ProfileId::Iccid(iccid)) {
                 None => SetNicknameResult::IccidNotFound.to_bytes(),
-                Some(i) => {
-                    vm::containers_mut(ctx.state, ctx.mode)?[i].nickname = nickname;
-                    ctx.commit()?;
+                Some((c, _)) => {
+                    admin.set_nickname(c, nickname)?;
                     SetNicknameResult::Ok.to_bytes()
                 }
             }
@@ -218,22 +217,4 @@ fn es10c(ctx: &mut Ctx, request: Es10Request) -> Result<Vec<u8>, Status> {
         })
         .to_bytes(),
     })
-}
-
-/// Enable container `target` (or none), disabling the enabled one in the same commit.
-/// The dispatcher then makes every channel leave the container that stopped.
-fn switch(ctx: &mut Ctx, target: Option<usize>) -> Result<(), Status> {
-    let before = ctx.state.active_container();
-    for (i, c) in vm::containers_mut(ctx.state, ctx.mode)?
-        .iter_mut()
-        .enumerate()
-    {
-        c.enabled = Some(i) == target;
-        // Pending registrations and connections belong to the container: a switch ends them.
-        c.auth.pending = None;
-        c.auth.connection = None;
-    }
-    ctx.commit()?;
-    ctx.left_tree = before.map(Tree::Container);
-    Ok(())
 }

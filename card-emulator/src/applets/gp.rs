@@ -6,8 +6,10 @@ use super::card_manager::Session;
 use crate::commands::{Ctx, Outcome, Reply};
 use crate::secure::{self, ChannelScp};
 use crate::state::{FileBody, KeySet, TrustAnchor};
-use crate::vm::{self, Mode};
+use crate::vm::policy::{enter_admin, Function};
+use crate::vm::{Admin, Vm};
 use apdu_specs::{tlv, Command, Status};
+use secure_channel::SecurityLevel;
 use secure_channel::{
     kcv_aes, kcv_des3, scp02, scp03, CardChallenge, CardConfig, InitializeUpdate, ScpError,
     StaticKeys,
@@ -17,13 +19,14 @@ fn scp_status(e: ScpError) -> Status {
     Status::from_u16(e.status_word())
 }
 
-/// Management commands need an authenticated secure channel (the command came wrapped).
-fn require_secure(ctx: &Ctx) -> Result<(), Status> {
-    if ctx.secured {
-        Ok(())
-    } else {
-        Err(Status::SecurityStatusNotSatisfied)
-    }
+/// Admin mode for a GlobalPlatform management function, as the card's policy decides
+/// (6982 when it refuses: GP management needs an authenticated secure channel).
+fn admin<'v, 'a>(
+    vm: &'v mut Vm<'a>,
+    function: Function,
+    secure: Option<SecurityLevel>,
+) -> Result<Admin<'v, 'a>, Status> {
+    enter_admin(vm, function, secure).map_err(|_| Status::SecurityStatusNotSatisfied)
 }
 
 // GP Amendment D §7.1 (SCP03) / Card Spec E.5.1 (SCP02): INITIALIZE UPDATE.
@@ -33,9 +36,8 @@ pub fn initialize_update(ctx: &mut Ctx, session: &mut Session, cmd: &Command) ->
     let iu = InitializeUpdate::parse(&bytes).map_err(scp_status)?;
     // KVN 00 means "the default key set": the first SCP03 set.
     let set: KeySet = ctx
-        .state
-        .gp
-        .key_sets
+        .vm
+        .key_sets()
         .iter()
         .find(|k| {
             if iu.kvn == 0 {
@@ -50,12 +52,11 @@ pub fn initialize_update(ctx: &mut Ctx, session: &mut Session, cmd: &Command) ->
     let (session, data) = match set.scp {
         3 => {
             // The counter is incremented and durable before it is used (Amd D §6.2.2.1).
-            let seq = ctx.state.gp.scp03_counter + 1;
-            if seq > scp03::MAX_SEQUENCE_COUNTER {
-                return Err(Status::ConditionsNotSatisfied);
-            }
-            ctx.state.gp.scp03_counter = seq;
-            ctx.commit()?;
+            let seq = ctx
+                .vm
+                .next_scp03_counter(scp03::MAX_SEQUENCE_COUNTER)
+                .ok_or(Status::ConditionsNotSatisfied)?;
+            ctx.vm.commit()?;
             let config = CardConfig::scp03(set.kvn, &session.aid);
             let (s, data) = scp03::CardSession::initialize_update(
                 &keys,
@@ -69,7 +70,7 @@ pub fn initialize_update(ctx: &mut Ctx, session: &mut Session, cmd: &Command) ->
         }
         _ => {
             let config = CardConfig::scp02(set.kvn, &session.aid);
-            let seq = ctx.state.gp.scp02_counter;
+            let seq = ctx.vm.gp().scp02_counter;
             let (s, data) = scp02::CardSession::initialize_update(
                 &keys,
                 &config,
@@ -100,7 +101,7 @@ fn isdp_life_cycle(enabled: bool) -> u8 {
 // GP Card Spec §11.4: GET STATUS, P1 80 (ISD) or 40 (applications and security domains),
 // P2 02 (first, TLV format) or 03 (next); 6310 when more entries follow.
 pub fn get_status(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
-    require_secure(ctx)?;
+    let admin = admin(&mut ctx.vm, Function::GetStatus, ctx.secure)?;
     let mut rest = match cmd.p2 {
         0x03 if !session.status_rest.is_empty() => std::mem::take(&mut session.status_rest),
         0x03 => return Err(Status::ReferencedDataNotFound),
@@ -123,7 +124,7 @@ pub fn get_status(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcom
                 // ISD: SECURED, security domain with card lock, terminate, CVM, ... privileges.
                 0x80 => push(&session.aid, 0x0F, [0x9E, 0xFE, 0x80]),
                 0x40 => {
-                    for c in vm::containers(ctx.state, Mode::Admin)? {
+                    for c in admin.containers() {
                         push(&c.isdp_aid, isdp_life_cycle(c.enabled), [0x80, 0x00, 0x00]);
                     }
                 }
@@ -189,11 +190,11 @@ fn card_data() -> Vec<u8> {
 // GP Card Spec §11.3: GET DATA of the card manager: CPLC, card data, key information.
 pub fn get_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     match (cmd.p1, cmd.p2) {
-        (0x9F, 0x7F) => Ok(Reply::ok(tlv::build(0x9F7F, &cplc(&ctx.state.eid)))),
+        (0x9F, 0x7F) => Ok(Reply::ok(tlv::build(0x9F7F, &cplc(ctx.vm.eid())))),
         (0x00, 0x66) => Ok(Reply::ok(card_data())),
         (0x00, 0xE0) => {
             let mut info = Vec::new();
-            for set in &ctx.state.gp.key_sets {
+            for set in ctx.vm.key_sets() {
                 let (key_type, len) = if set.scp == 3 {
                     (0x88, set.enc.len() as u8)
                 } else {
@@ -212,7 +213,7 @@ pub fn get_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
 // GP Card Spec §11.8 / Amendment D §7.2: PUT KEY replacing (P1 = KVN) or adding (P1 = 00)
 // a key set of three keys (P2 = 81), each encrypted under the DEK and checked by its KCV.
 pub fn put_key(ctx: &mut Ctx, cmd: &Command) -> Outcome {
-    require_secure(ctx)?;
+    let mut admin = admin(&mut ctx.vm, Function::PutKey, ctx.secure)?;
     if cmd.p2 != 0x81 {
         return Err(Status::IncorrectP1P2);
     }
@@ -276,7 +277,7 @@ pub fn put_key(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         mac,
         dek,
     };
-    let sets = &mut ctx.state.gp.key_sets;
+    let sets = admin.key_sets_mut();
     let clash = sets
         .iter()
         .any(|k| k.kvn == new_kvn && (cmd.p1 == 0 || k.kvn != cmd.p1));
@@ -292,14 +293,13 @@ pub fn put_key(ctx: &mut Ctx, cmd: &Command) -> Outcome {
                 .ok_or(Status::ReferencedDataNotFound)? = set
         }
     }
-    ctx.dirty = true;
     Ok(Reply::ok(kcvs))
 }
 
 // GP Card Spec §11.5.2.3: INSTALL [for personalization] names the container (by its ISD-P
 // AID or its application's AID) that the following DGI STORE DATA commands write into.
 pub fn install(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
-    require_secure(ctx)?;
+    let admin = admin(&mut ctx.vm, Function::Personalize, ctx.secure)?;
     if (cmd.p1, cmd.p2) != (0x20, 0x00) {
         return Err(Status::IncorrectP1P2);
     }
@@ -307,14 +307,13 @@ pub fn install(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
         [0, 0, n, rest @ ..] if rest.len() >= *n as usize => &rest[..*n as usize],
         _ => return Err(Status::IncorrectData),
     };
-    let containers = vm::containers(ctx.state, Mode::Admin)?;
-    let i = containers
+    let id = admin
+        .containers()
         .iter()
-        .position(|c| {
-            c.isdp_aid == aid || c.files.first().and_then(|f| f.name.as_deref()) == Some(aid)
-        })
+        .find(|c| c.isdp_aid == aid || c.files.first().and_then(|f| f.name.as_deref()) == Some(aid))
+        .map(|c| c.id())
         .ok_or(Status::ReferencedDataNotFound)?;
-    session.personalize = Some(i);
+    session.personalize = Some(id);
     Ok(Reply::ok(vec![0x00]))
 }
 
@@ -324,8 +323,8 @@ pub const DGI_TRUST_ANCHOR: u16 = 0xA001;
 // GP Card Spec §11.11 STORE DATA in DGI format, in admin mode: DGI = FID of a transparent EF
 // of the container (its content from offset 0), or A001 = a trust anchor for a service.
 pub fn store_dgi(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
-    require_secure(ctx)?;
-    let i = session.personalize.ok_or(Status::ConditionsNotSatisfied)?;
+    let mut admin = admin(&mut ctx.vm, Function::Personalize, ctx.secure)?;
+    let id = session.personalize.ok_or(Status::ConditionsNotSatisfied)?;
     let mut rest = cmd.data();
     let mut writes = Vec::new();
     while !rest.is_empty() {
@@ -342,39 +341,35 @@ pub fn store_dgi(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome
         writes.push((dgi, value));
         rest = tail;
     }
-    // Apply to a copy: a bad DGI leaves the container as it was.
-    let mut container = vm::containers(ctx.state, Mode::Admin)?
-        .get(i)
-        .cloned()
-        .ok_or(Status::ReferencedDataNotFound)?;
-    for (dgi, value) in writes {
-        if dgi == DGI_TRUST_ANCHOR {
-            let tlvs = tlv::parse_all(value).map_err(|_| Status::IncorrectData)?;
-            let service = tlv::find_primitive(&tlvs, 0x80).ok_or(Status::IncorrectData)?;
-            let key = tlv::find_primitive(&tlvs, 0x81).ok_or(Status::IncorrectData)?;
-            let service = String::from_utf8(service.to_vec()).map_err(|_| Status::IncorrectData)?;
-            container.trust_anchors.retain(|a| a.service != service);
-            container.trust_anchors.push(TrustAnchor {
-                service,
-                public_key: key.to_vec(),
-            });
-        } else {
-            let f = container
-                .files
-                .iter_mut()
-                .find(|f| f.fid == dgi)
-                .ok_or(Status::FileNotFound)?;
-            let FileBody::Transparent { data } = &mut f.body else {
-                return Err(Status::IncompatibleFileStructure);
-            };
-            let target = data.get_mut(..value.len()).ok_or(Status::NotEnoughMemory)?;
-            target.copy_from_slice(value);
+    // Applied to a copy: a bad DGI leaves the container as it was. A container deleted
+    // since INSTALL answers 6A88; no other container is ever written.
+    admin.edit_container(id, |container| {
+        for (dgi, value) in writes {
+            if dgi == DGI_TRUST_ANCHOR {
+                let tlvs = tlv::parse_all(value).map_err(|_| Status::IncorrectData)?;
+                let service = tlv::find_primitive(&tlvs, 0x80).ok_or(Status::IncorrectData)?;
+                let key = tlv::find_primitive(&tlvs, 0x81).ok_or(Status::IncorrectData)?;
+                let service =
+                    String::from_utf8(service.to_vec()).map_err(|_| Status::IncorrectData)?;
+                container.trust_anchors.retain(|a| a.service != service);
+                container.trust_anchors.push(TrustAnchor {
+                    service,
+                    public_key: key.to_vec(),
+                });
+            } else {
+                let f = container
+                    .files
+                    .iter_mut()
+                    .find(|f| f.fid == dgi)
+                    .ok_or(Status::FileNotFound)?;
+                let FileBody::Transparent { data } = &mut f.body else {
+                    return Err(Status::IncompatibleFileStructure);
+                };
+                let target = data.get_mut(..value.len()).ok_or(Status::NotEnoughMemory)?;
+                target.copy_from_slice(value);
+            }
         }
-    }
-    let slot = vm::containers_mut(ctx.state, Mode::Admin)?
-        .get_mut(i)
-        .ok_or(Status::ReferencedDataNotFound)?;
-    *slot = container;
-    ctx.dirty = true;
+        Ok(())
+    })?;
     Ok(Reply::done())
 }

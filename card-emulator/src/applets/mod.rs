@@ -29,10 +29,10 @@ pub enum Selected {
 
 impl Selected {
     /// The container whose instance this is (`None` for card-global applets).
-    pub fn container(&self) -> Option<usize> {
+    pub fn container(&self) -> Option<crate::state::ContainerId> {
         match self {
             Selected::CardManager(_) => None,
-            Selected::Auth(s) => Some(s.container),
+            Selected::Auth(s) => s.container,
         }
     }
 }

@@ -55,12 +55,11 @@ pub fn update(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         return Err(Status::WrongLength);
     }
     let (ef, offset) = target(ctx, cmd)?;
-    let allowed = ctx.allowed(ctx.files()?[ef].update);
-    let f = &mut ctx.files_mut()?[ef];
-    let FileBody::Transparent { data } = &mut f.body else {
+    let f = &ctx.files()?[ef];
+    let FileBody::Transparent { data } = &f.body else {
         return Err(Status::IncompatibleFileStructure);
     };
-    if !allowed {
+    if !ctx.allowed(f.update) {
         return Err(Status::SecurityStatusNotSatisfied);
     }
     if offset >= data.len() {
@@ -70,7 +69,9 @@ pub fn update(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     if end > data.len() {
         return Err(Status::NotEnoughMemory);
     }
+    let FileBody::Transparent { data } = &mut ctx.file_mut(ef)?.body else {
+        return Err(Status::IncompatibleFileStructure);
+    };
     data[offset..end].copy_from_slice(cmd.data());
-    ctx.dirty = true;
     Ok(Reply::done())
 }

@@ -13,13 +13,9 @@ pub fn get_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     }
     let tag = u16::from_be_bytes([cmd.p1, cmd.p2]);
     let value = if tag == HISTORICAL_BYTES {
-        Some(ctx.state.historical_bytes.as_slice())
+        Some(ctx.vm.historical_bytes())
     } else {
-        ctx.state
-            .data_objects
-            .iter()
-            .find(|d| d.tag == tag)
-            .map(|d| d.value.as_slice())
+        ctx.vm.data_object(tag)
     };
     let value = value.ok_or(Status::ReferencedDataNotFound)?;
     Ok(Reply::ok(tlv::build(tag as u32, value)))

@@ -1,9 +1,10 @@
 //! The ISO 7816-4 commands of the card, one module per group; each function cites its clause.
 //!
-//! Handlers receive a parsed [`Command`] and a [`Ctx`] over the persistent state and the
-//! channel's volatile state. They mutate the persistent state only once they are sure
-//! to succeed and mark it dirty; the dispatcher commits it (or calls `commit` early
-//! where a standard demands durability before the check, as the PIN counters do).
+//! Handlers receive a parsed [`Command`] and a [`Ctx`]: the virtual machine's capability
+//! over the persistent state, and the channel's volatile state. They take a part of the
+//! state for writing only once they are sure to succeed (the VM records what they took);
+//! the dispatcher commits it, or a handler calls `ctx.vm.commit()` early where a standard
+//! demands durability before the check, as the PIN counters do.
 
 mod binary;
 mod data;
@@ -13,11 +14,11 @@ mod security;
 mod select;
 
 use crate::channel::Channel;
-use crate::state::{Access, CardState, FileId, FileNode, PinRecord};
-use crate::store::Store;
-use crate::vm::{self, Mode, Tree};
+use crate::state::{Access, FileId, FileNode, PinRecord};
+use crate::vm::{Tree, Vm};
 use apdu_specs::ins::iso;
 use apdu_specs::{Command, Status};
+use secure_channel::SecurityLevel;
 
 /// The answer of a handler that completed: data plus a success or warning SW.
 #[derive(Debug)]
@@ -44,41 +45,19 @@ impl Reply {
 /// Error SW or a reply.
 pub type Outcome = Result<Reply, Status>;
 
-/// What a handler may touch.
+/// What a handler may touch: the card's state only through the virtual machine, and the
+/// volatile state of its own channel.
 pub struct Ctx<'a> {
-    /// Runtime for terminal commands; admin only inside a management command.
-    pub mode: Mode,
-    pub state: &'a mut CardState,
+    pub vm: Vm<'a>,
     pub chan: &'a mut Channel,
-    pub store: &'a mut dyn Store,
-    pub dirty: bool,
-    pub commit_failed: bool,
-    /// Set by a container switch: every channel must leave this tree.
-    pub left_tree: Option<Tree>,
-    /// Set when container `i` was deleted: trees of later containers shift down.
-    pub removed_container: Option<usize>,
-    /// The command came through an authenticated secure channel (unwrapped).
-    pub secured: bool,
+    /// The level of the authenticated secure channel the command came through (unwrapped),
+    /// `None` for a command in clear.
+    pub secure: Option<SecurityLevel>,
     /// Unix seconds now.
     pub clock: fn() -> u64,
 }
 
 impl Ctx<'_> {
-    /// Make the state durable now (before a PIN comparison, for instance).
-    pub fn commit(&mut self) -> Result<(), Status> {
-        match self.store.commit(self.state) {
-            Ok(()) => {
-                self.dirty = false;
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!("state commit failed: {e}");
-                self.commit_failed = true;
-                Err(Status::MemoryFailure)
-            }
-        }
-    }
-
     pub fn allowed(&self, access: Access) -> bool {
         match access {
             Access::Always => true,
@@ -92,11 +71,12 @@ impl Ctx<'_> {
 
     /// The files of the channel's current tree, through the VM.
     pub fn files(&self) -> Result<&[FileNode], Status> {
-        vm::tree(self.state, self.mode, self.chan.tree)
+        self.vm.tree(self.chan.tree)
     }
 
-    pub fn files_mut(&mut self) -> Result<&mut [FileNode], Status> {
-        vm::tree_mut(self.state, self.mode, self.chan.tree)
+    /// One file of the channel's current tree, for writing.
+    pub fn file_mut(&mut self, id: FileId) -> Result<&mut FileNode, Status> {
+        self.vm.file_mut(self.chan.tree, id)
     }
 
     /// Where PIN `reference` lives: the current tree's own PINs first, then the card's.
@@ -106,7 +86,7 @@ impl Ctx<'_> {
             trees.push(Tree::Global);
         }
         for t in trees {
-            let pins = vm::pins(self.state, self.mode, t)?;
+            let pins = self.vm.pins(t)?;
             if let Some(i) = pins.iter().position(|p| p.reference == reference) {
                 return Ok((t, i));
             }
@@ -115,15 +95,14 @@ impl Ctx<'_> {
     }
 
     pub fn pin(&self, (tree, i): (Tree, usize)) -> Result<&PinRecord, Status> {
-        vm::pins(self.state, self.mode, tree)?
+        self.vm
+            .pins(tree)?
             .get(i)
             .ok_or(Status::ReferencedDataNotFound)
     }
 
     pub fn pin_mut(&mut self, (tree, i): (Tree, usize)) -> Result<&mut PinRecord, Status> {
-        vm::pins_mut(self.state, self.mode, tree)?
-            .get_mut(i)
-            .ok_or(Status::ReferencedDataNotFound)
+        self.vm.pin_mut(tree, i)
     }
 
     /// The current EF, or 6986 when none is selected.

@@ -54,18 +54,21 @@ pub fn update(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         records,
         record_length,
         ..
-    } = &mut ctx.files_mut()?[ef].body
+    } = &ctx.files()?[ef].body
     else {
         return Err(Status::IncompatibleFileStructure);
     };
     if cmd.data().len() != *record_length as usize || cmd.le().is_some() {
         return Err(Status::WrongLength);
     }
-    let rec = records
-        .get_mut(cmd.p1 as usize - 1)
-        .ok_or(Status::RecordNotFound)?;
-    rec.copy_from_slice(cmd.data());
-    ctx.dirty = true;
+    let n = cmd.p1 as usize - 1;
+    if n >= records.len() {
+        return Err(Status::RecordNotFound);
+    }
+    let FileBody::Records { records, .. } = &mut ctx.file_mut(ef)?.body else {
+        return Err(Status::IncompatibleFileStructure);
+    };
+    records[n].copy_from_slice(cmd.data());
     Ok(Reply::done())
 }
 
@@ -80,21 +83,30 @@ pub fn append(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         record_length,
         max_records,
         cyclic,
-    } = &mut ctx.files_mut()?[ef].body
+    } = &ctx.files()?[ef].body
     else {
         return Err(Status::IncompatibleFileStructure);
     };
     if cmd.data().len() != *record_length as usize || cmd.le().is_some() {
         return Err(Status::WrongLength);
     }
+    if !*cyclic && records.len() >= *max_records as usize {
+        return Err(Status::NotEnoughMemory);
+    }
+    let FileBody::Records {
+        records,
+        max_records,
+        cyclic,
+        ..
+    } = &mut ctx.file_mut(ef)?.body
+    else {
+        return Err(Status::IncompatibleFileStructure);
+    };
     if *cyclic {
         records.insert(0, cmd.data().to_vec());
         records.truncate(*max_records as usize);
-    } else if records.len() >= *max_records as usize {
-        return Err(Status::NotEnoughMemory);
     } else {
         records.push(cmd.data().to_vec());
     }
-    ctx.dirty = true;
     Ok(Reply::done())
 }

@@ -23,11 +23,10 @@ fn try_pin(ctx: &mut Ctx, idx: Loc, candidate: &[u8]) -> Result<bool, Status> {
         return Err(Status::AuthenticationMethodBlocked);
     }
     ctx.pin_mut(idx)?.tries_left -= 1;
-    ctx.commit()?;
-    let p = ctx.pin_mut(idx)?;
-    if pin::matches(&p.value, candidate) {
+    ctx.vm.commit()?;
+    if pin::matches(&ctx.pin(idx)?.value, candidate) {
+        let p = ctx.pin_mut(idx)?;
         p.tries_left = p.max_tries;
-        ctx.dirty = true;
         Ok(true)
     } else {
         Ok(false)
@@ -125,7 +124,6 @@ pub fn change_reference_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let p = ctx.pin_mut(idx)?;
     p.value = secret;
     p.tries_left = p.max_tries;
-    ctx.dirty = true;
     ctx.chan.set_verified(idx.0, r, true);
     Ok(Reply::done())
 }
@@ -158,19 +156,20 @@ pub fn reset_retry_counter(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     if let Some(puk) = ctx.pin_mut(idx)?.puk.as_mut() {
         puk.tries_left -= 1;
     }
-    ctx.commit()?;
-    let p = ctx.pin_mut(idx)?;
-    let Some(puk) = p.puk.as_mut() else {
+    ctx.vm.commit()?;
+    let Some(puk) = ctx.pin(idx)?.puk.as_ref() else {
         return Err(Status::NoPreciseDiagnosis);
     };
     if !pin::matches(&puk.value, code) {
         return Err(Status::retries_left(puk.tries_left));
     }
-    puk.tries_left = puk.max_tries;
+    let p = ctx.pin_mut(idx)?;
+    if let Some(puk) = p.puk.as_mut() {
+        puk.tries_left = puk.max_tries;
+    }
     p.tries_left = p.max_tries;
     if let Some(s) = secret {
         p.value = s;
     }
-    ctx.dirty = true;
     Ok(Reply::done())
 }

@@ -3,7 +3,7 @@
 use super::{Ctx, Outcome, Reply};
 use crate::fs;
 use crate::state::FileId;
-use crate::vm::{self, Tree};
+use crate::vm::Tree;
 use apdu_specs::{Command, Status};
 
 fn fids(data: &[u8]) -> Result<Vec<u16>, Status> {
@@ -23,19 +23,13 @@ fn one_fid(data: &[u8]) -> Result<u16, Status> {
     }
 }
 
-fn order(t: Tree) -> usize {
-    match t {
-        Tree::Global => 0,
-        Tree::Container(i) => i + 1,
-    }
-}
-
-/// DFs named by `prefix` in every tree visible to the VM, card-global first.
-fn named(ctx: &Ctx, prefix: &[u8]) -> Vec<(Tree, FileId)> {
+/// DFs named by `prefix` in every tree visible to the VM, card-global first, with their
+/// place in that order.
+fn named(ctx: &Ctx, prefix: &[u8]) -> Vec<((usize, FileId), (Tree, FileId))> {
     let mut out = Vec::new();
-    for t in vm::visible_trees(ctx.state, ctx.mode) {
-        if let Ok(files) = vm::tree(ctx.state, ctx.mode, t) {
-            out.extend(fs::dfs_named(files, prefix).map(|id| (t, id)));
+    for (n, t) in ctx.vm.visible_trees().into_iter().enumerate() {
+        if let Ok(files) = ctx.vm.tree(t) {
+            out.extend(fs::dfs_named(files, prefix).map(|id| ((n, id), (t, id))));
         }
     }
     out
@@ -65,7 +59,7 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
             let fid = one_fid(data)?;
             match here(fs::select_fid(files, df, fid)) {
                 None if at_container_root => {
-                    let global = vm::tree(ctx.state, ctx.mode, Tree::Global)?;
+                    let global = ctx.vm.tree(Tree::Global)?;
                     fs::select_fid(global, fs::MF, fid).map(|i| (Tree::Global, i))
                 }
                 found => found,
@@ -80,21 +74,27 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         0x04 if data.len() > 16 => return Err(Status::WrongLength),
         0x04 => {
             let matches = named(ctx, data);
-            let now = (order(tree), df);
-            let pos = |m: &(Tree, FileId)| (order(m.0), m.1);
-            match occurrence {
-                0 => matches.first().copied(),
-                1 => matches.last().copied(),
-                2 => matches.iter().copied().find(|m| pos(m) > now),
-                _ => matches.iter().copied().rev().find(|m| pos(m) < now),
-            }
+            let place = ctx
+                .vm
+                .visible_trees()
+                .iter()
+                .position(|t| *t == tree)
+                .unwrap_or(0);
+            let now = (place, df);
+            let found = match occurrence {
+                0 => matches.first(),
+                1 => matches.last(),
+                2 => matches.iter().find(|m| m.0 > now),
+                _ => matches.iter().rev().find(|m| m.0 < now),
+            };
+            found.map(|m| m.1)
         }
         0x08 => {
             let mut path = fids(data)?;
             if path.first() == Some(&apdu_specs::ins::fid::MF) {
                 path.remove(0);
             }
-            let global = vm::tree(ctx.state, ctx.mode, Tree::Global)?;
+            let global = ctx.vm.tree(Tree::Global)?;
             if path.is_empty() {
                 mf
             } else {
@@ -120,7 +120,7 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         }
         None => return Err(Status::FileNotFound),
     };
-    let files = vm::tree(ctx.state, ctx.mode, tree)?;
+    let files = ctx.vm.tree(tree)?;
     let answer = match answer {
         0x00 => fs::control_parameters(files, target, 0x6F),
         0x04 => fs::control_parameters(files, target, 0x62),

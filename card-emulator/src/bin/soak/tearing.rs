@@ -176,12 +176,15 @@ impl Campaign {
         let st = load(&self.state)?;
         self.k.max_tries = [
             st.pins[0].max_tries,
-            st.containers[0].pins[0].max_tries,
-            st.containers[1].pins[0].max_tries,
+            st.containers()[0].pins[0].max_tries,
+            st.containers()[1].pins[0].max_tries,
         ];
         self.k.tries = self.k.max_tries;
-        self.k.enabled = st.containers.iter().position(|c| c.enabled);
-        self.k.counters = [st.containers[0].auth.counter, st.containers[1].auth.counter];
+        self.k.enabled = st.containers().iter().position(|c| c.enabled);
+        self.k.counters = [
+            st.containers()[0].auth.counter,
+            st.containers()[1].auth.counter,
+        ];
         Ok(())
     }
 
@@ -196,8 +199,8 @@ impl Campaign {
             }
         };
         // Containers: at most one enabled, the acknowledged one or the one in flight.
-        let enabled: Vec<usize> = (0..st.containers.len())
-            .filter(|i| st.containers[*i].enabled)
+        let enabled: Vec<usize> = (0..st.containers().len())
+            .filter(|i| st.containers()[*i].enabled)
             .collect();
         if enabled.len() > 1 {
             self.violation(format!("{} containers enabled", enabled.len()));
@@ -233,7 +236,7 @@ impl Campaign {
         }
         // Registration counters never go back, and move by one at most on a cut registration.
         for i in 0..2 {
-            let c = st.containers[i].auth.counter;
+            let c = st.containers()[i].auth.counter;
             let fly = in_flight == Some(Effect::Register(i));
             if c < self.k.counters[i] || c > self.k.counters[i] + u32::from(fly) {
                 self.violation(format!(
@@ -247,8 +250,8 @@ impl Campaign {
         // right VERIFY or unblock.
         let now = [
             st.pins[0].tries_left,
-            st.containers[0].pins[0].tries_left,
-            st.containers[1].pins[0].tries_left,
+            st.containers()[0].pins[0].tries_left,
+            st.containers()[1].pins[0].tries_left,
         ];
         for (p, &t) in now.iter().enumerate() {
             let (was, max) = (self.k.tries[p], self.k.max_tries[p]);

@@ -66,7 +66,7 @@ pub fn card(ca: &IssuerCa, server_key: &[u8], n: usize) -> Result<InProcess<Card
     ca.personalize(&mut state, system_clock())
         .map_err(|e| e.to_string())?;
     let c = state
-        .containers
+        .containers_mut()
         .iter_mut()
         .find(|c| c.enabled)
         .ok_or("the default profile has no enabled container")?;

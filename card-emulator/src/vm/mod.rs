@@ -1,0 +1,348 @@
+//! The virtual machine: the only door from a command or applet to the card's persistent
+//! state. A handler receives a [`Vm`], a capability that offers what runtime mode allows
+//! (the card-global objects and the one activated container) and never the raw
+//! [`CardState`]. Admin mode is a scope, an [`Admin`] guard that borrows the `Vm` and ends
+//! when dropped; exactly one function creates it, [`policy::enter_admin`], the card
+//! manager's policy. The `Vm` also records what each transaction changed, so the store
+//! writes only that.
+
+pub mod policy;
+
+use crate::state::{
+    AuthState, CardState, Container, ContainerId, FileId, FileNode, GpState, KeySet, PinRecord,
+    Policy,
+};
+use crate::store::{Changes, Store};
+use apdu_specs::Status;
+
+/// Which file tree (and PIN set) an object lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Tree {
+    /// Card-global: the MF and its files, the card PINs.
+    #[default]
+    Global,
+    /// The tree of the container with this identity.
+    Container(ContainerId),
+}
+
+/// What a finished transaction leaves for the dispatcher.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// A commit failed: the in-memory state must be reloaded from the store.
+    pub commit_failed: bool,
+    /// Containers that stopped being active or ceased to exist: every channel leaves them.
+    pub left: Vec<ContainerId>,
+}
+
+/// The runtime capability over the card's persistent state for one command.
+pub struct Vm<'a> {
+    state: &'a mut CardState,
+    store: &'a mut dyn Store,
+    changes: Changes,
+    commit_failed: bool,
+    left: Vec<ContainerId>,
+}
+
+impl<'a> Vm<'a> {
+    /// Open the VM in runtime mode over the card's state for one command. Only the
+    /// dispatcher, which owns the state, calls this.
+    pub(crate) fn runtime(state: &'a mut CardState, store: &'a mut dyn Store) -> Vm<'a> {
+        Vm {
+            state,
+            store,
+            changes: Changes::default(),
+            commit_failed: false,
+            left: Vec::new(),
+        }
+    }
+
+    /// Whether `tree` exists for runtime mode: the card-global tree and the activated
+    /// container's. A disabled or unknown container answers as absent (6A82).
+    pub fn reachable(&self, tree: Tree) -> Result<(), Status> {
+        match tree {
+            Tree::Global => Ok(()),
+            Tree::Container(id) => match self.state.container(id) {
+                Some(c) if c.enabled => Ok(()),
+                _ => Err(Status::FileNotFound),
+            },
+        }
+    }
+
+    /// The activated container, if any.
+    pub fn active(&self) -> Option<ContainerId> {
+        self.state.active_id()
+    }
+
+    /// The trees visible to SELECT by name: card-global first, then the activated one.
+    pub fn visible_trees(&self) -> Vec<Tree> {
+        let mut out = vec![Tree::Global];
+        out.extend(self.active().map(Tree::Container));
+        out
+    }
+
+    pub fn tree(&self, tree: Tree) -> Result<&[FileNode], Status> {
+        self.reachable(tree)?;
+        Ok(match tree {
+            Tree::Global => &self.state.files,
+            Tree::Container(id) => &self.reached(id)?.files,
+        })
+    }
+
+    /// One file of a reachable tree, for writing; the store will write that file.
+    pub fn file_mut(&mut self, tree: Tree, id: FileId) -> Result<&mut FileNode, Status> {
+        self.reachable(tree)?;
+        self.changes.files.insert((tree, id));
+        let files = match tree {
+            Tree::Global => &mut self.state.files,
+            Tree::Container(c) => &mut self.reached_mut(c)?.files,
+        };
+        files.get_mut(id).ok_or(Status::FileNotFound)
+    }
+
+    pub fn pins(&self, tree: Tree) -> Result<&[PinRecord], Status> {
+        self.reachable(tree)?;
+        Ok(match tree {
+            Tree::Global => &self.state.pins,
+            Tree::Container(id) => &self.reached(id)?.pins,
+        })
+    }
+
+    pub fn pin_mut(&mut self, tree: Tree, index: usize) -> Result<&mut PinRecord, Status> {
+        self.reachable(tree)?;
+        let pins = match tree {
+            Tree::Global => {
+                self.changes.global = true;
+                &mut self.state.pins
+            }
+            Tree::Container(id) => {
+                self.changes.containers.insert(id);
+                &mut self.reached_mut(id)?.pins
+            }
+        };
+        pins.get_mut(index).ok_or(Status::ReferencedDataNotFound)
+    }
+
+    /// The activated container `id` (read only); 6A82 for any other.
+    pub fn container(&self, id: ContainerId) -> Result<&Container, Status> {
+        self.reachable(Tree::Container(id))?;
+        self.reached(id)
+    }
+
+    /// The authentication applet's state in the activated container `id`.
+    pub fn auth_mut(&mut self, id: ContainerId) -> Result<&mut AuthState, Status> {
+        self.reachable(Tree::Container(id))?;
+        self.changes.containers.insert(id);
+        Ok(&mut self.reached_mut(id)?.auth)
+    }
+
+    fn reached(&self, id: ContainerId) -> Result<&Container, Status> {
+        self.state.container(id).ok_or(Status::FileNotFound)
+    }
+
+    fn reached_mut(&mut self, id: ContainerId) -> Result<&mut Container, Status> {
+        self.state.container_mut(id).ok_or(Status::FileNotFound)
+    }
+
+    // Card-global objects, readable by every command.
+
+    pub fn eid(&self) -> &[u8] {
+        &self.state.eid
+    }
+
+    pub fn historical_bytes(&self) -> &[u8] {
+        &self.state.historical_bytes
+    }
+
+    /// The value of card-level data object `tag`, if the card has one.
+    pub fn data_object(&self, tag: u16) -> Option<&[u8]> {
+        self.state
+            .data_objects
+            .iter()
+            .find(|d| d.tag == tag)
+            .map(|d| d.value.as_slice())
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.state.policy
+    }
+
+    /// The GlobalPlatform key sets (INITIALIZE UPDATE and GET DATA need them before any
+    /// channel exists); only an admin scope replaces them.
+    pub fn key_sets(&self) -> &[KeySet] {
+        &self.state.gp.key_sets
+    }
+
+    pub fn gp(&self) -> &GpState {
+        &self.state.gp
+    }
+
+    /// Take the next SCP03 sequence counter value, or `None` once it is exhausted.
+    pub fn next_scp03_counter(&mut self, max: u32) -> Option<u32> {
+        let seq = self.state.gp.scp03_counter.checked_add(1)?;
+        if seq > max {
+            return None;
+        }
+        self.state.gp.scp03_counter = seq;
+        self.changes.global = true;
+        Some(seq)
+    }
+
+    /// Count one opened SCP02 channel (GP Card Spec E.4.2.1).
+    pub fn advance_scp02_counter(&mut self) {
+        self.state.gp.scp02_counter = self.state.gp.scp02_counter.wrapping_add(1);
+        self.changes.global = true;
+    }
+
+    /// Record one failed authentication (wrong cryptogram or MAC), durably.
+    pub fn count_auth_failure(&mut self) {
+        self.state.gp.auth_failures = self.state.gp.auth_failures.saturating_add(1);
+        self.changes.global = true;
+    }
+
+    /// Make the changes so far durable now (before a PIN comparison, for instance).
+    pub fn commit(&mut self) -> Result<(), Status> {
+        if self.commit_failed {
+            return Err(Status::MemoryFailure);
+        }
+        let changes = std::mem::take(&mut self.changes);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match self.store.commit_changes(self.state, &changes) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!("state commit failed: {e}");
+                self.commit_failed = true;
+                Err(Status::MemoryFailure)
+            }
+        }
+    }
+
+    /// End the transaction: commit what is left and tell the dispatcher what to do.
+    pub(crate) fn finish(mut self) -> (Result<(), Status>, Outcome) {
+        let committed = self.commit();
+        let outcome = Outcome {
+            commit_failed: self.commit_failed,
+            left: self.left,
+        };
+        (committed, outcome)
+    }
+}
+
+/// Admin mode: a scope over the [`Vm`] that reaches every container by identity and the
+/// container table itself. Created only by [`policy::enter_admin`]; ends when dropped.
+pub struct Admin<'v, 'a> {
+    vm: &'v mut Vm<'a>,
+}
+
+impl<'a> std::ops::Deref for Admin<'_, 'a> {
+    type Target = Vm<'a>;
+    fn deref(&self) -> &Vm<'a> {
+        self.vm
+    }
+}
+
+impl<'a> std::ops::DerefMut for Admin<'_, 'a> {
+    fn deref_mut(&mut self) -> &mut Vm<'a> {
+        self.vm
+    }
+}
+
+impl Admin<'_, '_> {
+    /// The container table, every state.
+    pub fn containers(&self) -> &[Container] {
+        self.vm.state.containers()
+    }
+
+    /// Any container by identity (6A88 when none has it).
+    pub fn container_any(&self, id: ContainerId) -> Result<&Container, Status> {
+        self.vm
+            .state
+            .container(id)
+            .ok_or(Status::ReferencedDataNotFound)
+    }
+
+    /// Replace container `id` by `f`'s edit of a copy: all of it or nothing. Its identity
+    /// and state cannot change this way.
+    pub fn edit_container(
+        &mut self,
+        id: ContainerId,
+        f: impl FnOnce(&mut Container) -> Result<(), Status>,
+    ) -> Result<(), Status> {
+        let slot = self
+            .vm
+            .state
+            .container_mut(id)
+            .ok_or(Status::ReferencedDataNotFound)?;
+        let mut copy = slot.clone();
+        f(&mut copy)?;
+        if copy.isdp_aid != slot.isdp_aid
+            || copy.enabled != slot.enabled
+            || copy.files.len() != slot.files.len()
+        {
+            return Err(Status::ConditionsNotSatisfied);
+        }
+        let files = copy.files.len();
+        *slot = copy;
+        self.vm.changes.containers.insert(id);
+        self.vm
+            .changes
+            .files
+            .extend((0..files).map(|i| (Tree::Container(id), i)));
+        Ok(())
+    }
+
+    /// Activate `target` (or none), disabling the activated one in the same commit. A
+    /// switch ends the authentication applet's pending registration and connection.
+    pub fn switch(&mut self, target: Option<ContainerId>) -> Result<(), Status> {
+        if let Some(t) = target {
+            self.container_any(t)?;
+        }
+        let before = self.vm.state.active_id();
+        for c in self.vm.state.containers_mut().iter_mut() {
+            let id = c.id();
+            c.enabled = Some(id) == target;
+            c.auth.pending = None;
+            c.auth.connection = None;
+            self.vm.changes.containers.insert(id);
+        }
+        self.vm.commit()?;
+        if let Some(b) = before.filter(|b| Some(*b) != target) {
+            self.vm.left.push(b);
+        }
+        Ok(())
+    }
+
+    /// Delete a disabled container with everything in it.
+    pub fn delete(&mut self, id: ContainerId) -> Result<(), Status> {
+        let c = self.container_any(id)?;
+        if c.enabled {
+            return Err(Status::ConditionsNotSatisfied);
+        }
+        self.vm.state.containers_mut().retain(|c| c.id() != id);
+        self.vm.changes.structure = true;
+        self.vm.commit()?;
+        self.vm.left.push(id);
+        Ok(())
+    }
+
+    pub fn set_nickname(&mut self, id: ContainerId, nickname: String) -> Result<(), Status> {
+        let c = self
+            .vm
+            .state
+            .container_mut(id)
+            .ok_or(Status::ReferencedDataNotFound)?;
+        c.nickname = nickname;
+        self.vm.changes.containers.insert(id);
+        self.vm.commit()
+    }
+
+    /// The GlobalPlatform key sets, for PUT KEY.
+    pub fn key_sets_mut(&mut self) -> &mut Vec<KeySet> {
+        self.vm.changes.global = true;
+        &mut self.vm.state.gp.key_sets
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+use super::policy::{enter_admin, Function};
+use super::*;
+use crate::profile;
+use crate::store::MemoryStore;
+
+fn card_with_second_active() -> CardState {
+    let mut s = profile::build(profile::DEFAULT_PROFILE).unwrap();
+    assert!(s.containers().len() >= 2);
+    for c in s.containers_mut().iter_mut() {
+        c.enabled = false;
+    }
+    s.containers_mut()[1].enabled = true;
+    s
+}
+
+#[test]
+fn runtime_reaches_only_the_activated_container_admin_reaches_all() {
+    let mut s = card_with_second_active();
+    let (a, b) = (s.containers()[0].id(), s.containers()[1].id());
+    let mut store = MemoryStore::new(s.clone());
+    let mut vm = Vm::runtime(&mut s, &mut store);
+    assert_eq!(
+        vm.tree(Tree::Container(a)).err(),
+        Some(Status::FileNotFound)
+    );
+    assert!(vm.tree(Tree::Container(b)).is_ok());
+    assert!(vm.pins(Tree::Container(a)).is_err());
+    assert_eq!(vm.auth_mut(a).err(), Some(Status::FileNotFound));
+    assert_eq!(
+        vm.file_mut(Tree::Container(a), 0).err(),
+        Some(Status::FileNotFound)
+    );
+    assert_eq!(vm.visible_trees(), vec![Tree::Global, Tree::Container(b)]);
+    {
+        let admin = enter_admin(&mut vm, Function::Es10, None).unwrap();
+        assert!(admin.container_any(a).is_ok());
+        assert_eq!(admin.containers().len(), 2);
+        let unknown = ContainerId::new(&[0xA0, 0, 0, 0, 0x99]).unwrap();
+        assert_eq!(
+            admin.container_any(unknown).err(),
+            Some(Status::ReferencedDataNotFound)
+        );
+    }
+    // The scope ended with the guard: runtime rules again.
+    assert!(vm.tree(Tree::Container(a)).is_err());
+}
+
+#[test]
+fn global_platform_management_needs_a_secure_channel() {
+    let mut s = card_with_second_active();
+    let mut store = MemoryStore::new(s.clone());
+    let mut vm = Vm::runtime(&mut s, &mut store);
+    for f in [Function::GetStatus, Function::Personalize, Function::PutKey] {
+        assert!(enter_admin(&mut vm, f, None).is_err(), "{f:?}");
+        assert!(enter_admin(&mut vm, f, Some(SecurityLevel::C_MAC)).is_ok());
+    }
+}
+
+#[test]
+fn a_switch_leaves_the_old_container_and_deleting_needs_it_disabled() {
+    let mut s = card_with_second_active();
+    let (a, b) = (s.containers()[0].id(), s.containers()[1].id());
+    let mut store = MemoryStore::new(s.clone());
+    let mut vm = Vm::runtime(&mut s, &mut store);
+    {
+        let mut admin = enter_admin(&mut vm, Function::Es10, None).unwrap();
+        assert_eq!(admin.delete(b), Err(Status::ConditionsNotSatisfied));
+        admin.switch(Some(a)).unwrap();
+        admin.delete(b).unwrap();
+    }
+    let (committed, outcome) = vm.finish();
+    committed.unwrap();
+    assert_eq!(outcome.left, vec![b, b]);
+    assert_eq!(s.active_id(), Some(a));
+    assert_eq!(s.containers().len(), 1);
+}
+
+use secure_channel::SecurityLevel;
