@@ -171,10 +171,10 @@ pub struct AuthState {
     #[serde(default)]
     pub counter: u32,
     /// The R sent and its ephemeral key, until VERIFY SERVER.
-    #[serde(default)]
+    #[serde(default, with = "stored")]
     pub pending: Option<Pending>,
     /// The open secure connection, with its keys and counters.
-    #[serde(default)]
+    #[serde(default, with = "stored")]
     pub connection: Option<secure_channel::mutual::Connection>,
 }
 
@@ -291,6 +291,56 @@ pub struct DataObject {
     pub tag: u16,
     #[serde(with = "hex_bytes")]
     pub value: Vec<u8>,
+}
+
+/// Values of another crate (`secure-channel`) kept in the state file, tagged with the form
+/// this crate wrote them in: `{"form": 1, "value": ..}`. A refactor of that crate that
+/// changes their serde shape must bump [`stored::FORM`] (the v3 golden file test fails
+/// otherwise), and a file written in another form is refused with a clear error instead
+/// of being misread. Version 2 files stored the bare value; it still loads.
+mod stored {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// The form of the authentication applet's pending registration and connection.
+    pub const FORM: u32 = 1;
+
+    #[derive(Serialize)]
+    struct Out<'a, T> {
+        form: u32,
+        value: &'a T,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum In<T> {
+        Tagged {
+            form: u32,
+            value: T,
+        },
+        /// Version 2: the bare value.
+        Bare(T),
+    }
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(value) => Out { form: FORM, value }.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        match Option::<In<T>>::deserialize(d)? {
+            None => Ok(None),
+            Some(In::Bare(v)) => Ok(Some(v)),
+            Some(In::Tagged { form: FORM, value }) => Ok(Some(value)),
+            Some(In::Tagged { form, .. }) => Err(serde::de::Error::custom(format!(
+                "a secure-connection value in form {form}; this card-emulator reads form {FORM}. Use the card-emulator that wrote the file"
+            ))),
+        }
+    }
 }
 
 /// Serde as upper-case hex strings: readable state files, stable golden files.

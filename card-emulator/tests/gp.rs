@@ -247,3 +247,30 @@ fn policy_lets_es10c_management_through_only_inside_a_secure_channel() {
     assert_eq!((data, sw), (hex("BF3103800100"), 0x9000));
     assert_eq!(c.state().active_container(), Some(1));
 }
+
+#[test]
+fn the_scp02_counter_stops_at_its_maximum_and_no_session_repeats_a_counter_value() {
+    let mut state = profile::build(profile::DEFAULT_PROFILE).unwrap();
+    state.gp.scp02_counter = 0xFFFD;
+    let mut c = Card::in_memory(state);
+    c.power_on();
+    let mut seen = Vec::new();
+    for expected_counter in [0xFFFE, 0xFFFF] {
+        assert!(tx(&mut c, ISD).ends_with("9000"));
+        let hs = scp02::HostHandshake::new(&StaticKeys::gp_default(), 0x20).unwrap();
+        let r = c.transmit(&hs.initialize_update());
+        // GP Card Spec E.5.1.6: the sequence counter is bytes 12-13 of the answer.
+        seen.push(u16::from_be_bytes([r[12], r[13]]));
+        let (_, ea) = hs.authenticate(&r, SecurityLevel::C_MAC).unwrap();
+        assert_eq!(c.transmit(&ea), [0x90, 0x00]);
+        assert_eq!(c.state().gp.scp02_counter, expected_counter);
+    }
+    assert_eq!(seen, [0xFFFD, 0xFFFE]);
+    // 0xFFFF could never advance: INITIALIZE UPDATE refuses instead of wrapping to 0000.
+    assert!(tx(&mut c, ISD).ends_with("9000"));
+    let hs = scp02::HostHandshake::new(&StaticKeys::gp_default(), 0x20).unwrap();
+    assert_eq!(c.transmit(&hs.initialize_update()), [0x69, 0x85]);
+    assert_eq!(c.state().gp.scp02_counter, 0xFFFF);
+    // SCP03 (its own counter) still opens.
+    assert!(open03(&mut c, &StaticKeys::gp_default(), 0, SecurityLevel::C_MAC).is_ok());
+}

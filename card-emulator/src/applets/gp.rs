@@ -70,7 +70,12 @@ pub fn initialize_update(ctx: &mut Ctx, session: &mut Session, cmd: &Command) ->
         }
         _ => {
             let config = CardConfig::scp02(set.kvn, &session.aid);
+            // The last value is never used: the counter could not advance past it, and a
+            // session keyed on it could be replayed (the counter stops, it never wraps).
             let seq = ctx.vm.gp().scp02_counter;
+            if seq == u16::MAX {
+                return Err(Status::ConditionsNotSatisfied);
+            }
             let (s, data) = scp02::CardSession::initialize_update(
                 &keys,
                 &config,

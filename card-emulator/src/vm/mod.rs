@@ -187,9 +187,11 @@ impl<'a> Vm<'a> {
         Some(seq)
     }
 
-    /// Count one opened SCP02 channel (GP Card Spec E.4.2.1).
+    /// Count one opened SCP02 channel (GP Card Spec E.4.2.1). The counter never wraps:
+    /// it stops at its maximum, where INITIALIZE UPDATE refuses SCP02 (a wrapped counter
+    /// would let an old session be replayed).
     pub fn advance_scp02_counter(&mut self) {
-        self.state.gp.scp02_counter = self.state.gp.scp02_counter.wrapping_add(1);
+        self.state.gp.scp02_counter = self.state.gp.scp02_counter.saturating_add(1);
         self.changes.global = true;
     }
 
