@@ -415,7 +415,9 @@ impl Card {
                 };
                 let mut fresh = Channel::opened();
                 if ch != 0 {
-                    // Opened from a non-basic channel: inherit its current DF (ISO 7816-4 §5.4.2).
+                    // Opened from a non-basic channel: inherit its current DF (ISO 7816-4 §5.4.2),
+                    // with the tree it belongs to (a position means nothing without it).
+                    fresh.tree = self.channels[ch].tree;
                     fresh.current_df = self.channels[ch].current_df;
                     fresh.current_ef = self.channels[ch].current_ef;
                 }

@@ -67,6 +67,35 @@ fn pins(list: &[crate::state::PinRecord], indent: &str, out: &mut String) {
     }
 }
 
+/// The command that replaces every GlobalPlatform key set of a running card.
+pub const ROTATE_KEYS: &str = "reader-client gp put-key --new-key $(openssl rand -hex 16)";
+
+/// The GlobalPlatform key sets that hold a publicly known test key, as `KVN 30 (SCP03)`.
+pub fn public_key_sets(state: &CardState) -> Vec<String> {
+    state
+        .gp
+        .key_sets
+        .iter()
+        .filter(|k| k.is_publicly_known())
+        .map(|k| format!("KVN {:02X} (SCP0{})", k.kvn, k.scp))
+        .collect()
+}
+
+/// What to say while a GlobalPlatform key set is publicly known (`None` once none is): the
+/// card refuses trust anchors until every set is secret.
+pub fn test_keys_warning(state: &CardState) -> Option<String> {
+    let public = public_key_sets(state);
+    if public.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} still use publicly known test keys: any terminal can open a secure channel, and the \
+card refuses trust anchors (DGI A001, 6985) until every key set is secret. With the card \
+running, rotate them all and keep the new key: {ROTATE_KEYS}",
+        public.join(" and ")
+    ))
+}
+
 /// The report printed by `card-emulator inspect`.
 pub fn report(state: &CardState) -> String {
     let mut out = String::new();
@@ -102,10 +131,15 @@ pub fn report(state: &CardState) -> String {
             kcv,
             if k.is_default() {
                 "  WARNING: the public default key 40..4F; replace it (PUT KEY) before any real use"
+            } else if k.is_publicly_known() {
+                "  WARNING: holds a publicly known test key; replace it (PUT KEY) before any real use"
             } else {
                 ""
             }
         );
+    }
+    if let Some(warning) = test_keys_warning(state) {
+        let _ = writeln!(out, "  WARNING: {warning}");
     }
     let _ = writeln!(
         out,
@@ -177,6 +211,12 @@ mod tests {
         let s = profile::build(&text).unwrap();
         let r = report(&s);
         assert!(r.contains("KVN 30  SCP03") && r.contains("WARNING: the public default key"));
+        assert!(
+            r.contains("KVN 30 (SCP03) and KVN 20 (SCP02) still use publicly known test keys")
+                && r.contains("refuses trust anchors")
+                && r.contains(ROTATE_KEYS),
+            "{r}"
+        );
         assert!(!r.contains("404142"), "a key appears in the report");
         assert!(!r.contains("9876"), "a PIN appears in the report");
         assert!(r.contains("container 1: disabled"));
@@ -194,5 +234,23 @@ mod tests {
         assert_eq!(s.gp.key_sets[0].enc.len(), 32);
         let r = report(&s);
         assert!(r.contains("KVN 31  SCP03  32-byte keys") && !r.contains("WARNING"));
+        assert_eq!(test_keys_warning(&s), None);
+    }
+
+    #[test]
+    fn a_set_with_one_published_key_is_warned_about() {
+        let text = format!(
+            "{}\n[[key_set]]\nkvn = 0x31\nscp = 3\nenc = \"{}\"\nmac = \"{}\"\ndek = \"{}\"\n",
+            profile::DEFAULT_PROFILE,
+            "11".repeat(16),
+            "12".repeat(16),
+            hex::encode(b"GEMXPRESSOSAMPLE")
+        );
+        let s = profile::build(&text).unwrap();
+        let r = report(&s);
+        assert!(r.contains("holds a publicly known test key"), "{r}");
+        assert!(test_keys_warning(&s)
+            .unwrap()
+            .starts_with("KVN 31 (SCP03) still"));
     }
 }

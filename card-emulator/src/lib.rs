@@ -3,7 +3,7 @@
 //!
 //! Layers, arrows pointing down: transports (`vpcd`, stdio in the binary) -> [`Card`]
 //! (dispatcher: class, channels, chaining, GET RESPONSE) -> `commands` (ISO 7816-4) ->
-//! `fs` / `state` -> `store` (atomic file).
+//! `fs` / `state` -> `store` (snapshot + journal).
 #![forbid(unsafe_code)]
 
 pub mod applets;

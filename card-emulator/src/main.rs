@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use card_emulator::ca::IssuerCa;
-use card_emulator::store::{FileStore, Store};
+use card_emulator::store::{Compaction, FileStore};
 use card_emulator::{inspect, profile, trace, vpcd, Card, VirtualCard};
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
@@ -22,7 +22,8 @@ mod doctor;
 Typical use:\n  card-emulator init --state card.json        # create a card from the default profile\n  \
 card-emulator inspect --state card.json     # show its files and PIN counters\n  \
 card-emulator run --state card.json --stdio # talk to it: hex APDUs in, hex responses out\n\n\
-The card's state lives in one file; every state-changing APDU is written atomically."
+The card's state lives in a snapshot file and its journal (FILE.journal); every \
+state-changing APDU is one atomic, durable journal entry."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -79,11 +80,24 @@ so you can copy and edit it. The state file is written with mode 0600."
     Ca(CaCmd),
     /// Print the built-in default profile (TOML), to copy and edit.
     Profile,
-    /// Show a card: file tree with sizes, PIN tries left (never PIN values).
+    /// Show a card: file tree with sizes, PIN tries left (never PIN values), and how its
+    /// state is stored (snapshot, journal entries).
+    #[command(
+        long_about = "Show a card: file tree with sizes, PIN tries left (never PIN values), and \
+how its state is stored: the snapshot file (format version, generation) and the journal \
+STATE.journal with one line per entry (what each committed APDU replaced). The state shown \
+is the snapshot with the journal applied; inspect only reads, even while the card runs.\n\n\
+With --json, print instead the whole merged state as one version-3 state file (JSON). It \
+holds the card's keys: keep it private, e.g. `(umask 077; card-emulator inspect --state \
+card.json --json > copy.json)`; `card-emulator run --state copy.json` runs a card from it."
+    )]
     Inspect {
         /// The card state file.
         #[arg(long)]
         state: PathBuf,
+        /// Print the merged state (snapshot + journal) as one state file, JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the card: plug it into pcscd's vpcd reader, or talk over stdio.
     #[command(long_about = "Run the card.\n\n\
@@ -118,6 +132,10 @@ reset | power-on | atr       ->  the hex ATR\n  power-off                    -> 
         /// Log every APDU with its status word and timing on stderr (PIN data redacted).
         #[arg(long)]
         trace: bool,
+        /// Fold the journal into a fresh snapshot before it passes BYTES (default: 1 MiB or
+        /// twice the snapshot). For crash campaigns that need frequent compactions.
+        #[arg(long, value_name = "BYTES", hide = true)]
+        compact_journal_after: Option<u64>,
     },
     /// Check that PC/SC programs can reach the card: pcscd, vpcd, the port, an ATR round trip.
     #[command(
@@ -127,17 +145,25 @@ vsmartcard-vpcd reader configuration is installed; pcscd is running; the vpcd po
 35963+N accepts a connection on 127.0.0.1; and a GetATR round trip through a real PC/SC \
 connect to \"Virtual PCD 00 0N\" (doctor plugs in a throwaway in-memory card for it, then \
 unplugs it; when a `card-emulator run` already holds the slot, doctor checks that card \
-instead). Exits with status 1 when any check fails."
+instead). With --state FILE, also that card's GlobalPlatform keys: WARN, with the command \
+that rotates them, while a key set is a publicly known test key (the card then refuses \
+trust anchors). Exits with status 1 when any check fails; warnings do not."
     )]
     Doctor {
         /// vpcd slot N to check: port 35963+N, reader "Virtual PCD 00 0N".
         #[arg(long, value_name = "N", default_value_t = 0)]
         slot: u16,
+        /// Also check this card's state: WARN while its GlobalPlatform keys are public test keys.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
 }
 
-fn open_card(path: &Path) -> Result<Card> {
-    let store = FileStore::open(path)?;
+fn open_card(path: &Path, compact_after: Option<u64>) -> Result<Card> {
+    let mut store = FileStore::open(path)?;
+    if let Some(bytes) = compact_after {
+        store = store.with_compaction(Compaction::after_bytes(bytes));
+    }
     Ok(Card::open(Box::new(store))?)
 }
 
@@ -250,15 +276,20 @@ fn main() -> Result<()> {
             print!("{}", profile::DEFAULT_PROFILE);
             Ok(())
         }
-        Cmd::Inspect { state } => {
+        Cmd::Inspect { state, json } => {
             let store = FileStore::open(&state)?;
-            let card = store.load()?;
-            print!("{}", inspect::report(&card));
+            if json {
+                std::io::stdout().write_all(&store.dump()?)?;
+                return Ok(());
+            }
+            let (card, storage) = store.inspect()?;
+            print!("{}{storage}", inspect::report(&card));
             Ok(())
         }
-        Cmd::Doctor { slot } => {
+        Cmd::Doctor { slot, state } => {
             let mut out = std::io::stdout().lock();
-            let ok = doctor::run(slot, &doctor::Paths::default(), &mut out)
+            let paths = doctor::Paths::default();
+            let ok = doctor::run(slot, state.as_deref(), &paths, &mut out)
                 .context("writing the report")?;
             drop(out);
             if !ok {
@@ -273,9 +304,10 @@ fn main() -> Result<()> {
             slot,
             listen,
             trace,
+            compact_journal_after,
         } => {
             init_logging(trace);
-            let mut card = open_card(&state)?;
+            let mut card = open_card(&state, compact_journal_after)?;
             if stdio {
                 return run_stdio(&mut card);
             }

@@ -1,6 +1,7 @@
 //! Crash test: SIGKILL the emulator process at random instants during a storm of UPDATE
 //! BINARY, UPDATE RECORD and wrong VERIFY; after each restart every file holds exactly one
-//! written version (never a mix) and the PIN try counter never came back.
+//! written version (never a mix) and the PIN try counter never came back. The card's journal
+//! bound is small (a compaction every few commits), so kills also land in compactions.
 //!
 //! `CRASH_KILLS=N` sets the number of kills (default 200); `CRASH_SEED` replays a run.
 
@@ -68,7 +69,13 @@ struct Session {
 impl Session {
     fn start(state: &std::path::Path) -> Session {
         let mut child = Command::new(env!("CARGO_BIN_EXE_card-emulator"))
-            .args(["run", "--stdio", "--state"])
+            .args([
+                "run",
+                "--stdio",
+                "--compact-journal-after",
+                "4096",
+                "--state",
+            ])
             .arg(state)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

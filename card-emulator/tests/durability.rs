@@ -153,7 +153,7 @@ fn corrupt_files_are_refused_and_never_rewritten() {
 fn unknown_versions_are_refused_with_a_clear_message() {
     let good = card_emulator::store::encode(&profile::build(profile::DEFAULT_PROFILE).unwrap());
     let text = String::from_utf8(good).unwrap();
-    let future = text.replacen("\"version\": 2", "\"version\": 99", 1);
+    let future = text.replacen("\"version\": 3", "\"version\": 99", 1);
     let e = refused_and_untouched(future.as_bytes());
     assert!(
         matches!(e, StoreError::UnknownVersion { found: 99, .. }),

@@ -413,3 +413,18 @@ fn get_response_rules() {
     assert_eq!(tx(&mut c, "00A40000023F00"), first);
     assert_eq!(tx(&mut c, "00C0010000"), "6A86");
 }
+
+#[test]
+fn a_channel_opened_from_a_container_channel_inherits_the_container_tree_not_just_its_position() {
+    // Channel 1 selects the activated container's application and its EF 6F01; a channel
+    // opened from channel 1 starts at the same file of the same tree (ISO 7816-4 §5.4.2),
+    // not at the card-global file that happens to have the same arena position.
+    let mut c = common::card();
+    assert_eq!(tx(&mut c, "0070000001"), "019000");
+    assert_eq!(tx(&mut c, "01A4040C08F0565345434F4E54"), "9000");
+    assert_eq!(tx(&mut c, "01A4020C026F01"), "9000");
+    let on_1 = tx(&mut c, "01B0000000");
+    assert!(on_1.starts_with("636F6E7461696E65722041"), "{on_1}"); // "container A"
+    assert_eq!(tx(&mut c, "0170000000"), "029000");
+    assert_eq!(tx(&mut c, "02B0000000"), on_1);
+}

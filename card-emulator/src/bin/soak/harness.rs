@@ -73,9 +73,19 @@ pub struct StdioCard {
 
 impl StdioCard {
     pub fn start(emulator: &Path, state: &Path) -> Result<StdioCard, String> {
+        Self::start_with(emulator, state, &[])
+    }
+
+    /// With more `run` arguments (a campaign's tiny journal bound, for instance).
+    pub fn start_with(
+        emulator: &Path,
+        state: &Path,
+        run_args: &[String],
+    ) -> Result<StdioCard, String> {
         let mut child = Command::new(emulator)
             .args(["run", "--stdio", "--state"])
             .arg(state)
+            .args(run_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -213,6 +223,15 @@ impl ListenCard {
     /// log line, the real signal). A port taken between our probe and its bind makes the
     /// emulator exit: try another, a bounded number of times.
     pub fn start(emulator: &Path, state: &Path) -> Result<ListenCard, String> {
+        Self::start_with(emulator, state, &[])
+    }
+
+    /// With more `run` arguments (a campaign's tiny journal bound, for instance).
+    pub fn start_with(
+        emulator: &Path,
+        state: &Path,
+        run_args: &[String],
+    ) -> Result<ListenCard, String> {
         let mut last = String::new();
         for _ in 0..8 {
             let port = TcpListener::bind("127.0.0.1:0")
@@ -220,12 +239,11 @@ impl ListenCard {
                 .map_err(|e| format!("no free loopback port: {e}"))?
                 .port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let (mut child, log, rx) = spawn_logged(
-                emulator,
-                &["run", "--listen", &addr.to_string()],
-                state,
-                "listening for vpcd on",
-            )?;
+            let addr_arg = addr.to_string();
+            let mut args = vec!["run", "--listen", &addr_arg];
+            args.extend(run_args.iter().map(String::as_str));
+            let (mut child, log, rx) =
+                spawn_logged(emulator, &args, state, "listening for vpcd on")?;
             match rx.recv_timeout(Duration::from_secs(20)) {
                 Ok(true) => return Ok(ListenCard { child, addr, log }),
                 Ok(false) | Err(_) => {

@@ -21,6 +21,10 @@ struct Cli {
     /// Where the card state lives (default: a new temporary directory, removed at the end).
     #[arg(long, global = true)]
     state_dir: Option<PathBuf>,
+    /// The card folds its journal into a fresh snapshot before it passes BYTES, so that kills
+    /// also land in compactions (0: the card's own bound, 1 MiB or twice the snapshot).
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = 16_384)]
+    compact_journal_after: u64,
     #[command(subcommand)]
     command: Option<Cmd>,
     #[command(flatten)]
@@ -93,10 +97,14 @@ fn main() {
         eprintln!("soak: cannot create {}: {e}", dir.display());
         std::process::exit(2);
     }
+    let run_args = match cli.compact_journal_after {
+        0 => Vec::new(),
+        n => vec!["--compact-journal-after".to_string(), n.to_string()],
+    };
     let code = match cli.command {
-        Some(Cmd::PinCut(a)) => pin_cut_main(&emulator, &dir, a),
-        Some(Cmd::Tearing(a)) => tearing_main(&emulator, &dir, a),
-        None => tearing_main(&emulator, &dir, cli.tearing),
+        Some(Cmd::PinCut(a)) => pin_cut_main(&emulator, &dir, a, &run_args),
+        Some(Cmd::Tearing(a)) => tearing_main(&emulator, &dir, a, &run_args),
+        None => tearing_main(&emulator, &dir, cli.tearing, &run_args),
     };
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
@@ -104,19 +112,35 @@ fn main() {
     std::process::exit(code);
 }
 
-fn tearing_main(emulator: &std::path::Path, dir: &std::path::Path, a: TearingArgs) -> i32 {
+fn tearing_main(
+    emulator: &std::path::Path,
+    dir: &std::path::Path,
+    a: TearingArgs,
+    run_args: &[String],
+) -> i32 {
     let seed = a.seed.unwrap_or_else(harness::clock_seed);
     println!("tearing: seed {seed}");
-    match tearing::run(emulator, dir, a.kills, seed, a.max_delay_us) {
+    match tearing::run(emulator, dir, a.kills, seed, a.max_delay_us, run_args) {
         Ok(r) => {
-            let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let list = |m: &std::collections::BTreeMap<&str, u32>| {
+                m.iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             println!(
                 "tearing: kills {}, in-flight kills {} ({}), violations {}, {:.1} s",
                 r.kills,
                 r.in_flight,
-                kinds.join(", "),
+                list(&r.by_kind),
                 r.violations.len(),
                 r.seconds
+            );
+            println!(
+                "tearing: store: {} snapshots written (compactions); kills that left a write of the store unfinished: {} ({})",
+                r.snapshots,
+                r.by_phase.values().sum::<u32>(),
+                list(&r.by_phase)
             );
             report_violations(&r.violations)
         }
@@ -127,10 +151,15 @@ fn tearing_main(emulator: &std::path::Path, dir: &std::path::Path, a: TearingArg
     }
 }
 
-fn pin_cut_main(emulator: &std::path::Path, dir: &std::path::Path, a: PinCutArgs) -> i32 {
+fn pin_cut_main(
+    emulator: &std::path::Path,
+    dir: &std::path::Path,
+    a: PinCutArgs,
+    run_args: &[String],
+) -> i32 {
     let seed = a.seed.unwrap_or_else(harness::clock_seed);
     println!("pin-cut: seed {seed}");
-    match pin_cut::run(emulator, dir, a.cuts, a.via, seed, a.max_delay_us) {
+    match pin_cut::run(emulator, dir, a.cuts, a.via, seed, a.max_delay_us, run_args) {
         Ok(r) => {
             println!(
                 "pin-cut via {:?}: cuts {}, counted {} (answer already sent {}), unchanged {}, violations {}",

@@ -60,25 +60,27 @@ fn random_pause(rng: &mut Rng, max_us: u64) {
     }
 }
 
-/// The longest of five wrong-PIN VERIFY round trips on this machine (each followed by the
-/// right PIN, so the counter ends where it started): what the cut instants are spread over.
-fn verify_time(emulator: &Path, state: &Path) -> Result<Duration, String> {
+/// The longest of five wrong-PIN VERIFY round trips on this machine, each the first write
+/// of a fresh card process as in a cut (where the store may fold the journal the last
+/// process left into a snapshot first), each followed by the right PIN so the counter ends
+/// where it started: what the cut instants are spread over.
+fn verify_time(emulator: &Path, state: &Path, run_args: &[String]) -> Result<Duration, String> {
     let hx = |h: &str| unhex(h).unwrap_or_default();
-    let mut s = StdioCard::start(emulator, state)?;
-    s.send(&hx(SELECT_APP)).ok_or("emulator died")?;
     let mut longest = Duration::ZERO;
     for _ in 0..5 {
+        let mut s = StdioCard::start_with(emulator, state, run_args)?;
+        s.send(&hx(SELECT_APP)).ok_or("emulator died")?;
         let t = std::time::Instant::now();
         s.send(&hx(WRONG_PIN)).ok_or("emulator died")?;
         longest = longest.max(t.elapsed());
         s.send(&hx(RIGHT_PIN)).ok_or("emulator died")?;
+        s.finish();
     }
-    s.finish();
     Ok(longest)
 }
 
 /// `max_delay_us` 0 means twice the measured VERIFY time, so that the cuts land before,
-/// during and after the card's processing.
+/// during and after the card's processing. `run_args` go to every `card-emulator run`.
 pub fn run(
     emulator: &Path,
     dir: &Path,
@@ -86,13 +88,14 @@ pub fn run(
     via: Via,
     seed: u64,
     max_delay_us: u64,
+    run_args: &[String],
 ) -> Result<Report, String> {
     let mut rng = Rng::new(seed);
     let state = dir.join("card.json");
     harness::init_state(emulator, &state)?;
     let max_delay_us = match max_delay_us {
         0 => {
-            let t = verify_time(emulator, &state)?;
+            let t = verify_time(emulator, &state, run_args)?;
             let us = (t.as_micros() as u64 * 2).max(1);
             println!(
                 "pin-cut: a wrong VERIFY takes up to {} us here; cuts within 0..={us} us",
@@ -127,7 +130,7 @@ pub fn run(
         // Keep two tries or more so that a counted wrong PIN never blocks it (reset with the right PIN, not cut).
         match via {
             Via::Kill => {
-                let mut s = StdioCard::start(emulator, &state)?;
+                let mut s = StdioCard::start_with(emulator, &state, run_args)?;
                 s.send(&hx(SELECT_APP)).ok_or("emulator died")?;
                 if prev < 2 {
                     let r = s.send(&hx(RIGHT_PIN)).ok_or("emulator died")?;
@@ -151,7 +154,7 @@ pub fn run(
                         )),
                     }
                 }
-                let mut s = StdioCard::start(emulator, &state)?;
+                let mut s = StdioCard::start_with(emulator, &state, run_args)?;
                 s.send(&hx(SELECT_APP)).ok_or("emulator died")?;
                 let sw = s.send(&hx("00200081")).ok_or("emulator died")?;
                 s.finish();
@@ -160,7 +163,7 @@ pub fn run(
             }
             Via::PowerOff | Via::VpcdKill => {
                 if server.is_none() {
-                    server = Some(ListenCard::start(emulator, &state)?);
+                    server = Some(ListenCard::start_with(emulator, &state, run_args)?);
                 }
                 let srv = server.as_ref().ok_or("no server")?;
                 let mut v = srv.connect()?;
@@ -180,7 +183,7 @@ pub fn run(
                     if let Some(s) = server.take() {
                         s.kill();
                     }
-                    server = Some(ListenCard::start(emulator, &state)?);
+                    server = Some(ListenCard::start_with(emulator, &state, run_args)?);
                 }
                 let srv = server.as_ref().ok_or("no server")?;
                 // The next connection is served once the previous one is gone: the answer

@@ -1,7 +1,7 @@
 //! The tearing campaign: SIGKILL `card-emulator run --stdio` at random instants during mixed write storms, then check every durability invariant after the restart.
 
 use crate::harness::{self, hex, unhex, Rng, StdioCard};
-use apdu_specs::auth::SignedRegistration;
+use apdu_specs::auth::SealedRegistration;
 use apdu_specs::tlv;
 use card_emulator::state::CardState;
 use card_emulator::store::{FileStore, Store};
@@ -96,6 +96,44 @@ fn single_version(data: &[u8]) -> Result<u32, String> {
     }
 }
 
+/// The SCP02 key set (KVN 20) the campaign rotates to at setup: the card takes trust
+/// anchors only once no key set is a public test key.
+fn scp02_owner_keys() -> StaticKeys {
+    StaticKeys::new(&[0x5A; 16], &[0x5B; 16], &[0x5C; 16])
+        .unwrap_or_else(|_| StaticKeys::gp_default())
+}
+
+/// PUT KEY (GPC §11.8) replacing key set `old_kvn` by `keys` under `new_kvn`, each key
+/// encrypted under the session's K-DEK: AES keys (`88`) or, with `des`, 3DES keys (`80`,
+/// for the SCP02 set).
+fn put_key_plain(
+    host: &scp03::HostSession,
+    old_kvn: u8,
+    new_kvn: u8,
+    keys: &StaticKeys,
+    des: bool,
+) -> Option<Vec<u8>> {
+    let mut data = vec![new_kvn];
+    for key in [keys.enc(), keys.mac(), keys.dek()] {
+        let enc = host.encrypt_key(key).ok()?;
+        if des {
+            data.extend([0x80, enc.len() as u8]);
+            data.extend(&enc);
+            data.push(0x03);
+            data.extend(secure_channel::kcv_des3(key).ok()?);
+        } else {
+            data.extend([0x88, (enc.len() + 1) as u8, key.len() as u8]);
+            data.extend(&enc);
+            data.push(0x03);
+            data.extend(secure_channel::kcv_aes(key).ok()?);
+        }
+    }
+    let mut plain = vec![0x80, 0xD8, old_kvn, 0x81, data.len() as u8];
+    plain.extend(&data);
+    plain.push(0x00);
+    Some(plain)
+}
+
 /// Open an SCP03 session (full security) with `keys`; `None` when the keys do not match.
 fn open_scp03(
     s: &mut StdioCard,
@@ -119,6 +157,8 @@ fn open_scp03(
 struct Campaign {
     emulator: PathBuf,
     state: PathBuf,
+    /// More `card-emulator run` arguments (the journal bound).
+    run_args: Vec<String>,
     rng: Rng,
     k: Knowledge,
     violations: Vec<String>,
@@ -137,12 +177,30 @@ impl Campaign {
         r
     }
 
-    /// Trust anchors for service "demo" in both containers (admin mode, SCP03) and a first
-    /// version in record 1 of EF 5003.
+    /// Both key sets rotated away from the public test keys (SCP02 KVN 20 to its owner keys,
+    /// SCP03 to key generation 1), then trust anchors for service "demo" in both containers
+    /// (admin mode, SCP03) and a first version in record 1 of EF 5003.
     fn setup(&mut self) -> Result<(), String> {
-        let mut s = StdioCard::start(&self.emulator, &self.state)?;
+        let mut s = StdioCard::start_with(&self.emulator, &self.state, &self.run_args)?;
         let Ok(Some(mut host)) = open_scp03(&mut s, &StaticKeys::gp_default()) else {
             return Err("the default SCP03 keys do not open a channel".into());
+        };
+        let (gen1, kvn1) = key_gen(1);
+        for plain in [
+            put_key_plain(&host, 0x20, 0x20, &scp02_owner_keys(), true),
+            put_key_plain(&host, 0x30, kvn1, &gen1, false),
+        ] {
+            let plain = plain.ok_or("building PUT KEY")?;
+            let wire = host.wrap_command(&plain).map_err(|e| e.to_string())?;
+            let r = s.send(&wire).ok_or("died")?;
+            let (_, sw) = host.unwrap_response(&r).map_err(|e| e.to_string())?;
+            if sw != 0x9000 {
+                return Err(format!("rotating the test keys: PUT KEY answered {sw:04X}"));
+            }
+        }
+        self.k.keys = 1;
+        let Ok(Some(mut host)) = open_scp03(&mut s, &gen1) else {
+            return Err("the rotated SCP03 keys do not open a channel".into());
         };
         let server = secure_channel::mutual::SigningKey::generate()
             .map_err(|e| format!("server key: {e}"))?;
@@ -268,7 +326,7 @@ impl Campaign {
         }
 
         // Through the card itself: files hold one written version, PIN status, key set opens.
-        let mut s = StdioCard::start(&self.emulator, &self.state)?;
+        let mut s = StdioCard::start_with(&self.emulator, &self.state, &self.run_args)?;
         let read = |s: &mut StdioCard, sel: &str, cmd: &str| -> Result<Vec<u8>, String> {
             for a in [SELECT_APP, sel] {
                 let r = s.send(&unhex(a)?).ok_or("died")?;
@@ -363,10 +421,12 @@ impl Campaign {
             Some(Effect::Enable(i)) if r.starts_with(&[0xBF, 0x31, 0x03, 0x80, 0x01, 0x00]) => {
                 self.k.enabled = Some(i)
             }
-            Some(Effect::Register(i)) if ok => {
-                if let Ok(sr) = SignedRegistration::parse(&r[..r.len() - 2]) {
-                    self.k.counters[i] = sr.registration.counter;
-                }
+            // The counter is sealed inside R (version 02): an answered GET REGISTRATION
+            // took exactly the next one, durably before the answer.
+            Some(Effect::Register(i))
+                if ok && SealedRegistration::parse(&r[..r.len() - 2]).is_ok() =>
+            {
+                self.k.counters[i] += 1;
             }
             _ => {}
         }
@@ -467,17 +527,7 @@ impl Campaign {
                         Err(_) => return None,
                     };
                     let (new, new_kvn) = key_gen(g);
-                    let mut data = vec![new_kvn];
-                    for key in [new.enc(), new.mac(), new.dek()] {
-                        let enc = host.encrypt_key(key).ok()?;
-                        data.extend([0x88, (enc.len() + 1) as u8, 0x10]);
-                        data.extend(&enc);
-                        data.push(0x03);
-                        data.extend(secure_channel::kcv_aes(key).ok()?);
-                    }
-                    let mut plain = vec![0x80, 0xD8, old_kvn, 0x81, data.len() as u8];
-                    plain.extend(&data);
-                    plain.push(0x00);
+                    let plain = put_key_plain(&host, old_kvn, new_kvn, &new, false)?;
                     let wire = host.wrap_command(&plain).ok()?;
                     let r = self.step(s, &wire, Some(Effect::PutKey(g)))?;
                     match host.unwrap_response(&r) {
@@ -511,11 +561,46 @@ fn load(path: &Path) -> Result<CardState, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Where in the store's write path a kill landed, from what it left on disk: a snapshot
+/// being written (its temporary file is left; removed here so the next kill is judged
+/// alone), a compaction between the snapshot's rename and emptying the journal (entries of
+/// an older snapshot), or an append cut short (a torn tail).
+fn write_phase(state: &Path) -> Result<Option<&'static str>, String> {
+    let mut tmp = state.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    if tmp.exists() {
+        std::fs::remove_file(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        return Ok(Some("snapshot before its rename"));
+    }
+    let (_, storage) = FileStore::open(state)
+        .and_then(|s| s.inspect())
+        .map_err(|e| e.to_string())?;
+    Ok(if storage.stale() > 0 {
+        Some("compaction between rename and emptying the journal")
+    } else if storage.torn.is_some() {
+        Some("append cut short")
+    } else {
+        None
+    })
+}
+
+fn generation(state: &Path) -> Result<u64, String> {
+    let (_, storage) = FileStore::open(state)
+        .and_then(|s| s.inspect())
+        .map_err(|e| e.to_string())?;
+    Ok(storage.generation.unwrap_or(0))
+}
+
 /// Figures of one run.
 pub struct Report {
     pub kills: u32,
     pub in_flight: u32,
     pub by_kind: std::collections::BTreeMap<&'static str, u32>,
+    /// Kills by where they left the store's files (see [`write_phase`]).
+    pub by_phase: std::collections::BTreeMap<&'static str, u32>,
+    /// Snapshots written during the storms (compactions).
+    pub snapshots: u64,
     pub violations: Vec<String>,
     pub seconds: f64,
 }
@@ -526,12 +611,14 @@ pub fn run(
     kills: u32,
     seed: u64,
     max_delay_us: u64,
+    run_args: &[String],
 ) -> Result<Report, String> {
     let state = dir.join("card.json");
     harness::init_state(emulator, &state)?;
     let mut c = Campaign {
         emulator: emulator.to_path_buf(),
         state,
+        run_args: run_args.to_vec(),
         rng: Rng::new(seed),
         k: Knowledge {
             binary: 0,
@@ -546,12 +633,14 @@ pub fn run(
         violations: Vec::new(),
     };
     c.setup()?;
+    let first_generation = generation(&c.state)?;
     let started = Instant::now();
     let mut in_flight = 0;
     let mut by_kind = std::collections::BTreeMap::new();
+    let mut by_phase = std::collections::BTreeMap::new();
     for _ in 0..kills {
         c.check()?;
-        let mut s = StdioCard::start(&c.emulator, &c.state)?;
+        let mut s = StdioCard::start_with(&c.emulator, &c.state, &c.run_args)?;
         // The storm's clock starts once the card answers (the process is up).
         if s.send(&unhex("00A4000C023F00")?).is_none() {
             return Err("the emulator died before the storm".into());
@@ -567,6 +656,9 @@ pub fn run(
         });
         c.storm(&mut s);
         let _ = killer.join();
+        if let Some(phase) = write_phase(&c.state)? {
+            *by_phase.entry(phase).or_insert(0) += 1;
+        }
         if let Some(e) = c.k.in_flight {
             in_flight += 1;
             let kind = match e {
@@ -587,6 +679,8 @@ pub fn run(
         kills,
         in_flight,
         by_kind,
+        by_phase,
+        snapshots: generation(&c.state)?.saturating_sub(first_generation),
         violations: c.violations,
         seconds: started.elapsed().as_secs_f64(),
     })
