@@ -16,14 +16,15 @@ use crate::{Command, Status};
 pub const AID: [u8; 7] = [0xF0, 0x4D, 0x41, 0x55, 0x54, 0x48, 0x01];
 /// Class byte of the applet's proprietary commands.
 pub const CLA: u8 = 0x80;
-/// The only protocol version (`80 01 01` in every structure).
-pub const VERSION: u8 = 0x01;
+/// The only protocol version (`80 01 02` in every structure). Version 01 (R, R' and their
+/// grant in clear, R' not bound to R) is refused, never downgraded to.
+pub const VERSION: u8 = 0x02;
 
 /// Instruction codes of the authentication applet (CLA 80).
 pub mod ins {
-    /// `80 10 00 00 Lc {81 service id} 00`: R-TLV || 5F37.
+    /// `80 10 00 00 Lc {81 service id} 00`: the sealed R (`70`).
     pub const GET_REGISTRATION: u8 = 0x10;
-    /// `80 12 00 00 Lc {R'-TLV 5F37}`.
+    /// `80 12 00 00 Lc {sealed R' 78}`.
     pub const VERIFY_SERVER: u8 = 0x12;
     /// `80 14 00 00 Lc {81 call 82 data} 00`: protected `73` up message.
     pub const SECURE_SEND: u8 = 0x14;
@@ -73,8 +74,14 @@ pub mod tag {
     pub const POINT: u32 = 0xB0;
     pub const SIGNATURE: u32 = 0x5F37;
 
+    /// The sealed R as it crosses the portal.
+    pub const SEALED_REGISTRATION: u32 = 0x70;
     pub const REGISTRATION: u32 = 0x71;
     pub const SERVER_ANSWER: u32 = 0x72;
+    /// The sealed R' as it crosses the portal.
+    pub const SEALED_ANSWER: u32 = 0x78;
+    /// AES-256-GCM ciphertext || tag of a sealed R or R'.
+    pub const SEALED: u32 = 0x86;
     pub const PROTECTED: u32 = 0x73;
     pub const CALL: u32 = 0x74;
     pub const CALL_RESULT: u32 = 0x75;
@@ -89,6 +96,10 @@ pub mod tag {
     pub const SCOPE: u32 = 0x87;
     pub const GRANT_EXPIRY: u32 = 0x88;
     pub const SERVER_EPHEMERAL: u32 = 0x89;
+    /// In R': SHA-256 of the R (`71` TLV || `5F37` TLV) it answers.
+    pub const REGISTRATION_HASH: u32 = 0x8B;
+    /// In R': the server's current time, Unix seconds (8 bytes).
+    pub const SERVER_TIME: u32 = 0x8C;
 
     pub const CID: u32 = 0x83;
     pub const COUNTER: u32 = 0x84;
@@ -123,10 +134,18 @@ pub const MAX_DATA_LEN: usize = 4096;
 pub const MAX_CREDENTIAL_LEN: usize = 1024;
 /// AES-GCM tag appended to the ciphertext.
 pub const GCM_TAG_LEN: usize = 16;
-/// Largest plaintext of a protected message (the largest `75` encoding).
+/// Largest plaintext of a protected message before padding (the largest `75` encoding).
 pub const MAX_PLAINTEXT_LEN: usize = 4 + 3 + (4 + MAX_DATA_LEN) + (4 + MAX_CREDENTIAL_LEN);
+/// Padded sizes of a protected message's plaintext: the smallest that holds the message
+/// and at least one padding byte, so calls and results cannot be told apart by length
+/// within a bucket (`echo` and `provision` both fit the first).
+pub const MESSAGE_BUCKETS: [usize; 4] = [256, 1024, 4096, 5376];
+/// Padded size of a sealed R's plaintext (`71` || `5F37`): hides certificate and counter sizes.
+pub const REGISTRATION_BUCKETS: [usize; 1] = [512];
+/// Padded size of a sealed R''s plaintext (`72` || `5F37`): hides the scope's size.
+pub const ANSWER_BUCKETS: [usize; 1] = [640];
 /// Largest `86` value of a protected message.
-pub const MAX_CIPHERTEXT_LEN: usize = MAX_PLAINTEXT_LEN + GCM_TAG_LEN;
+pub const MAX_CIPHERTEXT_LEN: usize = MESSAGE_BUCKETS[3] + GCM_TAG_LEN;
 /// Key usage of an SE certificate: digital signature.
 pub const KEY_USAGE_DIGITAL_SIGNATURE: u8 = 0x80;
 
@@ -156,8 +175,10 @@ pub enum AuthError {
         max: usize,
         found: usize,
     },
-    #[error("unsupported protocol version {0} (this side speaks version 1)")]
+    #[error("unsupported protocol version {0:02X} (this side speaks only version 02; version 01 is refused, never downgraded to: update the other side)")]
     UnsupportedVersion(u8),
+    #[error("{0}: padding is not 80 00.. to the documented size")]
+    BadPadding(&'static str),
     #[error("{0} is not valid UTF-8")]
     NotUtf8(&'static str),
     #[error("invalid {field}: {reason}")]
@@ -308,6 +329,32 @@ fn split_signed(bytes: &[u8], expected: u32) -> Result<(&[u8], [u8; SIGNATURE_LE
 
 fn push_version(out: &mut Vec<u8>) {
     tlv::push(out, tag::VERSION, &[VERSION]);
+}
+
+/// Pad `plain` with `80 00..` to the smallest of `buckets` that holds it and one padding
+/// byte (ISO/IEC 7816-4 padding); `None` when it does not fit the largest.
+pub fn pad(plain: &[u8], buckets: &[usize]) -> Option<Vec<u8>> {
+    let size = *buckets.iter().find(|b| **b > plain.len())?;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(plain);
+    out.push(0x80);
+    out.resize(size, 0x00);
+    Some(out)
+}
+
+/// Remove the padding of [`pad`]: the length must be one of `buckets`, and the smallest
+/// bucket for the unpadded length (so each plaintext has exactly one padded form).
+pub fn unpad<'a>(padded: &'a [u8], buckets: &[usize], what: &'static str) -> Result<&'a [u8]> {
+    let end = padded
+        .iter()
+        .rposition(|b| *b != 0)
+        .filter(|i| padded[*i] == 0x80)
+        .ok_or(AuthError::BadPadding(what))?;
+    let plain = &padded[..end];
+    match buckets.iter().find(|b| **b > plain.len()) {
+        Some(b) if *b == padded.len() => Ok(plain),
+        _ => Err(AuthError::BadPadding(what)),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -502,6 +549,8 @@ impl SignedRegistration {
 /// R' (`72`): the server's answer, server -> SE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAnswer {
+    /// `8B`, SHA-256 of the whole R answered (`71` TLV || `5F37` TLV).
+    pub registration_hash: [u8; 32],
     /// `82`, the SE nonce of the R answered.
     pub se_nonce: [u8; NONCE_LEN],
     /// `85`.
@@ -514,32 +563,38 @@ pub struct ServerAnswer {
     pub scope: Vec<String>,
     /// `88`: expiry of the grant and of the connection, Unix seconds (valid while `now < expiry`).
     pub expiry: u64,
+    /// `8C`: the server's current time, Unix seconds (the card's trusted time floor).
+    pub server_time: u64,
     /// `89`: server ephemeral ECDH public key.
     pub server_ephemeral: [u8; PUBLIC_KEY_LEN],
 }
 
-const RP_ORDER: [u32; 8] = [
+const RP_ORDER: [u32; 10] = [
     tag::VERSION,
+    tag::REGISTRATION_HASH,
     tag::SE_NONCE,
     tag::SERVER_NONCE,
     tag::SERVICE_ID,
     tag::GRANT,
     tag::SCOPE,
     tag::GRANT_EXPIRY,
+    tag::SERVER_TIME,
     tag::SERVER_EPHEMERAL,
 ];
 
 impl ServerAnswer {
     /// The `72` object (the bytes the server signs).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(200);
+        let mut v = Vec::with_capacity(240);
         push_version(&mut v);
+        tlv::push(&mut v, tag::REGISTRATION_HASH, &self.registration_hash);
         tlv::push(&mut v, tag::SE_NONCE, &self.se_nonce);
         tlv::push(&mut v, tag::SERVER_NONCE, &self.server_nonce);
         tlv::push(&mut v, tag::SERVICE_ID, self.service_id.as_bytes());
         tlv::push(&mut v, tag::GRANT, &[u8::from(self.granted)]);
         tlv::push(&mut v, tag::SCOPE, self.scope.join(",").as_bytes());
         tlv::push(&mut v, tag::GRANT_EXPIRY, &self.expiry.to_be_bytes());
+        tlv::push(&mut v, tag::SERVER_TIME, &self.server_time.to_be_bytes());
         tlv::push(&mut v, tag::SERVER_EPHEMERAL, &self.server_ephemeral);
         tlv::build(tag::SERVER_ANSWER, &v)
     }
@@ -566,12 +621,20 @@ impl ServerAnswer {
             });
         }
         let a = ServerAnswer {
+            registration_hash: fixed(
+                "registration hash (8B)",
+                f.required(tag::REGISTRATION_HASH)?,
+            )?,
             se_nonce: fixed("SE nonce (82)", f.required(tag::SE_NONCE)?)?,
             server_nonce: fixed("server nonce (85)", f.required(tag::SERVER_NONCE)?)?,
             service_id: identifier("service id (81)", f.required(tag::SERVICE_ID)?)?,
             granted,
             scope,
             expiry: u64::from_be_bytes(fixed("grant expiry (88)", f.required(tag::GRANT_EXPIRY)?)?),
+            server_time: u64::from_be_bytes(fixed(
+                "server time (8C)",
+                f.required(tag::SERVER_TIME)?,
+            )?),
             server_ephemeral: point(
                 "server ephemeral key (89)",
                 f.required(tag::SERVER_EPHEMERAL)?,
@@ -636,6 +699,102 @@ impl SignedServerAnswer {
     }
 }
 
+/// The sealed R (`70`), as GET REGISTRATION returns it and the portal relays it: only the
+/// service id (the portal routes by it) and the SE's ephemeral key are in clear. The `86`
+/// value is AES-256-GCM under a key from ECDH(SE ephemeral, server static key) of the
+/// padded R || sigR; its AAD is the `80`, `81` and `83` TLVs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRegistration {
+    /// `81`.
+    pub service_id: String,
+    /// `83`.
+    pub se_ephemeral: [u8; PUBLIC_KEY_LEN],
+    /// `86`: ciphertext || tag of `pad(R || sigR, REGISTRATION_BUCKETS)`.
+    pub sealed: Vec<u8>,
+}
+
+const SEALED_R_ORDER: [u32; 4] = [
+    tag::VERSION,
+    tag::SERVICE_ID,
+    tag::SE_EPHEMERAL,
+    tag::SEALED,
+];
+
+impl SealedRegistration {
+    /// The additional authenticated data: the `80`, `81` and `83` TLVs.
+    pub fn aad(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(3 + 2 + self.service_id.len() + 2 + PUBLIC_KEY_LEN);
+        push_version(&mut v);
+        tlv::push(&mut v, tag::SERVICE_ID, self.service_id.as_bytes());
+        tlv::push(&mut v, tag::SE_EPHEMERAL, &self.se_ephemeral);
+        v
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.aad();
+        tlv::push(&mut v, tag::SEALED, &self.sealed);
+        tlv::build(tag::SEALED_REGISTRATION, &v)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value = outer(bytes, tag::SEALED_REGISTRATION)?;
+        let f = Fields::parse("sealed registration (70)", value, &SEALED_R_ORDER)?;
+        version(f.required(tag::VERSION)?)?;
+        let size = REGISTRATION_BUCKETS[0] + GCM_TAG_LEN;
+        let r = SealedRegistration {
+            service_id: identifier("service id (81)", f.required(tag::SERVICE_ID)?)?,
+            se_ephemeral: point("SE ephemeral key (83)", f.required(tag::SE_EPHEMERAL)?)?,
+            sealed: bounded("sealed R (86)", f.required(tag::SEALED)?, size, size)?,
+        };
+        canonical("sealed registration (70)", bytes, r, Self::to_bytes)
+    }
+}
+
+/// The sealed R' (`78`), as the server returns it and VERIFY SERVER takes it: only the
+/// server's ephemeral key is in clear. The `86` value is AES-256-GCM under a key from
+/// ECDH(SE ephemeral, server ephemeral) and the hash of R, of the padded R' || sigR'; its
+/// AAD is the `80` and `89` TLVs. Opening it is the server's key confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedAnswer {
+    /// `89`.
+    pub server_ephemeral: [u8; PUBLIC_KEY_LEN],
+    /// `86`: ciphertext || tag of `pad(R' || sigR', ANSWER_BUCKETS)`.
+    pub sealed: Vec<u8>,
+}
+
+const SEALED_RP_ORDER: [u32; 3] = [tag::VERSION, tag::SERVER_EPHEMERAL, tag::SEALED];
+
+impl SealedAnswer {
+    /// The additional authenticated data: the `80` and `89` TLVs.
+    pub fn aad(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(3 + 2 + PUBLIC_KEY_LEN);
+        push_version(&mut v);
+        tlv::push(&mut v, tag::SERVER_EPHEMERAL, &self.server_ephemeral);
+        v
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.aad();
+        tlv::push(&mut v, tag::SEALED, &self.sealed);
+        tlv::build(tag::SEALED_ANSWER, &v)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value = outer(bytes, tag::SEALED_ANSWER)?;
+        let f = Fields::parse("sealed server answer (78)", value, &SEALED_RP_ORDER)?;
+        version(f.required(tag::VERSION)?)?;
+        let size = ANSWER_BUCKETS[0] + GCM_TAG_LEN;
+        let a = SealedAnswer {
+            server_ephemeral: point(
+                "server ephemeral key (89)",
+                f.required(tag::SERVER_EPHEMERAL)?,
+            )?,
+            sealed: bounded("sealed R' (86)", f.required(tag::SEALED)?, size, size)?,
+        };
+        canonical("sealed server answer (78)", bytes, a, Self::to_bytes)
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Secure connection
 
@@ -683,10 +842,21 @@ impl ProtectedMessage {
             ciphertext: bounded(
                 "ciphertext (86)",
                 f.required(tag::CIPHERTEXT)?,
-                GCM_TAG_LEN,
+                MESSAGE_BUCKETS[0] + GCM_TAG_LEN,
                 MAX_CIPHERTEXT_LEN,
             )?,
         };
+        if !MESSAGE_BUCKETS
+            .iter()
+            .any(|b| b + GCM_TAG_LEN == m.ciphertext.len())
+        {
+            return Err(AuthError::LengthOutOfRange {
+                field: "ciphertext (86): not a padded size",
+                min: MESSAGE_BUCKETS[0] + GCM_TAG_LEN,
+                max: MAX_CIPHERTEXT_LEN,
+                found: m.ciphertext.len(),
+            });
+        }
         canonical("protected message (73)", bytes, m, Self::to_bytes)
     }
 }
@@ -852,6 +1022,35 @@ impl TrustAnchor {
     }
 }
 
+/// VERIFY SERVER answer data: `87` scope and `88` expiry of the connection it opened, for
+/// the terminal's report (the portal never sees them: they cross it inside the sealed R').
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSummary {
+    pub scope: Vec<String>,
+    pub expiry: u64,
+}
+
+impl ConnectionSummary {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = tlv::build(tag::SCOPE, self.scope.join(",").as_bytes());
+        tlv::push(&mut v, tag::GRANT_EXPIRY, &self.expiry.to_be_bytes());
+        v
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let f = Fields::parse(
+            "connection summary",
+            bytes,
+            &[tag::SCOPE, tag::GRANT_EXPIRY],
+        )?;
+        let c = ConnectionSummary {
+            scope: parse_scope(f.required(tag::SCOPE)?)?,
+            expiry: u64::from_be_bytes(fixed("expiry (88)", f.required(tag::GRANT_EXPIRY)?)?),
+        };
+        canonical("connection summary", bytes, c, Self::to_bytes)
+    }
+}
+
 /// GET DATA `00 5A` answer: `5A` ICCID (10), `4F` ISD-P AID (5..=16), `5F20` subject (26).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerIdentity {
@@ -891,8 +1090,8 @@ impl ContainerIdentity {
 pub enum AuthCommand {
     /// `80 10 00 00 {81 service id} 00`.
     GetRegistration(GetRegistration),
-    /// `80 12 00 00 {R' 5F37}`.
-    VerifyServer(SignedServerAnswer),
+    /// `80 12 00 00 {78 sealed R'}`.
+    VerifyServer(SealedAnswer),
     /// `80 14 00 00 {81 call 82 data} 00`.
     SecureSend(Call),
     /// `80 16 00 00 {73 down message} 00`.
@@ -918,7 +1117,7 @@ impl AuthCommand {
     pub fn to_command(&self) -> Command<'static> {
         let (ins_code, p1p2, data, le) = match self {
             AuthCommand::GetRegistration(g) => (ins::GET_REGISTRATION, 0, g.to_bytes(), true),
-            AuthCommand::VerifyServer(a) => (ins::VERIFY_SERVER, 0, a.to_bytes(), false),
+            AuthCommand::VerifyServer(a) => (ins::VERIFY_SERVER, 0, a.to_bytes(), true),
             AuthCommand::SecureSend(c) => (ins::SECURE_SEND, 0, c.body_bytes(), true),
             AuthCommand::SecureReceive(m) => (ins::SECURE_RECEIVE, 0, m.to_bytes(), true),
             AuthCommand::GetCertificate => (ins::GET_DATA, get_data::CERTIFICATE, Vec::new(), true),
@@ -969,7 +1168,7 @@ impl AuthCommand {
             }
             ins::VERIFY_SERVER => {
                 need_data(data)?;
-                SignedServerAnswer::parse(data)
+                SealedAnswer::parse(data)
                     .map(AuthCommand::VerifyServer)
                     .map_err(|e| e.status())
             }

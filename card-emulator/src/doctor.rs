@@ -13,7 +13,13 @@
 //!    to `Virtual PCD 00 0N` and compares the ATR; then it unplugs that card. When the slot
 //!    already holds a card (a running `card-emulator run`), doctor says so and checks that
 //!    card's ATR instead.
+//!
+//! With `--state FILE`, one more check reads that card's state: `WARN` (not a failure) while
+//! a GlobalPlatform key set holds a publicly known test key, with the command that rotates
+//! them (the card refuses trust anchors until then).
 
+use card_emulator::inspect;
+use card_emulator::store::FileStore;
 use card_emulator::vpcd::{self, ServeOptions, DEFAULT_PORT};
 use card_emulator::{profile, Card, VirtualCard};
 use pcsc::{Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
@@ -36,7 +42,13 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Ok,
-    Fail { fix: String },
+    Fail {
+        fix: String,
+    },
+    /// Works, but should be fixed before real use; does not fail the run.
+    Warn {
+        fix: String,
+    },
     Skip,
 }
 
@@ -63,6 +75,13 @@ impl Check {
             verdict: Verdict::Fail { fix: fix.into() },
         }
     }
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            detail: detail.into(),
+            verdict: Verdict::Warn { fix: fix.into() },
+        }
+    }
     fn skip(name: &'static str, detail: impl Into<String>) -> Check {
         Check {
             name,
@@ -82,10 +101,11 @@ impl Check {
         let tag = match self.verdict {
             Verdict::Ok => "OK  ",
             Verdict::Fail { .. } => "FAIL",
+            Verdict::Warn { .. } => "WARN",
             Verdict::Skip => "SKIP",
         };
         let mut s = format!("{tag}  {}: {}\n", self.name, self.detail);
-        if let Verdict::Fail { fix } = &self.verdict {
+        if let Verdict::Fail { fix } | Verdict::Warn { fix } = &self.verdict {
             for (i, line) in fix.lines().enumerate() {
                 let lead = if i == 0 { "fix: " } else { "     " };
                 s.push_str(&format!("      {lead}{line}\n"));
@@ -620,8 +640,53 @@ is that port really vpcd's (`ss -ltnp | grep {port}`)? restart pcscd and run doc
     (port_check, atr_check)
 }
 
-/// Run every check for `slot`, printing each as it completes; `Ok(true)` when none failed.
-pub fn run(slot: u16, paths: &Paths, out: &mut dyn Write) -> io::Result<bool> {
+/// Check 6 (with `--state`): the card's GlobalPlatform key sets. A `WARN` while one holds a
+/// publicly known test key: any terminal can then administer the card, and it refuses trust
+/// anchors (DGI A001, 6985) until every set is secret.
+pub fn check_gp_keys(state: &Path) -> Check {
+    const NAME: &str = "GlobalPlatform keys";
+    const FIX: &str =
+        "give the state file of your card (`card-emulator init --state FILE` creates one)";
+    let card = match FileStore::open(state).and_then(|s| s.inspect()) {
+        Ok((card, _)) => card,
+        Err(e) => {
+            let detail = format!("cannot read the card state {}: {e}", state.display());
+            return Check::fail(NAME, detail, FIX);
+        }
+    };
+    let public = inspect::public_key_sets(&card);
+    if public.is_empty() {
+        return Check::ok(
+            NAME,
+            format!("{}: every key set is secret", state.display()),
+        );
+    }
+    Check::warn(
+        NAME,
+        format!(
+            "{}: {} still use publicly known test keys; any terminal can administer the card, \
+and it refuses trust anchors (DGI A001, 6985) until every key set is secret",
+            state.display(),
+            public.join(" and ")
+        ),
+        format!(
+            "with the card running (`card-emulator run --state {}`), rotate every key set:\n\
+{}\n\
+and keep that key: it is the card's admin key from then on (`reader-client gp --key HEX ...`)",
+            state.display(),
+            inspect::ROTATE_KEYS
+        ),
+    )
+}
+
+/// Run every check for `slot` (and the keys of the card in `state`, when given), printing
+/// each as it completes; `Ok(true)` when none failed.
+pub fn run(
+    slot: u16,
+    state: Option<&Path>,
+    paths: &Paths,
+    out: &mut dyn Write,
+) -> io::Result<bool> {
     let Some(port) = DEFAULT_PORT.checked_add(slot) else {
         writeln!(
             out,
@@ -664,12 +729,25 @@ pub fn run(slot: u16, paths: &Paths, out: &mut dyn Write) -> io::Result<bool> {
             out,
         )?;
     }
+    if let Some(state) = state {
+        emit(check_gp_keys(state), out)?;
+    }
     let failed = checks.iter().filter(|c| !c.passed()).count();
+    let warned = checks
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Warn { .. }))
+        .count();
     if failed == 0 {
         writeln!(
             out,
             "all checks passed: PC/SC programs will see `card-emulator run --slot {slot}`"
         )?;
+        if warned > 0 {
+            writeln!(
+                out,
+                "{warned} warning(s): see the fix under each WARN above"
+            )?;
+        }
     } else {
         writeln!(
             out,
@@ -807,6 +885,45 @@ LIBPATH      @LIB@\nCHANNELID    0x8C7B\n";
             Some("Virtual PCD 01 00")
         );
         assert_eq!(pick_reader(&shifted, 1), None);
+    }
+
+    #[test]
+    fn test_keys_are_warned_about_with_the_command_that_rotates_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.json");
+        let mut state = profile::build(profile::DEFAULT_PROFILE).unwrap();
+        FileStore::create(&path, &state, false).unwrap();
+        let c = check_gp_keys(&path);
+        assert!(c.passed(), "a warning must not fail doctor");
+        let text = c.render();
+        assert!(text.starts_with("WARN  GlobalPlatform keys: "), "{text}");
+        assert!(
+            text.contains("KVN 30 (SCP03) and KVN 20 (SCP02) still use publicly known test keys"),
+            "{text}"
+        );
+        assert!(text.contains("fix: with the card running"), "{text}");
+        assert!(
+            text.contains("reader-client gp put-key --new-key"),
+            "{text}"
+        );
+        // Every set secret: OK.
+        for (i, k) in state.gp.key_sets.iter_mut().enumerate() {
+            let b = 0x21 + i as u8 * 3;
+            (k.enc, k.mac, k.dek) = (vec![b; 16], vec![b + 1; 16], vec![b + 2; 16]);
+        }
+        FileStore::create(&path, &state, true).unwrap();
+        assert!(
+            check_gp_keys(&path).is_ok(),
+            "{}",
+            check_gp_keys(&path).render()
+        );
+        // A missing file is a failure that says what to give.
+        let c = check_gp_keys(&dir.path().join("none.json"));
+        assert!(
+            !c.passed() && c.render().contains("card-emulator init"),
+            "{}",
+            c.render()
+        );
     }
 
     #[test]

@@ -337,6 +337,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         eid,
         policy: p.policy,
         gp: build_gp(&p.key_set)?,
+        time_floor: 0,
     };
     state.validate().map_err(ProfileError::Invalid)?;
     Ok(state)

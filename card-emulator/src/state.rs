@@ -33,6 +33,11 @@ pub struct CardState {
     /// GlobalPlatform key sets and counters of the card manager.
     #[serde(default)]
     pub gp: GpState,
+    /// The card's trusted time floor (Unix seconds): the latest server time it has accepted
+    /// in a signed R'. Expiry is checked against the later of this and the host clock, so
+    /// rolling the host clock back revives nothing. Only moves up.
+    #[serde(default)]
+    pub time_floor: u64,
 }
 
 /// The card manager's GlobalPlatform secrets and counters.
@@ -99,6 +104,15 @@ impl KeySet {
         [&self.enc, &self.mac, &self.dek]
             .iter()
             .all(|k| k.as_slice() == GP_DEFAULT_KEY)
+    }
+
+    /// Whether any of ENC, MAC and DEK is a publicly known key
+    /// ([`secure_channel::well_known_key`]: the GP test key 40..4F and a few more): then
+    /// anyone may open a secure channel with this set (or read what is sent under its DEK).
+    pub fn is_publicly_known(&self) -> bool {
+        [&self.enc, &self.mac, &self.dek]
+            .iter()
+            .any(|k| secure_channel::well_known_key(k).is_some())
     }
 }
 

@@ -175,7 +175,8 @@ fn put_key_with_a_wrong_kcv_changes_nothing() {
 #[test]
 fn admin_writes_a_file_and_a_trust_anchor_into_a_disabled_container() {
     let mut c = common::card();
-    let mut host = open03(&mut c, &StaticKeys::gp_default(), 0, SecurityLevel::FULL).unwrap();
+    rotate(&mut c, true, true);
+    let mut host = open03(&mut c, &keys(&KEYS03), 0x30, SecurityLevel::FULL).unwrap();
     // INSTALL [for personalization] of container B's ISD-P, then DGIs.
     let (_, sw) = sec(
         &mut c,
@@ -184,7 +185,7 @@ fn admin_writes_a_file_and_a_trust_anchor_into_a_disabled_container() {
     );
     assert_eq!(sw, 0x9000);
     let text = b"PROVISIONED";
-    let key = [0x04u8; 65];
+    let key = server_key();
     let mut anchor = apdu_specs::tlv::build(0x80, b"echo");
     anchor.extend(apdu_specs::tlv::build(0x81, &key));
     let mut dgis = vec![0x6F, 0x01, text.len() as u8];
@@ -273,4 +274,280 @@ fn the_scp02_counter_stops_at_its_maximum_and_no_session_repeats_a_counter_value
     assert_eq!(c.state().gp.scp02_counter, 0xFFFF);
     // SCP03 (its own counter) still opens.
     assert!(open03(&mut c, &StaticKeys::gp_default(), 0, SecurityLevel::C_MAC).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// Trust anchors only under secret keys: the terminal plays the attacker. It knows the
+// public GlobalPlatform test keys (40..4F), not the keys the owner rotated to.
+
+/// The owner's secret SCP03 (KVN 30) and SCP02 (KVN 20) keys after rotation.
+const KEYS03: [[u8; 16]; 3] = [[0x21; 16], [0x22; 16], [0x23; 16]];
+const KEYS02: [[u8; 16]; 3] = [[0x31; 16], [0x32; 16], [0x33; 16]];
+const ISDP_A: &str = "A0000005591010FFFFFFFF8900001000";
+
+fn keys(k: &[[u8; 16]; 3]) -> StaticKeys {
+    StaticKeys::new(&k[0], &k[1], &k[2]).unwrap()
+}
+
+fn open02(
+    c: &mut Card,
+    keys: &StaticKeys,
+    kvn: u8,
+    level: SecurityLevel,
+) -> Result<scp02::HostSession, String> {
+    assert!(tx(c, ISD).ends_with("9000"));
+    let hs = scp02::HostHandshake::new(keys, kvn).unwrap();
+    let r = c.transmit(&hs.initialize_update());
+    let (host, ea) = hs.authenticate(&r, level).map_err(|e| e.to_string())?;
+    let r = c.transmit(&ea);
+    host.confirm(&r).map_err(|e| e.to_string())?;
+    Ok(host)
+}
+
+/// PUT KEY replacing key set `kvn` by `new` under the same KVN (GPC §11.8): AES keys (`88`)
+/// for SCP03, DES keys (`80`) for SCP02, each encrypted by the session (`encrypt`).
+fn put_key_apdu(
+    kvn: u8,
+    new: &[[u8; 16]; 3],
+    aes: bool,
+    encrypt: impl Fn(&[u8]) -> Vec<u8>,
+) -> String {
+    let mut data = vec![kvn];
+    for k in new {
+        let enc = encrypt(k);
+        if aes {
+            data.extend([0x88, (enc.len() + 1) as u8, 0x10]);
+            data.extend(&enc);
+            data.push(0x03);
+            data.extend(secure_channel::kcv_aes(k).unwrap());
+        } else {
+            data.extend([0x80, enc.len() as u8]);
+            data.extend(&enc);
+            data.push(0x03);
+            data.extend(secure_channel::kcv_des3(k).unwrap());
+        }
+    }
+    let mut plain = vec![0x80, 0xD8, kvn, 0x81, data.len() as u8];
+    plain.extend(&data);
+    plain.push(0x00);
+    apdu_specs::hexfmt::upper(&plain)
+}
+
+/// The owner rotates the SCP03 set (KVN 30) to [`KEYS03`] and/or the SCP02 set (KVN 20) to
+/// [`KEYS02`], each inside a channel opened with its current (test) keys.
+fn rotate(c: &mut Card, scp03: bool, scp02: bool) {
+    let test = StaticKeys::gp_default();
+    if scp03 {
+        let mut host = open03(c, &test, 0x30, SecurityLevel::C_MAC).unwrap();
+        let apdu = put_key_apdu(0x30, &KEYS03, true, |k| host.encrypt_key(k).unwrap());
+        assert_eq!(sec(c, &mut host, &apdu).1, 0x9000);
+    }
+    if scp02 {
+        let mut host = open02(c, &test, 0x20, SecurityLevel::C_MAC).unwrap();
+        let apdu = put_key_apdu(0x20, &KEYS02, false, |k| host.encrypt_key(k).unwrap());
+        assert_eq!(sec(c, &mut host, &apdu).1, 0x9000);
+    }
+    let sets = &c.state().gp.key_sets;
+    assert_eq!(
+        sets.iter().filter(|k| k.is_publicly_known()).count(),
+        usize::from(!scp03) + usize::from(!scp02)
+    );
+}
+
+/// A fresh server key (a real P-256 point).
+fn server_key() -> [u8; 65] {
+    secure_channel::mutual::SigningKey::generate()
+        .unwrap()
+        .verifying_key()
+        .to_sec1()
+}
+
+/// DGI A001 as the terminal sends it: `80 service 81 key`.
+fn anchor_dgi(service: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut anchor = apdu_specs::tlv::build(0x80, service);
+    anchor.extend(apdu_specs::tlv::build(0x81, key));
+    let mut dgi = vec![0xA0, 0x01, anchor.len() as u8];
+    dgi.extend(anchor);
+    dgi
+}
+
+/// INSTALL [for personalization] of container A, then STORE DATA of `dgis`; the STORE DATA SW.
+fn personalize_a(
+    c: &mut Card,
+    host: &mut dyn secure_channel::HostSecureChannel,
+    dgis: &[u8],
+) -> u16 {
+    let (_, sw) = sec(c, host, &format!("80E6200016000010{ISDP_A}00000000"));
+    assert_eq!(sw, 0x9000);
+    let mut plain = vec![0x80, 0xE2, 0x88, 0x00, dgis.len() as u8];
+    plain.extend(dgis);
+    sec(c, host, &apdu_specs::hexfmt::upper(&plain)).1
+}
+
+/// Everything the containers hold (files, PINs, trust anchors, applet state).
+fn containers(c: &Card) -> Vec<card_emulator::state::Container> {
+    c.state().containers().to_vec()
+}
+
+#[test]
+fn a_terminal_with_the_public_test_keys_cannot_install_a_trust_anchor() {
+    let mut c = common::card();
+    let before = containers(&c);
+    let evil = anchor_dgi(b"demo", &server_key());
+    // SCP03 KVN 30 at the strongest level: authenticated, but with keys everyone knows.
+    let mut host = open03(&mut c, &StaticKeys::gp_default(), 0, SecurityLevel::FULL).unwrap();
+    assert_eq!(personalize_a(&mut c, &mut host, &evil), 0x6985);
+    // SCP02 KVN 20, C-MAC + C-DECRYPTION: the same.
+    let mut host = open02(
+        &mut c,
+        &StaticKeys::gp_default(),
+        0x20,
+        SecurityLevel::C_DEC_C_MAC,
+    )
+    .unwrap();
+    assert_eq!(personalize_a(&mut c, &mut host, &evil), 0x6985);
+    // A file DGI in the same STORE DATA is not written either.
+    let mut both = vec![0x6F, 0x01, 0x03, 0xAA, 0xBB, 0xCC];
+    both.extend(&evil);
+    assert_eq!(personalize_a(&mut c, &mut host, &both), 0x6985);
+    assert_eq!(containers(&c), before, "a refused anchor changed the card");
+    // File personalization alone still works with the test keys (GP tools out of the box).
+    assert_eq!(personalize_a(&mut c, &mut host, &both[..6]), 0x9000);
+}
+
+#[test]
+fn rotating_only_the_scp03_keys_leaves_the_scp02_test_keys_and_anchors_refused() {
+    let mut c = common::card();
+    rotate(&mut c, true, false);
+    let before = containers(&c);
+    let evil = anchor_dgi(b"demo", &server_key());
+    // Even the owner, through the rotated SCP03 set: the card still has a public key set.
+    let mut host = open03(&mut c, &keys(&KEYS03), 0x30, SecurityLevel::FULL).unwrap();
+    assert_eq!(personalize_a(&mut c, &mut host, &evil), 0x6985);
+    // The attacker through the SCP02 set that kept the test keys.
+    let mut host = open02(
+        &mut c,
+        &StaticKeys::gp_default(),
+        0x20,
+        SecurityLevel::C_DEC_C_MAC,
+    )
+    .unwrap();
+    assert_eq!(personalize_a(&mut c, &mut host, &evil), 0x6985);
+    assert_eq!(containers(&c), before);
+}
+
+#[test]
+fn a_key_set_that_only_shares_one_test_key_still_counts_as_public() {
+    let mut c = common::card();
+    rotate(&mut c, false, true);
+    // SCP03 KVN 30 gets secret ENC and MAC but keeps the test DEK 40..4F.
+    let mut host = open03(
+        &mut c,
+        &StaticKeys::gp_default(),
+        0x30,
+        SecurityLevel::C_MAC,
+    )
+    .unwrap();
+    let new = [KEYS03[0], KEYS03[1], *b"@ABCDEFGHIJKLMNO"];
+    let apdu = put_key_apdu(0x30, &new, true, |k| host.encrypt_key(k).unwrap());
+    assert_eq!(sec(&mut c, &mut host, &apdu).1, 0x9000);
+    let mut host = open03(&mut c, &keys(&new), 0x30, SecurityLevel::FULL).unwrap();
+    assert_eq!(
+        personalize_a(&mut c, &mut host, &anchor_dgi(b"demo", &server_key())),
+        0x6985
+    );
+    assert!(c.state().containers()[0].trust_anchors.is_empty());
+}
+
+#[test]
+fn after_rotating_every_key_set_an_anchor_needs_c_mac_and_c_decryption() {
+    let mut c = common::card();
+    rotate(&mut c, true, true);
+    let before = containers(&c);
+    let (k1, k2) = (server_key(), server_key());
+    // C-MAC alone: 6982 through either protocol, nothing written.
+    let mut host = open03(&mut c, &keys(&KEYS03), 0x30, SecurityLevel::C_MAC).unwrap();
+    assert_eq!(
+        personalize_a(&mut c, &mut host, &anchor_dgi(b"demo", &k1)),
+        0x6982
+    );
+    let mut host = open03(&mut c, &keys(&KEYS03), 0x30, SecurityLevel::C_MAC_R_MAC).unwrap();
+    assert_eq!(
+        personalize_a(&mut c, &mut host, &anchor_dgi(b"demo", &k1)),
+        0x6982
+    );
+    let mut host = open02(&mut c, &keys(&KEYS02), 0x20, SecurityLevel::C_MAC).unwrap();
+    assert_eq!(
+        personalize_a(&mut c, &mut host, &anchor_dgi(b"demo", &k1)),
+        0x6982
+    );
+    assert_eq!(containers(&c), before);
+    // C-MAC + C-DECRYPTION with the secret keys: installed (SCP03), then replaced (SCP02).
+    let mut host = open03(&mut c, &keys(&KEYS03), 0x30, SecurityLevel::C_DEC_C_MAC).unwrap();
+    assert_eq!(
+        personalize_a(&mut c, &mut host, &anchor_dgi(b"demo", &k1)),
+        0x9000
+    );
+    assert_eq!(c.state().containers()[0].trust_anchors[0].public_key, k1);
+    let mut host = open02(&mut c, &keys(&KEYS02), 0x20, SecurityLevel::C_DEC_C_MAC).unwrap();
+    assert_eq!(
+        personalize_a(&mut c, &mut host, &anchor_dgi(b"demo", &k2)),
+        0x9000
+    );
+    let anchors = &c.state().containers()[0].trust_anchors;
+    assert_eq!(anchors.len(), 1);
+    assert_eq!(
+        (anchors[0].service.as_str(), &anchors[0].public_key[..]),
+        ("demo", &k2[..])
+    );
+    // The attacker's test keys no longer open either set.
+    assert!(open03(&mut c, &StaticKeys::gp_default(), 0x30, SecurityLevel::FULL).is_err());
+    assert!(open02(
+        &mut c,
+        &StaticKeys::gp_default(),
+        0x20,
+        SecurityLevel::C_DEC_C_MAC
+    )
+    .is_err());
+}
+
+#[test]
+fn a_trust_anchor_must_be_a_p256_point_for_a_well_formed_service_id() {
+    let mut c = common::card();
+    rotate(&mut c, true, true);
+    let before = containers(&c);
+    let good = server_key();
+    let mut off_curve = good;
+    off_curve[64] ^= 0x01;
+    let mut compressed = vec![0x02 | (good[64] & 1)];
+    compressed.extend(&good[1..33]);
+    let mut not_hex = good;
+    not_hex[0] = 0x05;
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("not on the curve", anchor_dgi(b"demo", &off_curve)),
+        ("no point at all", anchor_dgi(b"demo", &[0x04; 65])),
+        ("64 bytes", anchor_dgi(b"demo", &good[..64])),
+        ("compressed", anchor_dgi(b"demo", &compressed)),
+        ("not 04", anchor_dgi(b"demo", &not_hex)),
+        ("empty service id", anchor_dgi(b"", &good)),
+        ("33-byte service id", anchor_dgi(&[b'a'; 33], &good)),
+        ("service id not UTF-8", anchor_dgi(&[0xC3, 0x28], &good)),
+        ("no key", {
+            let t = apdu_specs::tlv::build(0x80, b"demo");
+            [vec![0xA0, 0x01, t.len() as u8], t].concat()
+        }),
+    ];
+    let mut host = open03(&mut c, &keys(&KEYS03), 0x30, SecurityLevel::FULL).unwrap();
+    for (what, dgi) in &bad {
+        assert_eq!(personalize_a(&mut c, &mut host, dgi), 0x6A80, "{what}");
+    }
+    assert_eq!(containers(&c), before);
+    // The limits themselves: 1 and 32 bytes of UTF-8.
+    for id in [&b"x"[..], &[b'a'; 32], "caf\u{e9}".as_bytes()] {
+        assert_eq!(
+            personalize_a(&mut c, &mut host, &anchor_dgi(id, &good)),
+            0x9000
+        );
+    }
+    assert_eq!(c.state().containers()[0].trust_anchors.len(), 3);
 }

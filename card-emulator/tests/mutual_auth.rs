@@ -3,7 +3,10 @@
 //! refusal the card must make.
 
 mod common;
-use apdu_specs::auth::{Call, CallResult, CallStatus, SignedRegistration};
+use apdu_specs::auth::{
+    Call, CallResult, CallStatus, ConnectionSummary, SealedAnswer, SealedRegistration,
+    SignedRegistration,
+};
 use apdu_specs::{tlv, Status};
 use card_emulator::ca::IssuerCa;
 use card_emulator::{profile, Card, VirtualCard};
@@ -22,6 +25,12 @@ fn later() -> u64 {
     NOW + 7200
 }
 
+/// The secret keys of the card's key set `i` (KVN 30 SCP03, then KVN 20 SCP02).
+fn owner_keys(i: u8) -> StaticKeys {
+    let b = 0x21 + 3 * i;
+    StaticKeys::new(&[b; 16], &[b + 1; 16], &[b + 2; 16]).unwrap()
+}
+
 struct World {
     card: Card,
     ca: VerifyingKey,
@@ -32,9 +41,14 @@ struct World {
 
 impl World {
     /// A personalized card whose container A trusts `server` for service "demo", installed
-    /// the admin way: SCP03 + INSTALL [for personalization] + DGI A001.
+    /// the admin way: SCP03 + INSTALL [for personalization] + DGI A001, under the card's own
+    /// GlobalPlatform keys (the card refuses anchors while any key set is a public test key).
     fn new() -> World {
         let mut state = profile::build(profile::DEFAULT_PROFILE).unwrap();
+        for (i, set) in state.gp.key_sets.iter_mut().enumerate() {
+            let k = owner_keys(i as u8);
+            (set.enc, set.mac, set.dek) = (k.enc().to_vec(), k.mac().to_vec(), k.dek().to_vec());
+        }
         let issuer = IssuerCa::generate("test CA").unwrap();
         issuer.personalize(&mut state, NOW).unwrap();
         let ca = VerifyingKey::from_sec1(&apdu_specs::hexfmt::parse(&issuer.public_hex()).unwrap())
@@ -58,7 +72,7 @@ impl World {
     fn install_anchor(&mut self, isdp: &str, service: &str) {
         let c = &mut self.card;
         assert!(tx(c, "00A4040008A00000015100000000").ends_with("9000"));
-        let hs = scp03::HostHandshake::new(&StaticKeys::gp_default(), 0).unwrap();
+        let hs = scp03::HostHandshake::new(&owner_keys(0), 0x30).unwrap();
         let r = c.transmit(&hs.initialize_update());
         let (mut host, ea) = hs.authenticate(&r, SecurityLevel::FULL).unwrap();
         assert_eq!(c.transmit(&ea), [0x90, 0x00]);
@@ -135,15 +149,35 @@ impl World {
         self.cmd(0x10, &tlv::build(0x81, service.as_bytes()))
     }
 
+    /// What the server does with the sealed R the card answered: open it with its key.
+    fn open_r(&self, sealed: &[u8]) -> SignedRegistration {
+        let sealed = SealedRegistration::parse(sealed).unwrap();
+        mutual::server_open_registration(&self.server, &sealed).unwrap()
+    }
+
+    /// The server's sealed R' for `signed`, at server time `at`.
+    fn answer(
+        &self,
+        signed: &SignedRegistration,
+        grant: Grant,
+        at: u64,
+    ) -> (SealedAnswer, Option<Connection>) {
+        mutual::server_answer(&self.server, signed, grant, at).unwrap()
+    }
+
     /// Steps 1-5 with the server granting `grant`; the server's connection.
     fn connect(&mut self, grant: Grant) -> (Status, Option<Connection>) {
         self.select_and_verify();
         let (r, sw) = self.register("demo");
         assert_eq!(sw, Status::Success);
-        let signed = SignedRegistration::parse(&r).unwrap();
+        let signed = self.open_r(&r);
         mutual::server_verify_registration(&self.ca, &signed, "demo", NOW).unwrap();
-        let (answer, conn) = mutual::server_answer(&self.server, &signed, grant).unwrap();
-        let (_, sw) = self.cmd(0x12, &answer.to_bytes());
+        let (answer, conn) = self.answer(&signed, grant, NOW);
+        let (summary, sw) = self.cmd(0x12, &answer.to_bytes());
+        if sw == Status::Success {
+            let summary = ConnectionSummary::parse(&summary).unwrap();
+            assert_eq!(summary.expiry, conn.as_ref().unwrap().expiry());
+        }
         (sw, conn)
     }
 }
@@ -164,7 +198,7 @@ fn registration_needs_the_container_pin_and_a_trust_anchor() {
     assert_eq!(w.register("other").1, Status::NoTrustAnchor);
     let (r, sw) = w.register("demo");
     assert_eq!(sw, Status::Success);
-    let signed = SignedRegistration::parse(&r).unwrap();
+    let signed = w.open_r(&r);
     assert_eq!(signed.registration.counter, 1);
     assert!(mutual::server_verify_registration(&w.ca, &signed, "demo", NOW).is_ok());
 }
@@ -241,10 +275,10 @@ fn a_tampered_or_foreign_answer_is_refused_and_opens_nothing() {
     let mut w = World::new();
     w.select_and_verify();
     let (r, _) = w.register("demo");
-    let signed = SignedRegistration::parse(&r).unwrap();
-    let (answer, _) = mutual::server_answer(&w.server, &signed, granted()).unwrap();
+    let signed = w.open_r(&r);
+    let (answer, _) = w.answer(&signed, granted(), NOW);
     let bytes = answer.to_bytes();
-    for i in [5usize, 20, 40, bytes.len() - 10] {
+    for i in [5usize, 20, 40, 200, bytes.len() - 10] {
         let mut bad = bytes.clone();
         bad[i] ^= 0x01;
         let sw = w.cmd(0x12, &bad).1;
@@ -255,7 +289,7 @@ fn a_tampered_or_foreign_answer_is_refused_and_opens_nothing() {
     }
     // Signed by another key.
     let other = SigningKey::generate().unwrap();
-    let (forged, _) = mutual::server_answer(&other, &signed, granted()).unwrap();
+    let (forged, _) = mutual::server_answer(&other, &signed, granted(), NOW).unwrap();
     assert_eq!(
         w.cmd(0x12, &forged.to_bytes()).1,
         Status::BadServerSignature
@@ -272,10 +306,10 @@ fn refusal_expiry_and_missing_registration_have_their_own_status_words() {
     let mut w = World::new();
     w.select_and_verify();
     let (r, _) = w.register("demo");
-    let signed = SignedRegistration::parse(&r).unwrap();
-    let (answer, _) = mutual::server_answer(&w.server, &signed, Grant::Refused).unwrap();
+    let signed = w.open_r(&r);
+    let (answer, _) = w.answer(&signed, Grant::Refused, NOW);
     assert_eq!(w.cmd(0x12, &answer.to_bytes()).1, Status::ServiceNotGranted);
-    let (answer, _) = mutual::server_answer(&w.server, &signed, granted()).unwrap();
+    let (answer, _) = w.answer(&signed, granted(), NOW);
     w.card.set_clock(later);
     assert_eq!(w.cmd(0x12, &answer.to_bytes()).1, Status::GrantExpired);
     w.card.set_clock(now);
@@ -343,4 +377,99 @@ fn with_no_activated_container_the_applet_is_not_found() {
         "BF32038001009000"
     );
     assert_eq!(tx(&mut w.card, SELECT_AUTH), "6A82");
+}
+
+fn echo_call() -> Vec<u8> {
+    [tlv::build(0x81, b"echo"), tlv::build(0x82, b"hi")].concat()
+}
+
+#[test]
+fn using_the_connection_needs_the_pin_on_this_channel_since_the_last_reset() {
+    let mut w = World::new();
+    let (sw, _) = w.connect(granted());
+    assert_eq!(sw, Status::Success);
+    // A terminal that does not know the PIN, after a power cycle: 6982 and nothing else,
+    // for SECURE SEND and SECURE RECEIVE alike, and the connection is still there.
+    w.card.power_off();
+    w.card.power_on();
+    assert!(tx(&mut w.card, SELECT_AUTH).ends_with("9000"));
+    assert_eq!(
+        w.cmd(0x14, &echo_call()).1,
+        Status::SecurityStatusNotSatisfied
+    );
+    let fake_down = apdu_specs::auth::ProtectedMessage {
+        cid: [0; 16],
+        counter: 1,
+        ciphertext: vec![0; 256 + 16],
+    };
+    assert_eq!(
+        w.cmd(0x16, &fake_down.to_bytes()).1,
+        Status::SecurityStatusNotSatisfied
+    );
+    assert!(w.card.state().containers()[0].auth.connection.is_some());
+    // Another logical channel does not inherit channel 0's PIN.
+    assert_eq!(tx(&mut w.card, "002000810431323334"), "9000");
+    assert_eq!(tx(&mut w.card, "0070000001"), "019000");
+    assert!(tx(&mut w.card, "01A4040007F04D415554480100").ends_with("9000"));
+    let mut on_1 = vec![0x81, 0x14, 0x00, 0x00, echo_call().len() as u8];
+    on_1.extend(echo_call());
+    on_1.push(0);
+    assert_eq!(w.card.transmit(&on_1), [0x69, 0x82]);
+    // The cardholder's channel works.
+    assert_eq!(w.cmd(0x14, &echo_call()).1, Status::Success);
+}
+
+#[test]
+fn a_pin_less_terminal_learns_nothing_about_the_connection() {
+    // With and without an open connection the answer is the same 6982.
+    let mut w = World::new();
+    assert!(tx(&mut w.card, SELECT_AUTH).ends_with("9000"));
+    let without = w.cmd(0x14, &echo_call());
+    let (sw, _) = w.connect(granted());
+    assert_eq!(sw, Status::Success);
+    w.card.reset();
+    assert!(tx(&mut w.card, SELECT_AUTH).ends_with("9000"));
+    let with = w.cmd(0x14, &echo_call());
+    assert_eq!(without, with);
+    assert_eq!(with.1, Status::SecurityStatusNotSatisfied);
+}
+
+#[test]
+fn rolling_the_host_clock_back_revives_no_expired_connection() {
+    let mut w = World::new();
+    let (sw, _) = w.connect(granted()); // expiry NOW + 3600, server time NOW
+    assert_eq!(sw, Status::Success);
+    assert_eq!(w.card.state().time_floor, NOW);
+    // Later the server (at NOW + 7200) refuses a new registration; its signed time is
+    // trusted once R' is authenticated, and the card's floor rises durably.
+    let (r, _) = w.register("demo");
+    let signed = w.open_r(&r);
+    let (refusal, _) = w.answer(&signed, Grant::Refused, NOW + 7200);
+    assert_eq!(
+        w.cmd(0x12, &refusal.to_bytes()).1,
+        Status::ServiceNotGranted
+    );
+    assert_eq!(w.card.state().time_floor, NOW + 7200);
+    // The host clock still says NOW (rolled back): the old connection stays expired.
+    assert_eq!(w.cmd(0x14, &echo_call()).1, Status::GrantExpired);
+}
+
+#[test]
+fn an_answer_to_an_earlier_registration_is_refused() {
+    // R' answers exactly one R (its hash is inside, and the sealing key depends on it):
+    // an answer to the SE's previous R, validly signed by the trusted server, opens nothing.
+    let mut w = World::new();
+    w.select_and_verify();
+    let (r1, _) = w.register("demo");
+    let signed1 = w.open_r(&r1);
+    let (answer1, _) = w.answer(&signed1, granted(), NOW);
+    let (r2, _) = w.register("demo");
+    assert_ne!(r1, r2);
+    assert_eq!(
+        w.cmd(0x12, &answer1.to_bytes()).1,
+        Status::BadServerSignature
+    );
+    let signed2 = w.open_r(&r2);
+    let (answer2, _) = w.answer(&signed2, granted(), NOW);
+    assert_eq!(w.cmd(0x12, &answer2.to_bytes()).1, Status::Success);
 }

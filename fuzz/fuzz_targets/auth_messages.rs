@@ -1,15 +1,18 @@
-//! Every message of the seed-1 mutual authentication (certificate, R, R || sigR, R',
-//! R' || sigR', protected message, call, call result, GET REGISTRATION data, trust anchor,
-//! container identity) and the applet's commands: any bytes parse or fail with a typed
-//! error, and every structure that parses re-encodes to exactly the input (the parsers
-//! are strict and canonical).
+//! Every message of the seed-1 mutual authentication, protocol version 02 (certificate, R,
+//! R || sigR, R', R' || sigR', the sealed R and R' that cross the portal, the connection
+//! summary of VERIFY SERVER, protected message, call, call result, GET REGISTRATION data,
+//! trust anchor, container identity) and the applet's commands: any bytes parse or fail with
+//! a typed error, and every structure that parses re-encodes to exactly the input (the
+//! parsers are strict and canonical). The padding of sealed and protected plaintexts has
+//! exactly one form per plaintext and bucket set.
 #![no_main]
 #![forbid(unsafe_code)]
 
 use apdu_specs::auth::{
-    AuthCommand, Call, CallResult, Certificate, ContainerIdentity, GetRegistration,
-    ProtectedMessage, Registration, ServerAnswer, SignedRegistration, SignedServerAnswer,
-    TrustAnchor,
+    pad, unpad, AuthCommand, Call, CallResult, Certificate, ConnectionSummary, ContainerIdentity,
+    GetRegistration, ProtectedMessage, Registration, SealedAnswer, SealedRegistration,
+    ServerAnswer, SignedRegistration, SignedServerAnswer, TrustAnchor, ANSWER_BUCKETS, GCM_TAG_LEN,
+    MESSAGE_BUCKETS, REGISTRATION_BUCKETS, VERSION,
 };
 use apdu_specs::Command;
 use libfuzzer_sys::fuzz_target;
@@ -33,6 +36,9 @@ fuzz_target!(|data: &[u8]| {
         SignedRegistration,
         ServerAnswer,
         SignedServerAnswer,
+        SealedRegistration,
+        SealedAnswer,
+        ConnectionSummary,
         ProtectedMessage,
         Call,
         CallResult,
@@ -52,6 +58,23 @@ fuzz_target!(|data: &[u8]| {
             assert!(a.allows(call) || !a.granted);
         }
     }
+    // What crosses the portal: only version 02, and the sealed part of exactly one size.
+    if let Ok(r) = SealedRegistration::parse(data) {
+        assert_eq!(r.sealed.len(), REGISTRATION_BUCKETS[0] + GCM_TAG_LEN);
+        assert!(r.aad().starts_with(&[0x80, 0x01, VERSION]));
+    }
+    if let Ok(a) = SealedAnswer::parse(data) {
+        assert_eq!(a.sealed.len(), ANSWER_BUCKETS[0] + GCM_TAG_LEN);
+        assert!(a.aad().starts_with(&[0x80, 0x01, VERSION]));
+    }
+    if let Ok(m) = ProtectedMessage::parse(data) {
+        assert!(MESSAGE_BUCKETS
+            .iter()
+            .any(|b| b + GCM_TAG_LEN == m.ciphertext.len()));
+    }
+    for buckets in [&MESSAGE_BUCKETS[..], &REGISTRATION_BUCKETS, &ANSWER_BUCKETS] {
+        check_padding(data, buckets);
+    }
 
     // The applet's commands: data as a C-APDU, and the tail as the data of each INS.
     if let Ok(cmd) = Command::parse(data) {
@@ -64,6 +87,26 @@ fuzz_target!(|data: &[u8]| {
         check_command(&cmd);
     }
 });
+
+/// `pad` and `unpad` are inverse, and a padded plaintext has one form: the smallest bucket
+/// that holds the plaintext and one padding byte.
+fn check_padding(data: &[u8], buckets: &[usize]) {
+    match pad(data, buckets) {
+        Some(p) => {
+            let size = buckets.iter().find(|b| **b > data.len()).expect("fits");
+            assert_eq!(p.len(), *size);
+            assert_eq!(unpad(&p, buckets, "fuzz"), Ok(data));
+        }
+        None => assert!(data.len() >= buckets[buckets.len() - 1]),
+    }
+    if let Ok(plain) = unpad(data, buckets, "fuzz") {
+        assert_eq!(
+            pad(plain, buckets).as_deref(),
+            Some(data),
+            "one padded form"
+        );
+    }
+}
 
 fn check_command(cmd: &Command<'_>) {
     if let Ok(parsed) = AuthCommand::parse(cmd) {

@@ -1,6 +1,8 @@
 //! The server's request bodies (`register`, `messages`): any bytes decode or are refused
 //! with a 400 and a message, never a panic; what decodes is canonical, so the body the
-//! terminal would build from it decodes to the same value.
+//! terminal would build from it decodes to the same value. A register body is the sealed
+//! R (`70`, protocol version 02) alone: the same body with version 01's `signature` beside
+//! it is refused as `unsupported_version`, never downgraded to.
 //!
 //! Input: byte 0 picks the route (even: register, odd: messages); the rest is the body.
 #![no_main]
@@ -21,14 +23,17 @@ fuzz_target!(|data: &[u8]| {
     };
     if route & 1 == 0 {
         match parse_register_body(body) {
-            Ok(signed) => {
-                let json = serde_json::json!({
-                    "r": hex::encode(signed.registration.to_bytes()),
-                    "signature": hex::encode_upper(signed.signature),
-                });
+            Ok(sealed) => {
+                let r = hex::encode(sealed.to_bytes());
+                let json = serde_json::json!({ "r": r });
                 let again = parse_register_body(json.to_string().as_bytes())
                     .expect("the canonical body decodes");
-                assert_eq!(again, signed);
+                assert_eq!(again, sealed);
+                let v01 = serde_json::json!({ "r": r, "signature": "00".repeat(64) });
+                let e = parse_register_body(v01.to_string().as_bytes())
+                    .expect_err("a version 01 body is refused");
+                refused(&e);
+                assert_eq!(e.code, "unsupported_version", "{}", e.message);
             }
             Err(e) => refused(&e),
         }

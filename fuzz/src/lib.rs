@@ -1,5 +1,5 @@
 //! What the fuzz targets and the seed generator share: the record format of structured
-//! inputs, the fixed card and the fixed secure-channel handshakes.
+//! inputs, the fixed card and the fixed secure-channel and seed-1 handshakes.
 //!
 //! A structured input is a run of records `kind (1) || length (2, big-endian) || bytes`;
 //! a length beyond the end of the input takes what is left. The generator writes seeds in
@@ -8,9 +8,10 @@
 
 use std::sync::OnceLock;
 
+use apdu_specs::auth::{SealedAnswer, SealedRegistration};
 use card_emulator::state::CardState;
 use card_emulator::{profile, Card};
-use secure_channel::mutual::Connection;
+use secure_channel::mutual::{Connection, PendingRegistration, SigningKey, VerifyingKey};
 use secure_channel::{
     scp02, scp03, CardChallenge, CardConfig, InitializeUpdate, SecurityLevel, StaticKeys,
 };
@@ -174,13 +175,61 @@ pub fn scp02_pair(
 // ---------------------------------------------------------------------------------------
 // The seed-1 connection
 
-/// Both ends of the fixed seed-1 connection: `(SE, server)`, from a real handshake that
-/// `gen-seeds` ran once and stored (`fixtures/mutual.json`), so that seeds of protected
-/// messages authenticate.
-pub fn mutual_pair() -> (Connection, Connection) {
-    serde_json::from_str(include_str!("../fixtures/mutual.json"))
-        .expect("fixtures/mutual.json holds two connections; regenerate with gen-seeds")
+/// One real seed-1 handshake (protocol version 02, test keys only) that `gen-seeds
+/// --rehandshake` ran once and stored (`fixtures/mutual.json`): what each side kept and
+/// what crossed the portal, so that seeds of sealed R, sealed R' and protected messages
+/// authenticate.
+pub struct Handshake {
+    /// The time (Unix seconds) both sides ran it at.
+    pub now: u64,
+    /// The server's static key (a test key), to which the sealed R is sealed.
+    pub server_key: SigningKey,
+    pub server_public: VerifyingKey,
+    /// The SE's pending registration (R || sigR and its ephemeral key) before VERIFY SERVER.
+    pub pending: PendingRegistration,
+    /// What GET REGISTRATION answered and the portal relayed (`70`).
+    pub sealed_r: SealedRegistration,
+    /// What the server answered and VERIFY SERVER took (`78`), granting the connection.
+    pub sealed_r_prime: SealedAnswer,
+    /// The SE's end of the connection, as VERIFY SERVER opened it.
+    pub se: Connection,
+    /// The server's end of the connection, unconfirmed (no up message yet).
+    pub server: Connection,
 }
+
+/// The fixed handshake of `fixtures/mutual.json`, loaded once per process.
+pub fn handshake() -> &'static Handshake {
+    static HANDSHAKE: OnceLock<Handshake> = OnceLock::new();
+    HANDSHAKE.get_or_init(|| {
+        const WHAT: &str = "fixtures/mutual.json (regenerate with gen-seeds --rehandshake)";
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../fixtures/mutual.json")).expect(WHAT);
+        assert_eq!(v["version"], 2, "{WHAT}: a protocol version 02 handshake");
+        let hex = |k: &str| hex::decode(v[k].as_str().unwrap_or_default()).expect(WHAT);
+        let field = |k: &str| v[k].clone();
+        let server_key = SigningKey::from_bytes(&hex("server_key")).expect(WHAT);
+        Handshake {
+            now: v["now"].as_u64().expect(WHAT),
+            server_public: server_key.verifying_key(),
+            server_key,
+            pending: serde_json::from_value(field("pending")).expect(WHAT),
+            sealed_r: SealedRegistration::parse(&hex("sealed_r")).expect(WHAT),
+            sealed_r_prime: SealedAnswer::parse(&hex("sealed_r_prime")).expect(WHAT),
+            se: serde_json::from_value(field("se")).expect(WHAT),
+            server: serde_json::from_value(field("server")).expect(WHAT),
+        }
+    })
+}
+
+/// Both ends of the fixed seed-1 connection: `(SE, server)`, from [`handshake`].
+pub fn mutual_pair() -> (Connection, Connection) {
+    let h = handshake();
+    (h.se.clone(), h.server.clone())
+}
+
+/// What the SE seals as an up message when a target only needs the server to have taken
+/// one (the server answers exactly one down message per up message it accepted).
+pub const FILLER_CALL: &[u8] = b"filler";
 
 // ---------------------------------------------------------------------------------------
 // Conformance scripts

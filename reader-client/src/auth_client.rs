@@ -6,7 +6,9 @@
 
 use crate::exchange::transmit_following;
 use crate::{ClientError, Transport};
-use apdu_specs::auth::{self, AuthCommand, Call, CallResult, GetRegistration, SignedRegistration};
+use apdu_specs::auth::{
+    self, AuthCommand, Call, CallResult, ConnectionSummary, GetRegistration, SealedRegistration,
+};
 use apdu_specs::{Command, Status};
 
 /// Reference of the container PIN (VERIFY P2), as in the default profile.
@@ -118,13 +120,13 @@ pub fn verify_pin(t: &mut dyn Transport, pin: &[u8]) -> Result<(), AuthClientErr
     r.map(|_| ())
 }
 
-/// R and its signature as the card returned them, with the parsed form for reports.
+/// The sealed R as the card returned it (the terminal relays it; it cannot read the SE's
+/// identity, counter or signature inside), with its clear fields for reports.
 #[derive(Debug, Clone)]
 pub struct Registration {
-    /// `71` TLV.
+    /// `70` TLV.
     pub r: Vec<u8>,
-    pub signature: Vec<u8>,
-    pub parsed: SignedRegistration,
+    pub parsed: SealedRegistration,
 }
 
 /// GET REGISTRATION for `service` (`80 10 00 00 Lc {81 service} 00`, `61xx` followed).
@@ -138,15 +140,11 @@ pub fn get_registration(
     })
     .to_command();
     let data = run(t, NAME, &bytes(NAME, &cmd)?, &[])?;
-    let parsed = SignedRegistration::parse(&data).map_err(|e| AuthClientError::Malformed {
-        what: "R (GET REGISTRATION)",
+    let parsed = SealedRegistration::parse(&data).map_err(|e| AuthClientError::Malformed {
+        what: "sealed R (GET REGISTRATION)",
         reason: e.to_string(),
     })?;
-    Ok(Registration {
-        r: parsed.registration.to_bytes(),
-        signature: parsed.signature.to_vec(),
-        parsed,
-    })
+    Ok(Registration { r: data, parsed })
 }
 
 /// A command of the applet with raw data (what the portal delivered, unparsed).
@@ -157,15 +155,19 @@ fn raw_command(ins: u8, data: &[u8], le: bool) -> Command<'static> {
         .with_le(le)
 }
 
-/// VERIFY SERVER with `r_prime_and_signature` (`R'-TLV || 5F37 sig`) exactly as relayed.
+/// VERIFY SERVER with the sealed R' (`78`) exactly as relayed; the scope and expiry of
+/// the connection the SE opened.
 pub fn verify_server(
     t: &mut dyn Transport,
-    r_prime_and_signature: &[u8],
-) -> Result<(), AuthClientError> {
+    sealed_r_prime: &[u8],
+) -> Result<ConnectionSummary, AuthClientError> {
     const NAME: &str = "VERIFY SERVER";
-    let cmd = raw_command(auth::ins::VERIFY_SERVER, r_prime_and_signature, false);
-    run(t, NAME, &bytes(NAME, &cmd)?, &[])?;
-    Ok(())
+    let cmd = raw_command(auth::ins::VERIFY_SERVER, sealed_r_prime, true);
+    let data = run(t, NAME, &bytes(NAME, &cmd)?, &[])?;
+    ConnectionSummary::parse(&data).map_err(|e| AuthClientError::Malformed {
+        what: "VERIFY SERVER answer",
+        reason: e.to_string(),
+    })
 }
 
 /// SECURE SEND of `call`: the protected up message (`73`) for the server.

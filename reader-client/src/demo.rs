@@ -1,5 +1,9 @@
 //! `reader-client demo`: starts a server, a portal and a card, provisions trust and runs the whole seed-1 flow for every container, printing a transcript.
 //!
+//! Trust is provisioned the way an owner must: the card's GlobalPlatform key sets are rotated
+//! from the public test keys to random keys (kept in [`GP_KEYS_FILE`], mode 0600, in the
+//! working directory), and the server key goes in under those.
+//!
 //! The card runs behind pcscd + vpcd (`card-emulator run --slot N`) when pcscd is usable:
 //! an already running pcscd with a free vpcd reader, or one started here (root needed);
 //! otherwise in-process. Every process started here is stopped by its PID when [`run`]
@@ -35,6 +39,9 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub const CARD_TIMEOUT: Duration = Duration::from_secs(15);
 /// Where Debian's vsmartcard-vpcd installs its reader configuration.
 pub const VPCD_READER_CONF: &str = "/etc/reader.conf.d/vpcd";
+/// The file (in the demo's working directory, mode 0600) that keeps the GlobalPlatform keys
+/// the demo rotates the card to.
+pub const GP_KEYS_FILE: &str = "gp-keys.json";
 
 /// Which card link the demo uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,6 +421,72 @@ fn list_containers(t: &mut dyn Transport) -> Result<Vec<Container>, DemoError> {
         .collect())
 }
 
+/// The GlobalPlatform keys kept in `path` (`{"enc", "mac", "dek"}` in hex, mode 0600), or
+/// fresh random 16-byte keys (they fit SCP03 and SCP02) written there first; `true` when
+/// they were created now. A file that others may read is refused.
+pub fn load_or_create_gp_keys(path: &Path) -> Result<(StaticKeys, bool), DemoError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let what = format!("the GlobalPlatform keys in {}", path.display());
+    let fail = |reason: String| DemoError::Setup {
+        what: what.clone(),
+        reason,
+    };
+    if path.exists() {
+        let mode = std::fs::metadata(path)
+            .map_err(|e| fail(e.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(fail(format!(
+                "the file has mode {:o}: others may read the card's admin keys; chmod 600 it",
+                mode & 0o777
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let key = |name: &str| -> Result<zeroize::Zeroizing<Vec<u8>>, DemoError> {
+            let h = v[name].as_str().unwrap_or_default();
+            hexfmt::parse(h)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|e| fail(format!("\"{name}\" is not a hex key: {e}")))
+        };
+        let keys = StaticKeys::new(&key("enc")?, &key("mac")?, &key("dek")?)
+            .map_err(|e| fail(e.to_string()))?;
+        return Ok((keys, false));
+    }
+    let keys = loop {
+        let mut k = Vec::new();
+        for _ in 0..3 {
+            k.push(zeroize::Zeroizing::new(
+                secure_channel::mutual::random_bytes::<16>().map_err(|e| fail(e.to_string()))?,
+            ));
+        }
+        let keys =
+            StaticKeys::new(&k[0][..], &k[1][..], &k[2][..]).map_err(|e| fail(e.to_string()))?;
+        if !keys.is_publicly_known() {
+            break keys;
+        }
+    };
+    let text = zeroize::Zeroizing::new(
+        serde_json::json!({
+            "enc": hexfmt::upper(keys.enc()),
+            "mac": hexfmt::upper(keys.mac()),
+            "dek": hexfmt::upper(keys.dek()),
+        })
+        .to_string(),
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| fail(e.to_string()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| fail(e.to_string()))?;
+    Ok((keys, true))
+}
+
 /// Seconds since 1970.
 fn now() -> u64 {
     SystemTime::now()
@@ -513,17 +586,55 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> {
     let (mut link, how) = open_link(opts.mode, &ce, &state)?;
     writeln!(out, "reader: {how}")?;
 
+    // Keys: the card takes trust anchors only once none of its GlobalPlatform key sets is a
+    // public test key, so every set is rotated to secret keys first (kept for a second run).
+    let keys_path = dir.path().join(GP_KEYS_FILE);
+    let (gp_keys, created) = load_or_create_gp_keys(&keys_path)?;
     // Trust: the server key into every container, in admin mode inside SCP03.
     let containers = {
         let mut t = link.connect()?;
         let containers = list_containers(t.as_mut())?;
+        let rotated = gp::rotate_key_sets(
+            t.as_mut(),
+            &gp::ISD_AID,
+            &StaticKeys::gp_default(),
+            &gp_keys,
+            SecurityLevel::C_DEC_C_MAC,
+            None,
+        )
+        .map_err(|e| card_err("rotating the GlobalPlatform keys")(&e))?;
+        writeln!(
+            out,
+            "keys: every GlobalPlatform key set of the card moved off the public test keys 40..4F (the card takes trust anchors only under secret keys), to {} kept in {} (mode 0600):",
+            if created { "fresh random keys" } else { "the keys" },
+            keys_path.display()
+        )?;
+        for r in &rotated {
+            let what = match &r.rotation {
+                gp::Rotation::Rotated { .. } => "rotated with PUT KEY".to_string(),
+                gp::Rotation::AlreadyRotated => "already rotated".to_string(),
+                gp::Rotation::Kept { reason } => format!("NOT rotated: {reason}"),
+            };
+            writeln!(out, "  {}: {what}", r.set)?;
+        }
+        let public: Vec<String> = rotated
+            .iter()
+            .filter(|r| r.public)
+            .map(|r| r.set.to_string())
+            .collect();
+        if !public.is_empty() {
+            return Err(DemoError::Card(format!(
+                "{} still open(s) with the public test keys; the card would refuse the trust anchors",
+                public.join(" and ")
+            )));
+        }
         gp::select(t.as_mut(), &gp::ISD_AID, 0).map_err(|e| card_err("SELECT of the ISD")(&e))?;
         let mut scp = Scp::open(
             t.as_mut(),
-            &StaticKeys::gp_default(),
+            &gp_keys,
             &ScpOptions::new(ScpVersion::Scp03, SecurityLevel::FULL),
         )
-        .map_err(|e| card_err("opening SCP03 on the ISD")(&e))?;
+        .map_err(|e| card_err("opening SCP03 on the ISD with the rotated keys")(&e))?;
         let anchor = TrustAnchor {
             service_id: SERVICE.to_string(),
             server_public_key,
@@ -533,7 +644,7 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> {
                 .map_err(|e| card_err("installing the trust anchor")(&e))?;
             writeln!(
                 out,
-                "trust: server key installed for `{SERVICE}` into container {} (ISD-P {}): SCP03 level 33, INSTALL [for personalization] + STORE DATA DGI A001",
+                "trust: server key installed for `{SERVICE}` into container {} (ISD-P {}): SCP03 level 33 with the rotated keys, INSTALL [for personalization] + STORE DATA DGI A001",
                 c.iccid,
                 hexfmt::upper(&c.aid)
             )?;
@@ -593,8 +704,8 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> {
                 name: "echo".into(),
                 data: echo.clone().into_bytes(),
             };
-            let served =
-                flow::service(t.as_mut(), &client, SERVICE, &call, None, out).map_err(flow_err)?;
+            let served = flow::service(t.as_mut(), &client, SERVICE, &call, Some(pin), out)
+                .map_err(flow_err)?;
             if served.result.data != echo.as_bytes() {
                 return Err(DemoError::Card("the echo came back different".into()));
             }
@@ -636,4 +747,31 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> {
     drop(portal);
     drop(server);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn gp_keys_are_created_secret_with_mode_0600_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(GP_KEYS_FILE);
+        let (keys, created) = load_or_create_gp_keys(&path).unwrap();
+        assert!(created && !keys.is_publicly_known());
+        assert_eq!(keys.enc().len(), 16, "SCP02 needs 16-byte keys");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (again, created) = load_or_create_gp_keys(&path).unwrap();
+        assert!(!created);
+        assert_eq!(
+            (again.enc(), again.mac(), again.dek()),
+            (keys.enc(), keys.mac(), keys.dek())
+        );
+        // Readable by others: refused.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_or_create_gp_keys(&path).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+    }
 }

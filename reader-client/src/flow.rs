@@ -7,7 +7,7 @@
 use crate::auth_client::{self, AuthClientError};
 use crate::portal_client::{PortalClient, PortalError};
 use crate::Transport;
-use apdu_specs::auth::{Call, CallResult, CallStatus, ProtectedMessage, ServerAnswer};
+use apdu_specs::auth::{Call, CallResult, CallStatus, ProtectedMessage};
 use apdu_specs::hexfmt;
 use std::io::Write;
 
@@ -101,8 +101,6 @@ pub fn iccid_digits(bcd: &[u8]) -> String {
 /// What the SE accepted at step 5.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
-    /// The registration counter of R.
-    pub counter: u32,
     /// The calls granted (as R' said and the SE verified).
     pub scope: Vec<String>,
     /// Expiry of the grant and the connection (Unix seconds).
@@ -135,30 +133,24 @@ pub fn register(
         "VERIFY container PIN: ok (the PIN is never printed)",
     )?;
     let reg = auth_client::get_registration(t, service).map_err(card("GET REGISTRATION"))?;
-    let cert = &reg.parsed.registration.certificate;
     say(
         out,
         None,
         &format!(
-            "GET REGISTRATION `{service}`: R {} bytes + signature {} bytes, counter {}, SE EID {} ICCID {}",
+            "GET REGISTRATION `{service}`: sealed R, {} bytes (certificate, EID, ICCID, counter and signature are encrypted to the server's key; the terminal and the portal cannot read them)",
             reg.r.len(),
-            reg.signature.len(),
-            reg.parsed.registration.counter,
-            hexfmt::upper(&cert.eid()),
-            iccid_digits(&cert.iccid()),
         ),
     )?;
     say(
         out,
         Some(1),
         &format!(
-            "R to the server via the portal: POST {} ({} + {} bytes)",
+            "R to the server via the portal: POST {} ({} bytes)",
             portal_client.url(service, "register"),
             reg.r.len(),
-            reg.signature.len()
         ),
     )?;
-    let (r_prime, sig) = match portal_client.register(service, &reg.r, &reg.signature) {
+    let r_prime = match portal_client.register(service, &reg.r) {
         Ok(a) => a,
         Err(e) => {
             say(out, Some(2), &format!("the server refused the SE: {e}"))?;
@@ -168,61 +160,45 @@ pub fn register(
     say(
         out,
         Some(2),
-        "the server authenticated the SE (issuer CA certificate, SE signature, fresh nonce) and signed its answer",
+        "the server opened R, authenticated the SE (issuer CA certificate, SE signature, fresh nonce, counter) and signed and sealed its answer",
     )?;
-    let claim = match ServerAnswer::parse(&r_prime) {
-        Ok(a) if a.granted => format!(
-            "claims: granted `{}` until {} (unverified until step 5)",
-            a.scope.join(","),
-            a.expiry
-        ),
-        Ok(_) => "claims: refused (unverified until step 5)".to_string(),
-        Err(e) => format!("not parsable here ({e}); the SE decides"),
-    };
     say(
         out,
         Some(3),
         &format!(
-            "R' back via the portal: {} + {} bytes; {claim}",
+            "sealed R' back via the portal: {} bytes (grant, scope and expiry are encrypted to this R's handshake keys)",
             r_prime.len(),
-            sig.len()
         ),
     )?;
-    let mut verify = r_prime.clone();
-    verify.extend_from_slice(&apdu_specs::tlv::build(
-        apdu_specs::auth::tag::SIGNATURE,
-        &sig,
-    ));
     say(
         out,
         Some(4),
         &format!(
-            "VERIFY SERVER request to the SE with R' ({} bytes)",
-            verify.len()
+            "VERIFY SERVER request to the SE with the sealed R' ({} bytes)",
+            r_prime.len()
         ),
     )?;
-    if let Err(e) = auth_client::verify_server(t, &verify) {
-        say(out, Some(5), &format!("the SE refused R': {e}"))?;
-        return Err(card(
-            "step 5 (the SE verifies the server's signature and the grant)",
-        )(e));
-    }
-    // The SE accepted R': what it says is now authenticated.
-    let (scope, expiry) = ServerAnswer::parse(&r_prime)
-        .map(|a| (a.scope, a.expiry))
-        .unwrap_or_default();
+    let summary = match auth_client::verify_server(t, &r_prime) {
+        Ok(s) => s,
+        Err(e) => {
+            say(out, Some(5), &format!("the SE refused R': {e}"))?;
+            return Err(card(
+                "step 5 (the SE verifies the server's signature and the grant)",
+            )(e));
+        }
+    };
     say(
         out,
         Some(5),
         &format!(
-            "the SE verified the server signature, its nonce, the grant and the expiry: secure connection open (scope `{}`, until {expiry})",
-            scope.join(",")
+            "the SE opened R' (the server derived the same keys), verified the server signature, that R' answers this very R, the grant and the expiry: secure connection open (scope `{}`, until {})",
+            summary.scope.join(","),
+            summary.expiry
         ),
     )?;
     Ok(Registered {
-        counter: reg.parsed.registration.counter,
-        scope,
-        expiry,
+        scope: summary.scope,
+        expiry: summary.expiry,
     })
 }
 
@@ -251,6 +227,16 @@ pub fn service(
     out: &mut dyn Write,
 ) -> Result<Served, FlowError> {
     auth_client::select(t).map_err(card("SELECT of the authentication applet"))?;
+    // The cardholder gates every use of the connection (SECURE SEND and SECURE RECEIVE
+    // answer 6982 without the container PIN verified since the last reset).
+    if let Some(pin) = pin {
+        auth_client::verify_pin(t, pin).map_err(card("VERIFY of the container PIN"))?;
+        say(
+            out,
+            None,
+            "VERIFY container PIN: ok (the PIN is never printed)",
+        )?;
+    }
     let up = auth_client::secure_send(t, call).map_err(card("step 6 (SECURE SEND)"))?;
     let counter = ProtectedMessage::parse(&up)
         .map(|m| m.counter.to_string())

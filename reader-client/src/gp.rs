@@ -1,17 +1,19 @@
 //! GlobalPlatform card-manager commands, host side (GP Card Spec v2.3.1 §11): SELECT of the
-//! security domain, GET DATA (card data, CPLC, key information), GET STATUS, PUT KEY, and
-//! INSTALL [for personalization] + STORE DATA of a trust anchor (DGI A001).
+//! security domain, GET DATA (card data, CPLC, key information), GET STATUS, PUT KEY (one
+//! set, or every SCP02/SCP03 set the key information lists), and INSTALL [for
+//! personalization] + STORE DATA of a trust anchor (DGI A001).
 //!
 //! Each function takes any [`Transport`]: inside a secure channel pass the [`Scp`]
 //! decorator, in the clear the bare transport.
 
 use crate::exchange::{transmit_following, Reply};
-use crate::scp::{Scp, ScpVersion};
+use crate::scp::{Scp, ScpOptions, ScpVersion};
 use crate::{ClientError, Transport};
 use apdu_specs::es10::der;
 use apdu_specs::{hexfmt, Status};
-use secure_channel::{kcv_aes, kcv_des3, StaticKeys};
+use secure_channel::{kcv_aes, kcv_des3, ScpError, SecurityLevel, StaticKeys};
 use serde::Serialize;
+use std::fmt;
 
 /// The GlobalPlatform default issuer security domain.
 pub const ISD_AID: [u8; 8] = apdu_specs::es10::GP_ISD_AID;
@@ -555,6 +557,227 @@ pub fn put_key<T: Transport>(
     Ok(true)
 }
 
+/// One secure-channel key set of the card, as its Key Information Template lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySet {
+    pub kvn: u8,
+    pub version: ScpVersion,
+}
+
+impl fmt::Display for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KVN {:02X} ({})", self.kvn, self.version)
+    }
+}
+
+/// The secure-channel key sets among `keys` (GET DATA `E0`), one per KVN in card order: AES
+/// keys (`88`) make an SCP03 set, DES keys (`80`) an SCP02 set; other key types (RSA, ECC,
+/// ...) are not secure-channel keys and are left out.
+pub fn scp_key_sets(keys: &[KeyInfo]) -> Vec<KeySet> {
+    let mut out: Vec<KeySet> = Vec::new();
+    for k in keys {
+        let version = match k.components.first() {
+            Some((0x88, _)) => ScpVersion::Scp03,
+            Some((0x80, _)) => ScpVersion::Scp02,
+            _ => continue,
+        };
+        if !out.iter().any(|s| s.kvn == k.version) {
+            out.push(KeySet {
+                kvn: k.version,
+                version,
+            });
+        }
+    }
+    out
+}
+
+/// SELECT the security domain `sd` and read its secure-channel key sets (GET DATA `E0` in
+/// the clear, as GlobalPlatform tools do before any channel).
+pub fn key_sets(t: &mut dyn Transport, sd: &[u8]) -> Result<Vec<KeySet>, GpError> {
+    select(t, sd, 0)?;
+    let sets = scp_key_sets(&parse_key_info(&get_data(t, object::KEY_INFO, 0)?)?);
+    if sets.is_empty() {
+        return Err(GpError::Invalid(
+            "the key information template (GET DATA 00E0) lists no SCP02 or SCP03 key set".into(),
+        ));
+    }
+    Ok(sets)
+}
+
+/// Whether every key fits the protocol (SCP02: 16-byte two-key 3DES).
+fn fits(version: ScpVersion, keys: &StaticKeys) -> bool {
+    version == ScpVersion::Scp03
+        || [keys.enc(), keys.mac(), keys.dek()]
+            .iter()
+            .all(|k| k.len() == 16)
+}
+
+/// Open a channel on key set `set` of the security domain `sd` (selected anew) with `keys`.
+fn open_set<'t>(
+    t: &'t mut dyn Transport,
+    sd: &[u8],
+    set: KeySet,
+    keys: &StaticKeys,
+    level: SecurityLevel,
+) -> Result<Scp<&'t mut dyn Transport>, GpError> {
+    select(t, sd, 0)?;
+    let mut options = ScpOptions::new(set.version, level);
+    options.kvn = set.kvn;
+    Ok(Scp::open(t, keys, &options)?)
+}
+
+/// Whether `keys` open key set `set` of the security domain `sd`. The card cryptogram of
+/// INITIALIZE UPDATE is checked here: with other keys nothing more is sent, so the card
+/// counts no failed authentication.
+pub fn opens(
+    t: &mut dyn Transport,
+    sd: &[u8],
+    set: KeySet,
+    keys: &StaticKeys,
+) -> Result<bool, GpError> {
+    if !fits(set.version, keys) {
+        return Ok(false);
+    }
+    match open_set(t, sd, set, keys, SecurityLevel::C_MAC) {
+        Ok(_) => Ok(true),
+        Err(GpError::Transport(ClientError::Scp {
+            source: ScpError::CardCryptogram,
+            ..
+        })) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The key sets of the security domain `sd` that the public GlobalPlatform test keys
+/// (40..4F) still open.
+pub fn sets_with_test_keys(t: &mut dyn Transport, sd: &[u8]) -> Result<Vec<KeySet>, GpError> {
+    let mut out = Vec::new();
+    for set in key_sets(t, sd)? {
+        if opens(t, sd, set, &StaticKeys::gp_default())? {
+            out.push(set);
+        }
+    }
+    Ok(out)
+}
+
+/// What [`rotate_key_sets`] did to one key set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// PUT KEY replaced its keys, under `new_kvn`; `confirmed` when the card echoed the KVN
+    /// and key check values.
+    Rotated { new_kvn: u8, confirmed: bool },
+    /// The new keys open it already (an earlier rotation): nothing sent.
+    AlreadyRotated,
+    /// Left as it was, and why.
+    Kept { reason: String },
+}
+
+/// One key set after [`rotate_key_sets`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetRotation {
+    /// The set as the card listed it before.
+    pub set: KeySet,
+    pub rotation: Rotation,
+    /// Whether it still holds publicly known keys (the test keys still open it, or it was
+    /// rotated to publicly known keys): the card then refuses trust anchors.
+    pub public: bool,
+}
+
+/// The SCP02 levels are 00, 01 and 03: a level with R-MAC or R-ENC becomes 03 there.
+fn level_for(version: ScpVersion, level: SecurityLevel) -> SecurityLevel {
+    match version {
+        ScpVersion::Scp02 if level.r_mac() || level.r_enc() => SecurityLevel::C_DEC_C_MAC,
+        _ => level,
+    }
+}
+
+/// Rotate every secure-channel key set of the security domain `sd` (the SCP03 and SCP02 sets
+/// its key information template lists, GET DATA `E0`) to `new`: for each, a channel opened
+/// with its `current` keys at `level` and PUT KEY replacing it (GP Card Spec §11.8). A set
+/// keeps its KVN unless `renumber` = (old, new) names it. A set the new keys open already
+/// is left alone, so running this again is harmless. A set that cannot be rotated (other
+/// current keys, SCP02 with keys that are not 16 bytes, a refusal) is reported with the
+/// reason and whether the public test keys still open it.
+pub fn rotate_key_sets(
+    t: &mut dyn Transport,
+    sd: &[u8],
+    current: &StaticKeys,
+    new: &StaticKeys,
+    level: SecurityLevel,
+    renumber: Option<(u8, u8)>,
+) -> Result<Vec<SetRotation>, GpError> {
+    let mut out = Vec::new();
+    for set in key_sets(t, sd)? {
+        let new_kvn = match renumber {
+            Some((old, kvn)) if old == set.kvn => kvn,
+            _ => set.kvn,
+        };
+        let (rotation, opened_with_current) = rotate_one(
+            t,
+            sd,
+            set,
+            current,
+            new,
+            level_for(set.version, level),
+            new_kvn,
+        )?;
+        let public = match (&rotation, opened_with_current) {
+            (Rotation::Rotated { .. } | Rotation::AlreadyRotated, _) => new.is_publicly_known(),
+            (Rotation::Kept { .. }, true) => current.is_publicly_known(),
+            (Rotation::Kept { .. }, false) => opens(t, sd, set, &StaticKeys::gp_default())?,
+        };
+        out.push(SetRotation {
+            set,
+            rotation,
+            public,
+        });
+    }
+    Ok(out)
+}
+
+/// One set of [`rotate_key_sets`]: what happened, and whether `current` opened it. Only
+/// SELECT and GET DATA errors propagate; anything about the set itself is reported.
+fn rotate_one(
+    t: &mut dyn Transport,
+    sd: &[u8],
+    set: KeySet,
+    current: &StaticKeys,
+    new: &StaticKeys,
+    level: SecurityLevel,
+    new_kvn: u8,
+) -> Result<(Rotation, bool), GpError> {
+    let kept = |reason: String| Rotation::Kept { reason };
+    if !fits(set.version, new) {
+        let reason = "SCP02 keys are 16 bytes (two-key 3DES): give 16-byte new keys to rotate it";
+        return Ok((kept(reason.into()), false));
+    }
+    if opens(t, sd, set, new)? {
+        return Ok((Rotation::AlreadyRotated, false));
+    }
+    if !fits(set.version, current) {
+        return Ok((
+            kept("the given current keys do not fit SCP02 (16 bytes)".into()),
+            false,
+        ));
+    }
+    let mut scp = match open_set(t, sd, set, current, level) {
+        Ok(scp) => scp,
+        Err(GpError::Transport(ClientError::Scp {
+            source: ScpError::CardCryptogram,
+            ..
+        })) => {
+            let reason = "the given keys do not open it (give its current keys with --key or --enc/--mac/--dek)";
+            return Ok((kept(reason.into()), false));
+        }
+        Err(e) => return Ok((kept(format!("opening {}: {e}", set.version)), false)),
+    };
+    let rotation = match put_key(&mut scp, Some(set.kvn), new_kvn, new) {
+        Ok(confirmed) => Rotation::Rotated { new_kvn, confirmed },
+        Err(e) => kept(e.to_string()),
+    };
+    Ok((rotation, true))
+}
+
 /// INSTALL [for personalization] of the application `aid` (GP Card Spec §11.5.2.3):
 /// `80 E6 20 00 Lc 00 00 <len> <aid> 00 00 00 00`: no load file, no module, no privileges,
 /// no parameters, no token. The STORE DATA commands that follow go to that application.
@@ -614,16 +837,29 @@ pub fn install_anchor(
         "INSTALL [for personalization]",
         &install_for_personalization_command(isdp_aid, channel)?,
     )?;
-    run(
-        t,
-        "STORE DATA (DGI A001)",
-        &store_dgi_command(
-            apdu_specs::auth::DGI_TRUST_ANCHOR,
-            &anchor.to_bytes(),
-            channel,
-        )?,
+    let store = store_dgi_command(
+        apdu_specs::auth::DGI_TRUST_ANCHOR,
+        &anchor.to_bytes(),
+        channel,
     )?;
-    Ok(())
+    match transmit_following(t, &store, true)?.status {
+        Status::Success => Ok(()),
+        status => Err(GpError::Status {
+            command: "STORE DATA (DGI A001)",
+            advice: anchor_advice(status.to_u16()),
+            status,
+        }),
+    }
+}
+
+/// What to do when the card refuses a trust anchor (mutual-auth.md, "Admin").
+fn anchor_advice(sw: u16) -> &'static str {
+    match sw {
+        0x6985 => ": the card takes trust anchors only once none of its GlobalPlatform key sets is a public test key (40..4F). Rotate every key set first, and keep the new key: `reader-client gp put-key --new-key HEX`; then `reader-client gp --key HEX install-anchor ...`",
+        0x6982 => ": a trust anchor needs C-MAC and C-DECRYPTION on the channel (--level enc or full)",
+        0x6A80 => ": the card refused the anchor: the server key must be a P-256 point (65 bytes, 04 || X || Y) and the service id 1..32 bytes of UTF-8",
+        other => advice(other),
+    }
 }
 
 #[cfg(test)]
@@ -731,6 +967,162 @@ mod tests {
         let cmd =
             put_key_command(ScpVersion::Scp02, None, 0x21, &keys, 1, &|k| Ok(k.to_vec())).unwrap();
         assert_eq!(&cmd.apdu[..8], &hex!("81D8008143218010"));
+    }
+
+    /// Key rotation and trust anchors against the real card in-process: the terminal knows
+    /// the public test keys; the card takes anchors only once every key set is secret.
+    mod against_the_card {
+        use super::super::*;
+        use crate::InProcess;
+        use card_emulator::{profile, Card};
+
+        fn card() -> InProcess<Card> {
+            InProcess::new(Card::in_memory(
+                profile::build(profile::DEFAULT_PROFILE).unwrap(),
+            ))
+        }
+
+        fn new_keys() -> StaticKeys {
+            StaticKeys::new(&[0x21; 16], &[0x22; 16], &[0x23; 16]).unwrap()
+        }
+
+        fn anchor() -> apdu_specs::auth::TrustAnchor {
+            apdu_specs::auth::TrustAnchor {
+                service_id: "demo".into(),
+                server_public_key: secure_channel::mutual::SigningKey::generate()
+                    .unwrap()
+                    .verifying_key()
+                    .to_sec1(),
+            }
+        }
+
+        const SCP03: KeySet = KeySet {
+            kvn: 0x30,
+            version: ScpVersion::Scp03,
+        };
+        const SCP02: KeySet = KeySet {
+            kvn: 0x20,
+            version: ScpVersion::Scp02,
+        };
+        const ISDP_A: [u8; 16] = hex_literal::hex!("A0000005591010FFFFFFFF8900001000");
+
+        /// Install `anchor()` into container A through `set` opened with `keys` at `level`.
+        fn install(
+            t: &mut InProcess<Card>,
+            set: KeySet,
+            keys: &StaticKeys,
+            level: SecurityLevel,
+        ) -> Result<(), GpError> {
+            let mut scp = open_set(t, &ISD_AID, set, keys, level)?;
+            install_anchor(&mut scp, &ISDP_A, &anchor(), 0)
+        }
+
+        #[test]
+        fn the_key_information_names_both_key_sets() {
+            let mut t = card();
+            assert_eq!(key_sets(&mut t, &ISD_AID).unwrap(), vec![SCP03, SCP02]);
+            assert_eq!(
+                sets_with_test_keys(&mut t, &ISD_AID).unwrap(),
+                vec![SCP03, SCP02]
+            );
+            // Probing with the test keys is not a failed authentication.
+            assert_eq!(t.card().state().gp.auth_failures, 0);
+        }
+
+        #[test]
+        fn install_anchor_with_the_test_keys_fails_and_says_to_rotate_them() {
+            let mut t = card();
+            let e = install(
+                &mut t,
+                SCP03,
+                &StaticKeys::gp_default(),
+                SecurityLevel::FULL,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("6985"), "{e}");
+            assert!(e.contains("reader-client gp put-key --new-key"), "{e}");
+            assert!(t.card().state().containers()[0].trust_anchors.is_empty());
+        }
+
+        #[test]
+        fn rotating_every_key_set_then_the_anchor_goes_in_with_c_mac_and_c_dec() {
+            let mut t = card();
+            let new = new_keys();
+            let default = StaticKeys::gp_default();
+            let level = SecurityLevel::FULL;
+            let r = rotate_key_sets(&mut t, &ISD_AID, &default, &new, level, None).unwrap();
+            assert_eq!(r.len(), 2);
+            for (got, set) in r.iter().zip([SCP03, SCP02]) {
+                assert_eq!(got.set, set);
+                let rotated = Rotation::Rotated {
+                    new_kvn: set.kvn,
+                    confirmed: true,
+                };
+                assert_eq!(got.rotation, rotated, "{set}");
+                assert!(!got.public, "{set}");
+            }
+            let sets = &t.card().state().gp.key_sets;
+            assert!(sets.iter().all(|k| !k.is_publicly_known()), "{sets:?}");
+            assert!(sets_with_test_keys(&mut t, &ISD_AID).unwrap().is_empty());
+            // Again: nothing to do.
+            let again = rotate_key_sets(&mut t, &ISD_AID, &default, &new, level, None).unwrap();
+            assert!(again.iter().all(|s| s.rotation == Rotation::AlreadyRotated));
+            // C-MAC alone is refused with its advice; C-MAC + C-DEC through SCP02 is taken.
+            let e = install(&mut t, SCP03, &new, SecurityLevel::C_MAC).unwrap_err();
+            assert!(e.to_string().contains("--level enc"), "{e}");
+            install(&mut t, SCP02, &new, SecurityLevel::C_DEC_C_MAC).unwrap();
+            assert_eq!(t.card().state().containers()[0].trust_anchors.len(), 1);
+        }
+
+        #[test]
+        fn a_set_left_on_the_test_keys_is_reported_public() {
+            let mut t = card();
+            // 32-byte keys cannot go into the SCP02 set.
+            let aes256 = StaticKeys::from_single(&[0x44; 32]).unwrap();
+            let default = StaticKeys::gp_default();
+            let level = SecurityLevel::FULL;
+            let r = rotate_key_sets(
+                &mut t,
+                &ISD_AID,
+                &default,
+                &aes256,
+                level,
+                Some((0x30, 0x31)),
+            )
+            .unwrap();
+            assert_eq!(
+                r[0].rotation,
+                Rotation::Rotated {
+                    new_kvn: 0x31,
+                    confirmed: true
+                }
+            );
+            assert!(!r[0].public);
+            assert!(
+                matches!(&r[1].rotation, Rotation::Kept { reason } if reason.contains("16 bytes")),
+                "{:?}",
+                r[1]
+            );
+            assert!(r[1].public);
+            let kvns: Vec<u8> = t.card().state().gp.key_sets.iter().map(|k| k.kvn).collect();
+            assert_eq!(kvns, [0x31, 0x20]);
+            // The owner's SCP03 keys do not make the card take an anchor while SCP02 is public.
+            let set = KeySet { kvn: 0x31, ..SCP03 };
+            let e = install(&mut t, set, &aes256, SecurityLevel::FULL).unwrap_err();
+            assert!(e.to_string().contains("6985"), "{e}");
+            // Keys that do not open a set leave it alone, and say so.
+            let wrong = StaticKeys::from_single(&[0x55; 16]).unwrap();
+            let r = rotate_key_sets(&mut t, &ISD_AID, &wrong, &new_keys(), level, None).unwrap();
+            for s in &r {
+                assert!(
+                    matches!(&s.rotation, Rotation::Kept { reason } if reason.contains("do not open")),
+                    "{s:?}"
+                );
+            }
+            assert_eq!((r[0].public, r[1].public), (false, true));
+            assert_eq!(t.card().state().gp.auth_failures, 0);
+        }
     }
 
     mod against_the_fake_sd {

@@ -166,7 +166,8 @@ SCP03 only). Default: full for SCP03, enc for SCP02.",
         after_help = "Examples:\n  \
 reader-client gp info\n  \
 reader-client gp --scp 02 --level mac status\n  \
-reader-client gp --key 404142434445464748494A4B4C4D4E4F put-key --new-key 000102030405060708090A0B0C0D0E0F"
+reader-client gp put-key --new-key $(openssl rand -hex 16)   # every key set, from the test keys\n  \
+reader-client gp --key HEX status"
     )]
     Gp(Box<GpArgs>),
     /// Seed steps 1-5: register the activated container with a service's server through the portal.
@@ -226,10 +227,12 @@ VSE_PIN=1234 reader-client service --portal http://127.0.0.1:8081 --service demo
 issuer CA key, service `demo` = echo,provision granted to any SE for one hour) and `portal` on\n\
 loopback ports, and a card from the default profile: behind pcscd + vpcd (`card-emulator run\n\
 --slot N`) when pcscd is usable (a running one with a free vpcd reader, or one the demo starts,\n\
-which needs root), otherwise in-process. Then install the server key into every container (SCP03,\n\
-INSTALL [for personalization] + STORE DATA DGI A001) and, container after container (switching\n\
-with ES10c EnableProfile), run register (steps 1-5), an echo and a provision call (step 6) and\n\
-READ BINARY of the credential. Prints a transcript naming the reader and each step; exits 0 only\n\
+which needs root), otherwise in-process. Then rotate every GlobalPlatform key set of the card\n\
+from the public test keys to fresh random keys (kept with mode 0600 in gp-keys.json in the\n\
+working directory; the card takes trust anchors only under secret keys), install the server key\n\
+into every container with them (SCP03, INSTALL [for personalization] + STORE DATA DGI A001)\n\
+and, container after container (switching with ES10c EnableProfile), run register (steps\n\
+1-5), an echo and a provision call (step 6) and READ BINARY of the credential. Prints a transcript naming the reader and each step; exits 0 only\n\
 when everything worked. Every process it started is stopped by its PID at the end, also on failure.\n\n\
 The binaries server, portal and card-emulator are taken from the directory of reader-client\n\
 (build them with `cargo build --bins`), or from --bin-dir."
@@ -350,12 +353,24 @@ enum GpCmd {
     },
     /// GET STATUS: the issuer security domain, then applications and security domains with life cycle states.
     Status,
-    /// PUT KEY: replace the key set used to authenticate (or add one with --add); KCVs are checked.
+    /// PUT KEY: rotate every SCP03 and SCP02 key set of the card to new keys (or add one set with --add); KCVs are checked.
     #[command(
-        long_about = "Replace the key set this session authenticated with by a new one (ENC, MAC, DEK as key\n\
-identifiers 1-3), sent encrypted under the DEK with key check values; the card's confirmation\n\
-(new KVN and KCVs) is checked. Keep the new keys: the old ones stop working.\n\
-With --add the set is added under --new-kvn and the current one stays."
+        long_about = "Rotate every secure-channel key set of the card to the new keys: read the key\n\
+information template (GET DATA 00E0) to find the SCP03 (AES) and SCP02 (DES) sets, then for\n\
+each open a channel with its current keys (--key or --enc/--mac/--dek; the GlobalPlatform test\n\
+keys when none is given) and PUT KEY the new ENC, MAC and DEK (key identifiers 1-3), sent\n\
+encrypted under the DEK with key check values; the card's confirmation (KVN and KCVs) is\n\
+checked. Each set keeps its KVN; --new-kvn renumbers the set that --scp/--kvn names (default\n\
+the SCP03 set). A set the new keys open already is left alone, so running it again is\n\
+harmless. SCP02 takes 16-byte keys only.\n\n\
+Then it says which sets, if any, still open with the public test keys 40..4F, and exits 1 if\n\
+one does: while any set is public the card refuses trust anchors (install-anchor answers\n\
+6985). Keep the new keys: the old ones stop working.\n\n\
+With --add one set is added under --new-kvn (in the channel that --scp/--kvn opens) and the\n\
+current sets stay.",
+        after_help = "Examples:\n  \
+reader-client gp put-key --new-key $(openssl rand -hex 16)\n  \
+reader-client gp --key OLD_HEX put-key --new-key NEW_HEX"
     )]
     PutKey {
         /// One new key (hex) for ENC, MAC and DEK.
@@ -383,9 +398,13 @@ With --add the set is added under --new-kvn and the current one stays."
 STORE DATA (P1 88, DGI format) of DGI A001 {80 service id, 81 server public key}. The card\n\
 takes it in admin mode, also for a disabled container. The key is what `server init` or\n\
 `server public-key --data DIR` prints (65 bytes, SEC1 uncompressed, hex). (The option is\n\
---server-key because --key already names the secure channel's static key.)",
+--server-key because --key already names the secure channel's static key.)\n\n\
+The card takes a trust anchor only under secret keys: while any of its GlobalPlatform key\n\
+sets is a public test key it answers 6985 (rotate them all first: `reader-client gp put-key\n\
+--new-key HEX`, then pass that key with --key), and the channel needs C-MAC and\n\
+C-DECRYPTION (--level enc or full; 6982 otherwise).",
         after_help = "Example:\n  \
-reader-client gp install-anchor --container A0000005591010FFFFFFFF8900001000 --service demo --server-key 04AB..."
+reader-client gp --key HEX install-anchor --container A0000005591010FFFFFFFF8900001000 --service demo --server-key 04AB..."
     )]
     InstallAnchor {
         /// ISD-P AID of the container (hex; `reader-client containers list` shows them).
@@ -432,9 +451,9 @@ fn open_in_process(state: &str, trace: bool) -> Result<Box<dyn Transport>> {
     let st = if state.is_empty() {
         profile::build(profile::DEFAULT_PROFILE).context("building the default card profile")?
     } else {
-        let bytes =
-            std::fs::read(state).with_context(|| format!("reading the card state {state}"))?;
-        store::decode(&bytes, state)?
+        // The snapshot with its journal applied (`store::decode` reads the snapshot alone).
+        let file = store::FileStore::open(std::path::Path::new(state))?;
+        store::Store::load(&file).with_context(|| format!("reading the card state {state}"))?
     };
     Ok(wrap(Box::new(InProcess::new(Card::in_memory(st))), trace))
 }
@@ -657,6 +676,9 @@ fn run(cli: Cli) -> Result<i32> {
             if let GpCmd::Info { plain: true } = action {
                 return gp_info(t.as_mut(), &fci, json, &mut out);
             }
+            if let GpCmd::PutKey { add: false, .. } = action {
+                return gp_rotate(t.as_mut(), &sd, &keys, &options, action, json, &mut out);
+            }
             let mut session = Scp::open(t, &keys, &options).context(
                 "opening the secure channel (check --scp, --kvn and the keys; the card counts failed attempts)",
             )?;
@@ -720,6 +742,11 @@ fn run(cli: Cli) -> Result<i32> {
                         Some(old) => format!("key set {old:02X} replaced by key set {new_kvn:02X}"),
                         None => format!("key set {new_kvn:02X} added"),
                     };
+                    let mut t = session.into_inner();
+                    let public = gp::sets_with_test_keys(t.as_mut(), &sd)?;
+                    if !public.is_empty() {
+                        eprintln!("{}", still_public_warning(&public));
+                    }
                     if json {
                         writeln!(
                             out,
@@ -738,6 +765,130 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+    }
+}
+
+/// What to say about key sets the public test keys still open.
+fn still_public_warning(public: &[gp::KeySet]) -> String {
+    let names: Vec<String> = public.iter().map(ToString::to_string).collect();
+    format!(
+        "WARNING: {} still {} with the public GlobalPlatform test keys 40..4F: any terminal can \
+administer the card, and it refuses trust anchors (6985) until every key set is rotated: \
+reader-client gp put-key --new-key HEX",
+        names.join(" and "),
+        if names.len() == 1 { "opens" } else { "open" }
+    )
+}
+
+/// `gp put-key` without --add: rotate every SCP03/SCP02 key set of the card, then say which
+/// sets the public test keys still open (exit 1 if any).
+fn gp_rotate(
+    t: &mut dyn Transport,
+    sd: &[u8],
+    keys: &StaticKeys,
+    options: &ScpOptions,
+    action: GpCmd,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let GpCmd::PutKey {
+        new_key,
+        new_enc,
+        new_mac,
+        new_dek,
+        new_kvn,
+        ..
+    } = action
+    else {
+        bail!("not put-key");
+    };
+    let new_keys = static_keys(
+        new_key.as_deref(),
+        new_enc.as_deref(),
+        new_mac.as_deref(),
+        new_dek.as_deref(),
+    )?;
+    if new_keys.is_publicly_known() {
+        bail!("the new keys are publicly known test keys; choose secret ones, e.g. --new-key $(openssl rand -hex 16)");
+    }
+    let renumber = match new_kvn {
+        Some(k) => {
+            let new = parse_byte(&k, "--new-kvn")?;
+            let sets = gp::key_sets(t, sd)?;
+            let old = sets
+                .iter()
+                .find(|s| {
+                    s.version == options.version && (options.kvn == 0 || s.kvn == options.kvn)
+                })
+                .with_context(|| {
+                    format!(
+                        "the card has no {} key set with KVN {:02X} for --new-kvn (see `reader-client gp info`)",
+                        options.version, options.kvn
+                    )
+                })?;
+            Some((old.kvn, new))
+        }
+        None => None,
+    };
+    let report = gp::rotate_key_sets(t, sd, keys, &new_keys, options.level, renumber)
+        .context("rotating the key sets")?;
+    let public: Vec<gp::KeySet> = report.iter().filter(|r| r.public).map(|r| r.set).collect();
+    if json {
+        let sets: Vec<serde_json::Value> = report
+            .iter()
+            .map(|r| {
+                let (result, new_kvn, confirmed, reason) = match &r.rotation {
+                    gp::Rotation::Rotated { new_kvn, confirmed } => {
+                        ("rotated", Some(*new_kvn), Some(*confirmed), None)
+                    }
+                    gp::Rotation::AlreadyRotated => ("already rotated", None, None, None),
+                    gp::Rotation::Kept { reason } => ("kept", None, None, Some(reason.clone())),
+                };
+                serde_json::json!({
+                    "kvn": format!("{:02X}", r.set.kvn),
+                    "scp": r.set.version.to_string(),
+                    "result": result,
+                    "new_kvn": new_kvn.map(|k| format!("{k:02X}")),
+                    "confirmed": confirmed,
+                    "reason": reason,
+                    "public_test_keys": r.public,
+                })
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"key_sets": sets, "all_rotated": public.is_empty()})
+        )?;
+    } else {
+        for r in &report {
+            let what = match &r.rotation {
+                gp::Rotation::Rotated { new_kvn, confirmed } => format!(
+                    "rotated: key set {:02X} replaced by key set {new_kvn:02X}{}",
+                    r.set.kvn,
+                    if *confirmed {
+                        "; the card confirmed the KVN and key check values"
+                    } else {
+                        "; the card answered 9000 without confirming the key check values"
+                    }
+                ),
+                gp::Rotation::AlreadyRotated => "already rotated: the new keys open it".into(),
+                gp::Rotation::Kept { reason } => format!("NOT rotated: {reason}"),
+            };
+            writeln!(out, "{}: {what}", r.set)?;
+        }
+        if public.is_empty() {
+            writeln!(
+                out,
+                "no key set opens with the public test keys any more; keep the new keys, they are the card's admin keys now"
+            )?;
+        }
+    }
+    if public.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!("{}", still_public_warning(&public));
+        Ok(1)
     }
 }
 
@@ -810,12 +961,8 @@ fn auth_command(cmd: Cmd, trace: bool, out: &mut dyn Write) -> Result<i32> {
         _ => bail!("not an authentication command"),
     };
     let portal = PortalClient::new(&common.portal)?;
-    let needs_pin = call.as_ref().is_none_or(|c| c.name == "provision");
-    let pin = if needs_pin {
-        Some(read_pin(common.pin_stdin)?)
-    } else {
-        None
-    };
+    // Registration and every call need the container PIN (the cardholder gates the SE).
+    let pin = Some(read_pin(common.pin_stdin)?);
     let mut t = open_auth_card(&common, trace)?;
     writeln!(out, "reader: {}", t.name())?;
     let r = match &call {

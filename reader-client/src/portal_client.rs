@@ -52,13 +52,11 @@ impl PortalError {
 #[derive(Serialize)]
 struct RegisterRequest<'a> {
     r: &'a str,
-    signature: &'a str,
 }
 
 #[derive(Deserialize)]
 struct RegisterResponse {
     r_prime: String,
-    signature: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -126,29 +124,15 @@ impl PortalClient {
         }
     }
 
-    /// Steps 1-3: R and its signature to the server via the portal; R' and its signature back.
-    pub fn register(
-        &self,
-        service: &str,
-        r: &[u8],
-        signature: &[u8],
-    ) -> Result<(Vec<u8>, Vec<u8>), PortalError> {
+    /// Steps 1-3: the sealed R to the server via the portal; the sealed R' back.
+    pub fn register(&self, service: &str, sealed_r: &[u8]) -> Result<Vec<u8>, PortalError> {
         let url = self.url(service, "register");
-        let (r, signature) = (hexfmt::upper(r), hexfmt::upper(signature));
-        let a: RegisterResponse = self.post(
-            &url,
-            &RegisterRequest {
-                r: &r,
-                signature: &signature,
-            },
-        )?;
-        let hex = |field: &str, v: &str| {
-            hexfmt::parse(v).map_err(|e| PortalError::BadAnswer {
-                url: url.clone(),
-                reason: format!("{field} is not hex: {e}"),
-            })
-        };
-        Ok((hex("r_prime", &a.r_prime)?, hex("signature", &a.signature)?))
+        let r = hexfmt::upper(sealed_r);
+        let a: RegisterResponse = self.post(&url, &RegisterRequest { r: &r })?;
+        hexfmt::parse(&a.r_prime).map_err(|e| PortalError::BadAnswer {
+            url: url.clone(),
+            reason: format!("r_prime is not hex: {e}"),
+        })
     }
 
     /// Step 6: one protected up message to the server via the portal; the down message back.
@@ -186,7 +170,7 @@ mod tests {
     fn an_unreachable_portal_says_so() {
         // Port 9 (discard) on loopback: nothing listens in a test sandbox.
         let p = PortalClient::new("http://127.0.0.1:9").unwrap();
-        let e = p.register("demo", &[1], &[2]).unwrap_err();
+        let e = p.register("demo", &[1]).unwrap_err();
         assert!(matches!(e, PortalError::Unreachable { .. }), "{e}");
     }
 }

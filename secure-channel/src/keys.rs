@@ -10,6 +10,26 @@ pub const GP_DEFAULT_KEY: [u8; 16] = [
     0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x4B, 0x4C, 0x4D, 0x4E, 0x4F,
 ];
 
+/// Whether `key` is published with tools and samples, so that every terminal may know it:
+/// the GlobalPlatform test key counting up from 40 (40..4F, and 40..57 / 40..5F as AES-192 /
+/// AES-256 test keys), the Gemalto GemXpresso sample key `GEMXPRESSOSAMPLE` (GPShell
+/// scripts), and the all-zero key. Returns what it is, for messages.
+pub fn well_known_key(key: &[u8]) -> Option<&'static str> {
+    if key.is_empty() {
+        return None;
+    }
+    if key.iter().zip(0x40u8..).all(|(k, n)| *k == n) {
+        return Some("the GlobalPlatform test key 40..");
+    }
+    if key == b"GEMXPRESSOSAMPLE" {
+        return Some("the Gemalto sample key GEMXPRESSOSAMPLE");
+    }
+    if key.iter().all(|k| *k == 0) {
+        return Some("an all-zero key");
+    }
+    None
+}
+
 /// A static key set: K-ENC, K-MAC and K-DEK. Wiped from memory on drop.
 ///
 /// Each key is 16, 24 or 32 bytes (AES for SCP03; SCP02 takes 16-byte 3DES keys).
@@ -48,6 +68,14 @@ impl StaticKeys {
             mac: k.clone(),
             dek: k,
         }
+    }
+
+    /// Whether ENC, MAC or DEK is a [`well_known_key`]: anyone may then open a channel
+    /// with this set, or read the keys sent under its DEK.
+    pub fn is_publicly_known(&self) -> bool {
+        [self.enc(), self.mac(), self.dek()]
+            .into_iter()
+            .any(|k| well_known_key(k).is_some())
     }
 
     pub fn enc(&self) -> &[u8] {
@@ -147,6 +175,26 @@ mod tests {
             kcv(k.mac()).unwrap(),
             kcv(k.dek()).unwrap(),
         ]
+    }
+
+    #[test]
+    fn the_public_test_keys_are_known_and_others_are_not() {
+        assert!(StaticKeys::gp_default().is_publicly_known());
+        let counting: Vec<u8> = (0x40..0x60).collect();
+        for len in [16, 24, 32] {
+            assert!(well_known_key(&counting[..len]).is_some(), "{len}");
+            assert!(well_known_key(&vec![0; len]).is_some(), "{len}");
+        }
+        assert!(well_known_key(b"GEMXPRESSOSAMPLE").is_some());
+        let mut almost = GP_DEFAULT_KEY;
+        almost[15] ^= 1;
+        assert_eq!(well_known_key(&almost), None);
+        assert_eq!(well_known_key(&[0x21; 16]), None);
+        // One public key of the three is enough to make the set public.
+        let one = StaticKeys::new(&[0x21; 16], &[0x22; 16], &GP_DEFAULT_KEY).unwrap();
+        assert!(one.is_publicly_known());
+        let none = StaticKeys::new(&[0x21; 16], &[0x22; 16], &[0x23; 16]).unwrap();
+        assert!(!none.is_publicly_known());
     }
 
     #[test]

@@ -91,5 +91,5 @@ pub use gp::{
     is_protected_status, CardChallenge, CardConfig, CardSecureChannel, HostSecureChannel,
     InitializeUpdate,
 };
-pub use keys::{kcv_aes, kcv_des3, Diversification, StaticKeys};
+pub use keys::{kcv_aes, kcv_des3, well_known_key, Diversification, StaticKeys};
 pub use level::SecurityLevel;

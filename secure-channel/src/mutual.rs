@@ -31,13 +31,18 @@ use zeroize::{Zeroize, Zeroizing};
 
 pub use apdu_specs::auth::{
     AuthError, Call, CallResult, CallStatus, Certificate, ProtectedMessage, Registration,
-    ServerAnswer, SignedRegistration, SignedServerAnswer, CID_LEN, KEY_USAGE_DIGITAL_SIGNATURE,
-    NONCE_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, SUBJECT_LEN,
+    SealedAnswer, SealedRegistration, ServerAnswer, SignedRegistration, SignedServerAnswer,
+    ANSWER_BUCKETS, CID_LEN, KEY_USAGE_DIGITAL_SIGNATURE, MESSAGE_BUCKETS, NONCE_LEN,
+    PUBLIC_KEY_LEN, REGISTRATION_BUCKETS, SIGNATURE_LEN, SUBJECT_LEN,
 };
 use apdu_specs::Status;
 
 /// HKDF `info` of the session keys.
-pub const KDF_INFO: &[u8] = b"vse mutual auth v1";
+pub const KDF_INFO: &[u8] = b"vse mutual auth v2";
+/// HKDF `info` of the key that seals R to the server.
+pub const KDF_INFO_R: &[u8] = b"vse mutual auth v2 R";
+/// HKDF `info` of the key that seals R' to the SE.
+pub const KDF_INFO_RP: &[u8] = b"vse mutual auth v2 R'";
 /// Nonce prefix of SE -> server messages ("up").
 pub const DIRECTION_UP: [u8; 4] = [0x75, 0x70, 0x00, 0x00];
 /// Nonce prefix of server -> SE messages ("dn").
@@ -407,6 +412,12 @@ pub fn verify_answer(server_public: &VerifyingKey, signed: &SignedServerAnswer) 
 // ---------------------------------------------------------------------------------------
 // Key schedule
 
+/// `H(R) = SHA-256(R-TLV || sigR-TLV)`: what R' carries to answer exactly this R, and the
+/// salt of the key that seals R'.
+pub fn registration_hash(r: &SignedRegistration) -> [u8; 32] {
+    Sha256::digest(r.to_bytes()).into()
+}
+
 /// `TH = SHA-256(R-TLV || sigR || R'-TLV || sigR')`.
 pub fn transcript_hash(r: &SignedRegistration, r_prime: &SignedServerAnswer) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -417,36 +428,60 @@ pub fn transcript_hash(r: &SignedRegistration, r_prime: &SignedServerAnswer) -> 
     h.finalize().into()
 }
 
-/// The two session keys, zeroized on drop.
+/// The session keys, zeroized on drop.
 #[derive(Clone)]
 pub struct SessionKeys {
     /// SE -> server.
     pub k_up: [u8; 32],
     /// Server -> SE.
     pub k_down: [u8; 32],
+    /// The server's key for credentials derived per connection and counter.
+    pub k_credential: [u8; 32],
 }
 
 impl Drop for SessionKeys {
     fn drop(&mut self) {
         self.k_up.zeroize();
         self.k_down.zeroize();
+        self.k_credential.zeroize();
     }
 }
 
-/// `OKM = HKDF-SHA256(salt = TH, IKM = Z, info = "vse mutual auth v1", L = 64)`,
-/// `K_up = OKM[0..32]`, `K_down = OKM[32..64]`.
+/// HKDF-SHA256 of `L` bytes.
+fn hkdf<const L: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; L]> {
+    let mut okm = Zeroizing::new([0u8; L]);
+    // L <= 255 * 32 for every caller: expand cannot fail.
+    let _ = Hkdf::<Sha256>::new(Some(salt), ikm).expand(info, okm.as_mut_slice());
+    okm
+}
+
+/// `OKM = HKDF-SHA256(salt = TH, IKM = Z, info = "vse mutual auth v2", L = 96)`,
+/// `K_up = OKM[0..32]`, `K_down = OKM[32..64]`, `K_credential = OKM[64..96]`.
 pub fn derive_keys(z: &[u8; 32], th: &[u8; 32]) -> SessionKeys {
-    let mut okm = Zeroizing::new([0u8; 64]);
-    // 64 <= 255 * 32: expand cannot fail.
-    let _ = Hkdf::<Sha256>::new(Some(th), z).expand(KDF_INFO, okm.as_mut_slice());
+    let okm = hkdf::<96>(th, z, KDF_INFO);
     let mut keys = SessionKeys {
         k_up: [0u8; 32],
         k_down: [0u8; 32],
+        k_credential: [0u8; 32],
     };
-    let (up, down) = okm.split_at(32);
+    let (up, rest) = okm.split_at(32);
+    let (down, credential) = rest.split_at(32);
     keys.k_up.copy_from_slice(up);
     keys.k_down.copy_from_slice(down);
+    keys.k_credential.copy_from_slice(credential);
     keys
+}
+
+/// `K_R = HKDF-SHA256(salt = SE ephemeral public key, IKM = ECDH(SE ephemeral, server
+/// static key), info = "vse mutual auth v2 R", L = 32)`: seals R to the server.
+pub fn registration_key(dh: &[u8; 32], se_ephemeral: &[u8; PUBLIC_KEY_LEN]) -> Zeroizing<[u8; 32]> {
+    hkdf::<32>(se_ephemeral, dh, KDF_INFO_R)
+}
+
+/// `K_A = HKDF-SHA256(salt = H(R), IKM = Z, info = "vse mutual auth v2 R'", L = 32)`:
+/// seals R' to the SE; only a party that derived Z for this R can make or open it.
+pub fn answer_key(z: &[u8; 32], registration_hash: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    hkdf::<32>(registration_hash, z, KDF_INFO_RP)
 }
 
 /// `CID = TH[0..16]`.
@@ -464,6 +499,9 @@ pub fn gcm_nonce(direction: [u8; 4], counter: u64) -> [u8; 12] {
     n
 }
 
+/// The nonce of a sealed R and R': their keys are used once (fresh ephemeral keys).
+const SINGLE_USE_NONCE: [u8; 12] = [0u8; 12];
+
 /// AES-256-GCM encryption: ciphertext || 16-byte tag.
 fn gcm_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
     Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
@@ -471,7 +509,6 @@ fn gcm_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], msg: &[u8]) -> Result<
         .map_err(|_| MutualError::TooLong(msg.len()))
 }
 
-/// AES-256-GCM decryption; the tag is checked in constant time by `aes-gcm`.
 fn gcm_open(
     key: &[u8; 32],
     nonce: &[u8; 12],
@@ -487,7 +524,7 @@ fn gcm_open(
 // ---------------------------------------------------------------------------------------
 // Handshake helpers
 
-/// The SE's pending registration: the signed R it sent and its ephemeral key. Persist it
+/// The SE's pending registration: the signed R it sealed and its ephemeral key. Persist it
 /// (0600) until VERIFY SERVER; a container switch discards it.
 #[derive(Clone, Debug)]
 pub struct PendingRegistration {
@@ -496,7 +533,7 @@ pub struct PendingRegistration {
 }
 
 impl PendingRegistration {
-    /// R || sigR as sent.
+    /// R || sigR (inside the sealed R; never sent in clear).
     pub fn signed(&self) -> &SignedRegistration {
         &self.signed
     }
@@ -539,25 +576,112 @@ impl<'de> Deserialize<'de> for PendingRegistration {
     }
 }
 
-/// SE, GET REGISTRATION: a fresh nonce and ephemeral key, R signed with the SE key.
+/// The randomness one side draws for one handshake step: a nonce and an ephemeral key.
+/// Tests and the published test vectors pass fixed values; everything else draws them
+/// with [`Fresh::draw`].
+#[derive(Debug)]
+pub struct Fresh {
+    pub nonce: [u8; NONCE_LEN],
+    pub ephemeral: EphemeralKey,
+}
+
+impl Fresh {
+    /// A nonce and an ephemeral key from the OS CSPRNG.
+    pub fn draw() -> Result<Fresh> {
+        Ok(Fresh {
+            nonce: random_bytes()?,
+            ephemeral: EphemeralKey::generate()?,
+        })
+    }
+}
+
+/// SE, GET REGISTRATION: a fresh nonce and ephemeral key, R signed with the SE key and
+/// sealed to the server key trusted for the service. Returns what to keep and what to send.
 pub fn se_build_registration(
     se_key: &SigningKey,
     certificate: &Certificate,
     service_id: &str,
     counter: u32,
-) -> Result<PendingRegistration> {
-    let ephemeral = EphemeralKey::generate()?;
+    server_public: &VerifyingKey,
+) -> Result<(PendingRegistration, SealedRegistration)> {
+    se_build_registration_with(
+        se_key,
+        certificate,
+        service_id,
+        counter,
+        server_public,
+        Fresh::draw()?,
+    )
+}
+
+/// [`se_build_registration`] with the randomness given.
+pub fn se_build_registration_with(
+    se_key: &SigningKey,
+    certificate: &Certificate,
+    service_id: &str,
+    counter: u32,
+    server_public: &VerifyingKey,
+    fresh: Fresh,
+) -> Result<(PendingRegistration, SealedRegistration)> {
+    let ephemeral = fresh.ephemeral;
     let r = Registration {
         certificate: certificate.clone(),
         service_id: service_id.to_string(),
-        se_nonce: random_bytes()?,
+        se_nonce: fresh.nonce,
         se_ephemeral: ephemeral.public_sec1(),
         counter,
     };
     let signed = sign_registration(se_key, r);
     // Refuse to emit what the server's parser would refuse (service id length).
     SignedRegistration::parse(&signed.to_bytes())?;
-    Ok(PendingRegistration { signed, ephemeral })
+    let dh = ephemeral.diffie_hellman(&server_public.to_sec1())?;
+    let se_ephemeral = ephemeral.public_sec1();
+    let key = registration_key(&dh, &se_ephemeral);
+    let plain = Zeroizing::new(
+        apdu_specs::auth::pad(&signed.to_bytes(), &REGISTRATION_BUCKETS)
+            .ok_or(MutualError::TooLong(signed.to_bytes().len()))?,
+    );
+    let mut sealed = SealedRegistration {
+        service_id: service_id.to_string(),
+        se_ephemeral,
+        sealed: Vec::new(),
+    };
+    sealed.sealed = gcm_seal(&key, &SINGLE_USE_NONCE, &sealed.aad(), &plain)?;
+    Ok((PendingRegistration { signed, ephemeral }, sealed))
+}
+
+/// Server: open a sealed R with the server's static key. The R inside must name the same
+/// service and ephemeral key as the clear fields. Check it next with
+/// [`server_verify_registration`].
+pub fn server_open_registration(
+    server_key: &SigningKey,
+    sealed: &SealedRegistration,
+) -> Result<SignedRegistration> {
+    let secret = p256::SecretKey::from(server_key.0.as_nonzero_scalar());
+    let peer = public_from_sec1("SE ephemeral key", &sealed.se_ephemeral)?;
+    let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
+    let mut dh = Zeroizing::new([0u8; 32]);
+    dh.copy_from_slice(shared.raw_secret_bytes());
+    let key = registration_key(&dh, &sealed.se_ephemeral);
+    let padded =
+        gcm_open(&key, &SINGLE_USE_NONCE, &sealed.aad(), &sealed.sealed).map_err(|_| {
+            MutualError::Authentication("sealed R does not open with this server's key")
+        })?;
+    let plain = apdu_specs::auth::unpad(&padded, &REGISTRATION_BUCKETS, "sealed R")?;
+    let signed = SignedRegistration::parse(plain)?;
+    let r = &signed.registration;
+    if r.service_id != sealed.service_id {
+        return Err(MutualError::WrongService {
+            expected: sealed.service_id.clone(),
+            found: r.service_id.clone(),
+        });
+    }
+    if r.se_ephemeral != sealed.se_ephemeral {
+        return Err(MutualError::Authentication(
+            "sealed R: the ephemeral key inside differs from the one outside",
+        ));
+    }
+    Ok(signed)
 }
 
 /// Server: check R at `now` for the service it was posted to: certificate (CA signature,
@@ -587,73 +711,173 @@ pub fn server_verify_registration(
 pub enum Grant {
     /// Granted: the calls allowed and the expiry (Unix seconds) of grant and connection.
     Granted { scope: Vec<String>, expiry: u64 },
-    /// Refused (still signed, so the SE can tell a refusal from a forgery).
+    /// Refused (still signed and sealed, so the SE can tell a refusal from a forgery).
     Refused,
 }
 
-/// Server: build and sign R' for an R already checked with [`server_verify_registration`].
-/// When granted, also the server's end of the connection.
+/// Server: build, sign and seal R' for an R already checked with
+/// [`server_verify_registration`], at the server's time `now`. When granted, also the
+/// server's end of the connection (unconfirmed until the SE's first up message opens).
 pub fn server_answer(
     server_key: &SigningKey,
     signed_r: &SignedRegistration,
     grant: Grant,
-) -> Result<(SignedServerAnswer, Option<Connection>)> {
-    let ephemeral = EphemeralKey::generate()?;
+    now: u64,
+) -> Result<(SealedAnswer, Option<Connection>)> {
+    server_answer_with(server_key, signed_r, grant, now, Fresh::draw()?)
+}
+
+/// [`server_answer`] with the randomness given.
+pub fn server_answer_with(
+    server_key: &SigningKey,
+    signed_r: &SignedRegistration,
+    grant: Grant,
+    now: u64,
+    fresh: Fresh,
+) -> Result<(SealedAnswer, Option<Connection>)> {
+    let ephemeral = fresh.ephemeral;
     let r = &signed_r.registration;
     let (granted, scope, expiry) = match grant {
         Grant::Granted { scope, expiry } => (true, scope, expiry),
         Grant::Refused => (false, Vec::new(), 0),
     };
+    let h_r = registration_hash(signed_r);
     let answer = ServerAnswer {
+        registration_hash: h_r,
         se_nonce: r.se_nonce,
-        server_nonce: random_bytes()?,
+        server_nonce: fresh.nonce,
         service_id: r.service_id.clone(),
         granted,
         scope,
         expiry,
+        server_time: now,
         server_ephemeral: ephemeral.public_sec1(),
     };
-    let signed = sign_answer(server_key, answer);
-    SignedServerAnswer::parse(&signed.to_bytes())?;
-    if !granted {
-        return Ok((signed, None));
-    }
+    let signed_bytes = sign_answer(server_key, answer).to_bytes();
+    // The connection is built from R' as the SE will parse it, so both ends hold the
+    // same scope (and nothing is emitted that the SE's parser would refuse).
+    let signed = SignedServerAnswer::parse(&signed_bytes)?;
     let z = ephemeral.diffie_hellman(&r.se_ephemeral)?;
-    let conn = Connection::new(Role::Server, &z, signed_r, &signed);
-    Ok((signed, Some(conn)))
+    let key = answer_key(&z, &h_r);
+    let plain = Zeroizing::new(
+        apdu_specs::auth::pad(&signed_bytes, &ANSWER_BUCKETS)
+            .ok_or(MutualError::TooLong(signed_bytes.len()))?,
+    );
+    let mut sealed = SealedAnswer {
+        server_ephemeral: ephemeral.public_sec1(),
+        sealed: Vec::new(),
+    };
+    sealed.sealed = gcm_seal(&key, &SINGLE_USE_NONCE, &sealed.aad(), &plain)?;
+    let conn = granted.then(|| Connection::new(Role::Server, &z, signed_r, &signed));
+    Ok((sealed, conn))
 }
 
-/// SE, VERIFY SERVER: check R' with the server key trusted for the service (signature,
-/// then that it answers the pending R, then the grant, then expiry) and open the connection.
-pub fn se_accept_answer(
+/// What the SE learns from an accepted R': the connection and the server's signed time.
+#[derive(Debug)]
+pub struct Accepted {
+    pub connection: Connection,
+    /// The server's time in R' (Unix seconds), for the card's trusted time floor.
+    pub server_time: u64,
+}
+
+/// An R' the SE has authenticated (opened, signature verified, bound to its pending R),
+/// before its grant and expiry are looked at: its server time is trusted from here on,
+/// also when the grant is a refusal.
+pub struct VerifiedAnswer {
+    registration: SignedRegistration,
+    answer: SignedServerAnswer,
+    z: Zeroizing<[u8; 32]>,
+}
+
+impl VerifiedAnswer {
+    /// R' || sigR' as the server signed them.
+    pub fn answer(&self) -> &SignedServerAnswer {
+        &self.answer
+    }
+
+    /// The server's signed time (Unix seconds).
+    pub fn server_time(&self) -> u64 {
+        self.answer.answer.server_time
+    }
+
+    /// The grant: the connection when R' grants the service and has not expired at `now`
+    /// (the later of the caller's trusted time and the server's own time).
+    pub fn open_connection(&self, now: u64) -> Result<Connection> {
+        let a = &self.answer.answer;
+        if !a.granted {
+            return Err(MutualError::NotGranted);
+        }
+        let now = now.max(a.server_time);
+        if now >= a.expiry {
+            return Err(MutualError::GrantExpired {
+                expiry: a.expiry,
+                now,
+            });
+        }
+        Ok(Connection::new(
+            Role::Se,
+            &self.z,
+            &self.registration,
+            &self.answer,
+        ))
+    }
+}
+
+/// SE, VERIFY SERVER, first half: open the sealed R' (the server's key confirmation: only
+/// a party that derived the same Z for this R can seal it), check the server signature
+/// with the key trusted for the service, and that R' answers exactly the pending R (hash
+/// of R, nonce, service, the ephemeral key in clear). Fails closed.
+pub fn se_verify_answer(
     pending: &PendingRegistration,
     server_public: &VerifyingKey,
-    answer: &SignedServerAnswer,
-    now: u64,
-) -> Result<Connection> {
-    verify_answer(server_public, answer)?;
+    sealed: &SealedAnswer,
+) -> Result<VerifiedAnswer> {
+    let z = pending
+        .ephemeral
+        .diffie_hellman(&sealed.server_ephemeral)
+        .map_err(|_| MutualError::InvalidPublicKey("server ephemeral key"))?;
+    let h_r = registration_hash(&pending.signed);
+    let key = answer_key(&z, &h_r);
+    let padded =
+        gcm_open(&key, &SINGLE_USE_NONCE, &sealed.aad(), &sealed.sealed).map_err(|_| {
+            MutualError::AnswerMismatch("sealed R' (it does not open with this R's keys)")
+        })?;
+    let plain = apdu_specs::auth::unpad(&padded, &ANSWER_BUCKETS, "sealed R'")?;
+    let answer = SignedServerAnswer::parse(plain)?;
+    verify_answer(server_public, &answer)?;
     let r = &pending.signed.registration;
     let a = &answer.answer;
+    if !bool::from(a.registration_hash.ct_eq(&h_r)) {
+        return Err(MutualError::AnswerMismatch("hash of R"));
+    }
     if !bool::from(a.se_nonce.ct_eq(&r.se_nonce)) {
         return Err(MutualError::AnswerMismatch("SE nonce"));
     }
     if a.service_id != r.service_id {
         return Err(MutualError::AnswerMismatch("service id"));
     }
-    if !a.granted {
-        return Err(MutualError::NotGranted);
+    if a.server_ephemeral != sealed.server_ephemeral {
+        return Err(MutualError::AnswerMismatch("server ephemeral key"));
     }
-    if now >= a.expiry {
-        return Err(MutualError::GrantExpired {
-            expiry: a.expiry,
-            now,
-        });
-    }
-    let z = pending
-        .ephemeral
-        .diffie_hellman(&a.server_ephemeral)
-        .map_err(|_| MutualError::InvalidPublicKey("server ephemeral key"))?;
-    Ok(Connection::new(Role::Se, &z, &pending.signed, answer))
+    Ok(VerifiedAnswer {
+        registration: pending.signed.clone(),
+        answer,
+        z,
+    })
+}
+
+/// SE, VERIFY SERVER, whole: [`se_verify_answer`], then the grant and the expiry at `now`.
+pub fn se_accept_answer(
+    pending: &PendingRegistration,
+    server_public: &VerifyingKey,
+    sealed: &SealedAnswer,
+    now: u64,
+) -> Result<Accepted> {
+    let verified = se_verify_answer(pending, server_public, sealed)?;
+    Ok(Accepted {
+        connection: verified.open_connection(now)?,
+        server_time: verified.server_time(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -714,6 +938,10 @@ pub struct Connection {
     cid: [u8; CID_LEN],
     send_key: AesKey,
     receive_key: AesKey,
+    /// The server's key for credentials (derived, never drawn: a call run again after a
+    /// database restore seals the same plaintext under the same nonce). `None` on the SE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_key: Option<AesKey>,
     /// Counter of the last message sealed (0: none yet).
     sent: u64,
     /// Counter of the last message accepted (0: none yet).
@@ -769,6 +997,7 @@ impl Connection {
             cid: connection_id(&th),
             send_key: AesKey(send),
             receive_key: AesKey(receive),
+            credential_key: (role == Role::Server).then(|| AesKey(keys.k_credential)),
             sent: 0,
             received: 0,
             service_id: r_prime.answer.service_id.clone(),
@@ -809,6 +1038,28 @@ impl Connection {
         self.received
     }
 
+    /// Server: whether the SE confirmed the keys (an up message of this connection opened).
+    /// The server accepts the first up message only as that confirmation.
+    pub fn confirmed(&self) -> bool {
+        self.received > 0
+    }
+
+    /// Server: the credential of the call answered by down message `counter`, derived from
+    /// the connection's credential key: `HKDF-SHA256(salt = CID, IKM = K_credential,
+    /// info = "vse credential" || counter, L = 32)`. The same connection and counter always
+    /// give the same credential.
+    pub fn derive_credential(&self, counter: u64) -> Result<Zeroizing<[u8; 32]>> {
+        let key = self
+            .credential_key
+            .as_ref()
+            .ok_or(MutualError::Authentication(
+                "only the server derives credentials",
+            ))?;
+        let mut info = b"vse credential".to_vec();
+        info.extend_from_slice(&counter.to_be_bytes());
+        Ok(hkdf::<32>(&self.cid, &key.0, &info))
+    }
+
     /// `Ok` while `now < expiry`.
     pub fn check_fresh(&self, now: u64) -> Result<()> {
         if now >= self.expiry {
@@ -836,22 +1087,36 @@ impl Connection {
         }
     }
 
-    /// Encrypt the next message in this end's direction (counter = last + 1).
+    /// Encrypt the next message in this end's direction, padded to its size bucket. The
+    /// SE's counter is last + 1; the server's down message carries the counter of the up
+    /// message it answers (one answer per call), so an up message fixes its answer's nonce.
     pub fn seal(&mut self, plaintext: &[u8]) -> Result<ProtectedMessage> {
         if plaintext.len() > apdu_specs::auth::MAX_PLAINTEXT_LEN {
             return Err(MutualError::TooLong(plaintext.len()));
         }
-        let counter = self
-            .sent
-            .checked_add(1)
-            .ok_or(MutualError::CounterExhausted)?;
+        let counter = match self.role {
+            Role::Se => self
+                .sent
+                .checked_add(1)
+                .ok_or(MutualError::CounterExhausted)?,
+            Role::Server if self.received > self.sent => self.received,
+            Role::Server => {
+                return Err(MutualError::Authentication(
+                    "the server seals one answer per accepted up message",
+                ))
+            }
+        };
+        let padded = Zeroizing::new(
+            apdu_specs::auth::pad(plaintext, &MESSAGE_BUCKETS)
+                .ok_or(MutualError::TooLong(plaintext.len()))?,
+        );
         let (send_dir, _) = self.directions();
         let aad = ProtectedMessage::aad_for(&self.cid, counter);
         let ciphertext = gcm_seal(
             &self.send_key.0,
             &gcm_nonce(send_dir, counter),
             &aad,
-            plaintext,
+            &padded,
         )?;
         self.sent = counter;
         Ok(ProtectedMessage {
@@ -868,22 +1133,32 @@ impl Connection {
                 "message is for another connection",
             ));
         }
-        let expected = self
-            .received
-            .checked_add(1)
-            .ok_or(MutualError::CounterExhausted)?;
-        if msg.counter != expected {
+        // The server answers up message n with down message n: the SE takes the answer to
+        // its last up message (once), so an answer lost before a new call breaks nothing;
+        // the server takes exactly the next up message.
+        let expected = match self.role {
+            Role::Se if self.sent > self.received => self.sent,
+            Role::Se => 0,
+            Role::Server => self
+                .received
+                .checked_add(1)
+                .ok_or(MutualError::CounterExhausted)?,
+        };
+        if msg.counter != expected || expected == 0 {
             return Err(MutualError::Authentication(
                 "counter is not the next one (replayed, reordered or lost message)",
             ));
         }
         let (_, receive_dir) = self.directions();
-        gcm_open(
+        let padded = gcm_open(
             &self.receive_key.0,
             &gcm_nonce(receive_dir, msg.counter),
             &msg.aad(),
             &msg.ciphertext,
-        )
+        )?;
+        let plain = apdu_specs::auth::unpad(&padded, &MESSAGE_BUCKETS, "protected message")
+            .map_err(|_| MutualError::Authentication("authenticated but badly padded"))?;
+        Ok(Zeroizing::new(plain.to_vec()))
     }
 
     /// Accept exactly the next message from the peer; a refused message changes nothing.

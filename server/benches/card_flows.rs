@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apdu_specs::auth::{AuthCommand, Call, GetRegistration, SignedServerAnswer};
+use apdu_specs::auth::{AuthCommand, Call, GetRegistration, SealedAnswer};
 use apdu_specs::Status;
 use card_emulator::ca::IssuerCa;
 use card_emulator::state::TrustAnchor;
@@ -98,11 +98,7 @@ async fn terminal(base: String, mut card: Card, until: Instant, steps: Arc<Steps
                 service_id: SERVICE.into(),
             }),
         );
-        let signed = apdu_specs::auth::SignedRegistration::parse(&r).expect("R");
-        let body = serde_json::json!({
-            "r": hex::encode(signed.registration.to_bytes()),
-            "signature": hex::encode(signed.signature),
-        });
+        let body = serde_json::json!({ "r": hex::encode(&r) });
         let t = add(&steps.get_registration, t);
         let a = post_via(
             &http,
@@ -113,7 +109,7 @@ async fn terminal(base: String, mut card: Card, until: Instant, steps: Arc<Steps
         .await;
         assert_eq!(a.status, 200, "{:?}", a.json);
         let t = add(&steps.register_http, t);
-        let answer: SignedServerAnswer = parse_answer(&a.json);
+        let answer: SealedAnswer = parse_answer(&a.json);
         send(&mut card, AuthCommand::VerifyServer(answer));
         let t = add(&steps.verify_server, t);
         let up = send(

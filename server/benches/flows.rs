@@ -53,14 +53,16 @@ async fn terminal(
     };
     while Instant::now() < until {
         let t = Instant::now();
-        let pending = se.registration(SERVICE);
+        let pending = se.registration(SERVICE, &public);
         let body = register_body(&pending);
         let t = add(&steps.build_r, t);
         let a = post(register_path(SERVICE), body).await;
         assert_eq!(a.status, 200, "{:?}", a.json);
         let t = add(&steps.register_http, t);
         let rp = parse_answer(&a.json);
-        let mut conn = mutual::se_accept_answer(&pending, &public, &rp, NOW).expect("granted");
+        let mut conn = mutual::se_accept_answer(&pending.pending, &public, &rp, NOW)
+            .expect("granted")
+            .connection;
         let m = conn
             .seal_call(&Call {
                 name: "echo".into(),

@@ -13,7 +13,7 @@ use apdu_specs::es10::{Eid, Iccid};
 use serde::Deserialize;
 
 use crate::policy::{Grant, Policy, SubjectPattern};
-use crate::store::Durability;
+use crate::store::{Durability, PruneLimits};
 
 /// Default address: loopback only; exposing the server is an explicit decision.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -24,6 +24,18 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Default lifetime cap of a secure connection (seconds), whatever the grant says.
 pub const DEFAULT_CONNECTION_LIFETIME_SECS: u64 = 3600;
+
+/// Default time between two pruning runs of `server run`.
+pub const DEFAULT_PRUNE_INTERVAL: &str = "60s";
+/// Default bound on the rows one pruning run deletes per table.
+pub const DEFAULT_PRUNE_MAX_ROWS: u64 = 1000;
+/// Default time a seen SE nonce is kept (the registration counter refuses an old R after).
+pub const DEFAULT_NONCE_RETENTION: &str = "7d";
+/// Default time an audit entry is kept.
+pub const DEFAULT_AUDIT_RETENTION: &str = "90d";
+/// Default registrations a minute per SE container: a card takes a fraction of a second
+/// per registration and a user registers once per connection; a loop does not pass.
+pub const DEFAULT_REGISTRATIONS_PER_MINUTE_PER_SE: u32 = 60;
 
 /// The longest service identifier R may carry (mutual-auth.md, tag `81`).
 pub const MAX_SERVICE_ID_LEN: usize = 32;
@@ -60,6 +72,16 @@ pub struct ConfigFile {
     pub connection_lifetime_secs: Option<u64>,
     /// `full` (default) or `normal`: see [`Durability`].
     pub durability: Option<Durability>,
+    /// Time between two pruning runs (`60s`, humantime).
+    pub prune_interval: Option<String>,
+    /// Rows one pruning run deletes at most, per table.
+    pub prune_max_rows: Option<u64>,
+    /// How long a seen SE nonce is kept (`7d`).
+    pub nonce_retention: Option<String>,
+    /// How long an audit entry is kept (`90d`).
+    pub audit_retention: Option<String>,
+    /// Registrations a minute per SE container on this instance; 0: unlimited.
+    pub registrations_per_minute_per_se: Option<u32>,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceFile>,
     #[serde(default)]
@@ -135,6 +157,7 @@ pub struct Overrides {
     pub grants: Vec<String>,
     pub request_timeout_ms: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    pub registrations_per_minute_per_se: Option<u32>,
 }
 
 /// The validated configuration the server runs with.
@@ -147,6 +170,12 @@ pub struct Config {
     pub request_timeout: Duration,
     pub connection_lifetime_secs: u64,
     pub durability: Durability,
+    /// Time between two pruning runs of the maintenance task.
+    pub prune_interval: Duration,
+    /// What one pruning run deletes.
+    pub prune: PruneLimits,
+    /// 0: unlimited.
+    pub registrations_per_minute_per_se: u32,
     /// Service id -> calls offered.
     pub services: BTreeMap<String, Vec<String>>,
     pub policy: Policy,
@@ -274,6 +303,34 @@ impl Config {
         if connection_lifetime_secs == 0 {
             return Err(invalid("connection_lifetime_secs", "must be at least 1"));
         }
+        let prune_interval = duration(
+            "prune_interval",
+            file.prune_interval.as_deref(),
+            DEFAULT_PRUNE_INTERVAL,
+        )?;
+        let max_rows = file.prune_max_rows.unwrap_or(DEFAULT_PRUNE_MAX_ROWS);
+        if max_rows == 0 {
+            return Err(invalid("prune_max_rows", "must be at least 1"));
+        }
+        let prune = PruneLimits {
+            max_rows,
+            nonce_retention_secs: duration(
+                "nonce_retention",
+                file.nonce_retention.as_deref(),
+                DEFAULT_NONCE_RETENTION,
+            )?
+            .as_secs(),
+            audit_retention_secs: duration(
+                "audit_retention",
+                file.audit_retention.as_deref(),
+                DEFAULT_AUDIT_RETENTION,
+            )?
+            .as_secs(),
+        };
+        let registrations_per_minute_per_se = overrides
+            .registrations_per_minute_per_se
+            .or(file.registrations_per_minute_per_se)
+            .unwrap_or(DEFAULT_REGISTRATIONS_PER_MINUTE_PER_SE);
         Ok(Config {
             listen,
             issuer_ca_public_key,
@@ -281,10 +338,29 @@ impl Config {
             request_timeout: Duration::from_millis(timeout_ms),
             connection_lifetime_secs,
             durability: file.durability.unwrap_or_default(),
+            prune_interval,
+            prune,
+            registrations_per_minute_per_se,
             services,
             policy: Policy { grants },
         })
     }
+}
+
+/// A duration as a human writes it (`60s`, `15m`, `7d`), at least one second; `default`
+/// when absent.
+fn duration(what: &str, text: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    let text = text.unwrap_or(default).trim();
+    let d = humantime::parse_duration(text).map_err(|e| {
+        invalid(
+            what,
+            format!("`{text}` is not a duration such as 60s, 15m, 12h or 90d: {e}"),
+        )
+    })?;
+    if d < Duration::from_secs(1) {
+        return Err(invalid(what, format!("`{text}` is below one second")));
+    }
+    Ok(d)
 }
 
 fn make_grant(
@@ -418,6 +494,21 @@ connection_lifetime_secs = {DEFAULT_CONNECTION_LIFETIME_SECS}
 # loss, for more registrations per second.
 durability = "full"
 
+# Pruning, every prune_interval and at most prune_max_rows rows per table per run: expired
+# connections (their session keys are deleted, overwritten with zeros, and the WAL is
+# truncated), SE nonces older than nonce_retention (a replayed R is still refused by its
+# registration counter, which is kept), audit entries older than audit_retention.
+# Durations: 60s, 15m, 12h, 90d.
+prune_interval = "{DEFAULT_PRUNE_INTERVAL}"
+prune_max_rows = {DEFAULT_PRUNE_MAX_ROWS}
+nonce_retention = "{DEFAULT_NONCE_RETENTION}"
+audit_retention = "{DEFAULT_AUDIT_RETENTION}"
+
+# Registrations a minute per SE container (its certificate's EID and ICCID), counted once
+# the SE's signature verified; more get HTTP 429. Each server instance counts its own.
+# 0: unlimited.
+registrations_per_minute_per_se = {DEFAULT_REGISTRATIONS_PER_MINUTE_PER_SE}
+
 # Services: id -> the calls it offers (the server executes `echo` and `provision`).
 [services.demo]
 calls = ["echo", "provision"]
@@ -463,6 +554,55 @@ mod tests {
         assert_eq!(c.services["demo"], vec!["echo", "provision"]);
         assert!(c.policy.grants.is_empty());
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.prune_interval, Duration::from_secs(60));
+        assert_eq!(
+            c.prune,
+            PruneLimits {
+                max_rows: DEFAULT_PRUNE_MAX_ROWS,
+                nonce_retention_secs: 7 * 86_400,
+                audit_retention_secs: 90 * 86_400,
+            }
+        );
+        assert_eq!(
+            c.registrations_per_minute_per_se,
+            DEFAULT_REGISTRATIONS_PER_MINUTE_PER_SE
+        );
+    }
+
+    #[test]
+    fn pruning_and_rate_limit_settings_are_read_and_checked() {
+        let base = format!("issuer_ca_public_key = \"{}\"\n", ca());
+        let c = parse(
+            &format!(
+                "{base}prune_interval = \"5m\"\nprune_max_rows = 10\nnonce_retention = \"12h\"\n\
+                 audit_retention = \"30d\"\nregistrations_per_minute_per_se = 0\n"
+            ),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.prune_interval, Duration::from_secs(300));
+        assert_eq!(c.prune.max_rows, 10);
+        assert_eq!(c.prune.nonce_retention_secs, 43_200);
+        assert_eq!(c.prune.audit_retention_secs, 30 * 86_400);
+        assert_eq!(c.registrations_per_minute_per_se, 0);
+        let o = Overrides {
+            registrations_per_minute_per_se: Some(5),
+            ..Overrides::default()
+        };
+        let c = parse(&format!("{base}registrations_per_minute_per_se = 30\n"), &o).unwrap();
+        assert_eq!(c.registrations_per_minute_per_se, 5);
+        for bad in [
+            "prune_interval = \"0s\"",
+            "prune_interval = \"soon\"",
+            "prune_interval = 60",
+            "prune_max_rows = 0",
+            "nonce_retention = \"500ms\"",
+            "audit_retention = \"ninety days\"",
+            "registrations_per_minute_per_se = -1",
+        ] {
+            let e = parse(&format!("{base}{bad}\n"), &Overrides::default());
+            assert!(e.is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,14 +9,19 @@
 //!
 //! Layers: [`config`] and [`policy`] (what is allowed), [`store`] (durable state behind the
 //! [`store::Store`] trait, SQLite by default), [`service`] (the protocol, synchronous),
-//! [`http`] (axum routes, limits, JSON errors), [`keyfile`] (the data directory).
+//! [`http`] (axum routes, limits, JSON errors), [`keyfile`] (the data directory);
+//! beside the engine: [`prune`] (the maintenance task: pruning, summaries), [`ratelimit`]
+//! (per-SE registration budget), [`malformed`] (counters of requests that do not parse).
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod keyfile;
+pub mod malformed;
 pub mod policy;
+pub mod prune;
+pub mod ratelimit;
 pub mod service;
 pub mod store;
 

@@ -43,7 +43,8 @@ enum Command {
     /// Serve the HTTP API until SIGINT/SIGTERM.
     ///
     /// Routes: POST /v1/services/{service}/register, POST /v1/services/{service}/messages,
-    /// GET /healthz. The address is printed on stdout once listening.
+    /// GET /healthz. The address is printed on stdout once listening. Every prune_interval
+    /// (server.toml) expired connections, old nonces and old audit entries are deleted.
     Run(RunArgs),
     /// Print the last entries of the audit log (time, subject, service, decision, reason).
     Audit {
@@ -85,6 +86,10 @@ struct RunArgs {
     /// Request body limit in bytes, overriding `max_body_bytes`.
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
+    /// Registrations a minute per SE container (0: unlimited), overriding
+    /// `registrations_per_minute_per_se`.
+    #[arg(long, value_name = "N")]
+    registrations_per_minute_per_se: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -158,6 +163,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         grants: args.grants,
         request_timeout_ms: args.request_timeout_ms,
         max_body_bytes: args.max_body_bytes,
+        registrations_per_minute_per_se: args.registrations_per_minute_per_se,
     };
     let config = server::Config::load(&config_path, &overrides)
         .context("the server's configuration is not usable")?;
@@ -187,7 +193,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // The address goes to stdout alone on its line so scripts and tests can read it.
         println!("server listening on http://{addr}");
         let header_timeout = engine.config().request_timeout;
+        let prune_interval = engine.config().prune_interval;
         let engine = Arc::new(engine);
+        // Pruning (expired connections and their keys, old nonces and audit entries) and the
+        // summaries of unaudited refusals; ends with the runtime.
+        tokio::spawn(server::prune::run(engine.clone(), prune_interval));
         server::serve(listener, server::router(engine), header_timeout, http_serve::shutdown_signal())
             .await
             .context("the server stopped on an I/O error")

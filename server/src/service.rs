@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use secure_channel::mutual::{
-    self, Call, CallResult, CallStatus, Connection, MutualError, ProtectedMessage, Registration,
-    SignedRegistration, SigningKey, VerifyingKey, SIGNATURE_LEN,
+    self, Call, CallResult, CallStatus, Connection, MutualError, ProtectedMessage,
+    SealedRegistration, SignedRegistration, SigningKey, VerifyingKey,
 };
 
 use crate::config::Config;
@@ -35,19 +35,20 @@ pub fn system_clock() -> Clock {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// R, the `71` TLV, hex.
+    /// The sealed R, the `70` TLV, hex.
     pub r: String,
-    /// sigR, 64 bytes, hex.
-    pub signature: String,
+    /// Version 01 sent sigR here, beside R in clear: present means an old client, which
+    /// gets a clear error instead of a downgrade.
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
-/// Answer of a registration: R' (granted or refused, always signed).
+/// Answer of a registration: the sealed R' (granted or refused, always signed inside).
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterResponse {
-    /// R', the `72` TLV, hex.
+    /// The sealed R', the `78` TLV, hex.
     pub r_prime: String,
-    /// sigR', 64 bytes, hex.
-    pub signature: String,
 }
 
 /// Body of `POST /v1/services/{service}/messages` and its answer.
@@ -68,6 +69,10 @@ pub struct Engine {
     ca: VerifyingKey,
     store: Arc<dyn Store>,
     clock: Clock,
+    /// Per-SE registration budget (in memory, this instance's).
+    registrations: crate::ratelimit::RegistrationLimiter,
+    /// Requests that do not parse: counted, not audited.
+    malformed: crate::malformed::MalformedCounters,
 }
 
 impl std::fmt::Debug for Engine {
@@ -104,42 +109,28 @@ fn parse_hex(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
     })
 }
 
-/// The JSON and hex layers of a `register` body: the bytes of R and of sigR, unchecked.
-pub fn decode_register_json(body: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ApiError> {
+/// Everything the server refuses with 400 before looking at its state or keys: a
+/// `register` body decoded into the sealed R (`70`, strict and canonical). Pure (no store,
+/// clock or key), so the fuzzer drives it. A version 01 body is refused by name.
+pub fn parse_register_body(body: &[u8]) -> Result<SealedRegistration, ApiError> {
     let req: RegisterRequest = parse_json(body)?;
+    if req.signature.is_some() {
+        return Err(ApiError::bad_request(
+            "unsupported_version",
+            "this is a protocol version 01 registration (R and its signature in clear); this server speaks only version 02 and never downgrades: update the client (reader-client) and the card",
+        ));
+    }
     let r = parse_hex("r", &req.r)?;
-    let signature = parse_hex("signature", &req.signature)?;
-    Ok((r, signature))
-}
-
-/// R (`71`, strict and canonical) and a 64-byte raw signature; the signature is not verified.
-pub fn decode_registration(r: &[u8], signature: &[u8]) -> Result<SignedRegistration, ApiError> {
-    let registration = Registration::parse(r).map_err(|e| {
+    SealedRegistration::parse(&r).map_err(|e| {
+        let code = match e {
+            apdu_specs::auth::AuthError::UnsupportedVersion(_) => "unsupported_version",
+            _ => "malformed_registration",
+        };
         ApiError::bad_request(
-            "malformed_registration",
-            format!("R is not a valid registration request (71): {e}"),
+            code,
+            format!("R is not a valid sealed registration request (70): {e}"),
         )
-    })?;
-    let signature: [u8; SIGNATURE_LEN] = signature.try_into().map_err(|_| {
-        ApiError::bad_request(
-            "malformed_registration",
-            format!(
-                "the signature has {} bytes; ECDSA P-256 raw r||s has 64",
-                signature.len()
-            ),
-        )
-    })?;
-    Ok(SignedRegistration {
-        registration,
-        signature,
     })
-}
-
-/// Everything the server refuses with 400 before looking at its state: a `register` body
-/// decoded into R and sigR. Pure (no store, clock or key), so the fuzzer drives it.
-pub fn parse_register_body(body: &[u8]) -> Result<SignedRegistration, ApiError> {
-    let (r, signature) = decode_register_json(body)?;
-    decode_registration(&r, &signature)
 }
 
 /// A `messages` body decoded into the protected message (`73`) it carries. Pure, as
@@ -165,6 +156,10 @@ impl Engine {
     ) -> Result<Engine, MutualError> {
         let ca = VerifyingKey::from_sec1(&config.issuer_ca_public_key)?;
         Ok(Engine {
+            registrations: crate::ratelimit::RegistrationLimiter::new(
+                config.registrations_per_minute_per_se,
+            ),
+            malformed: Default::default(),
             config,
             key,
             ca,
@@ -184,6 +179,20 @@ impl Engine {
     /// The server's public key (SEC1 uncompressed), the SE's trust anchor.
     pub fn public_key(&self) -> [u8; 65] {
         self.key.verifying_key().to_sec1()
+    }
+
+    /// The engine's clock (Unix seconds).
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    pub fn registration_limiter(&self) -> &crate::ratelimit::RegistrationLimiter {
+        &self.registrations
+    }
+
+    /// Counts of the requests that did not parse (not audited).
+    pub fn malformed(&self) -> &crate::malformed::MalformedCounters {
+        &self.malformed
     }
 
     fn audit(
@@ -234,9 +243,8 @@ impl Engine {
     pub fn register(&self, service: &str, body: &[u8]) -> Result<RegisterResponse, ApiError> {
         let now = (self.clock)();
         let unknown = "-";
-        let malformed =
-            |e: ApiError| self.refuse(now, unknown, service, AuditDecision::Malformed, e, None);
-        let (r_bytes, sig_bytes) = decode_register_json(body).map_err(malformed)?;
+        let malformed = |e: ApiError| self.malformed.record("register", service, e);
+        let sealed = parse_register_body(body).map_err(malformed)?;
         if !self.config.services.contains_key(service) {
             return Err(self.refuse(
                 now,
@@ -251,13 +259,51 @@ impl Engine {
                 None,
             ));
         }
-        let signed = decode_registration(&r_bytes, &sig_bytes).map_err(malformed)?;
+        if sealed.service_id != service {
+            return Err(self.refuse(
+                now,
+                unknown,
+                service,
+                AuditDecision::ServiceMismatch,
+                ApiError::bad_request(
+                    "service_mismatch",
+                    format!(
+                        "R is for service `{}`, posted to `{service}`",
+                        sealed.service_id
+                    ),
+                ),
+                None,
+            ));
+        }
+        let signed = mutual::server_open_registration(&self.key, &sealed).map_err(|e| {
+            self.refuse(
+                now,
+                unknown,
+                service,
+                AuditDecision::Malformed,
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "sealed_registration",
+                    format!("{e}: R was sealed to another server key, or altered on the way"),
+                ),
+                None,
+            )
+        })?;
         let cert = &signed.registration.certificate;
         let (eid, iccid) = (cert.eid(), cert.iccid());
         let subject = subject_text(&eid, &iccid);
 
         if let Err(e) = mutual::server_verify_registration(&self.ca, &signed, service, now) {
             let (decision, err) = verification_error(&e);
+            return Err(self.refuse(now, &subject, service, decision, err, None));
+        }
+        // The per-SE budget, once the SE's signature verified (ratelimit.rs).
+        let counter = signed.registration.counter;
+        if let Err(limited) = self.registrations.check(&cert.subject, counter, now) {
+            let (err, decision) = (limited.error(), AuditDecision::RateLimited);
+            if !limited.first {
+                return Err(err);
+            }
             return Err(self.refuse(now, &subject, service, decision, err, None));
         }
 
@@ -307,10 +353,11 @@ impl Engine {
         reason: String,
     ) -> Result<RegisterResponse, ApiError> {
         let granted = matches!(grant, mutual::Grant::Granted { .. });
-        let (r_prime, conn) = mutual::server_answer(&self.key, signed, grant).map_err(|e| {
-            tracing::error!("cannot build R': {e}");
-            ApiError::internal()
-        })?;
+        let (r_prime, conn) =
+            mutual::server_answer(&self.key, signed, grant, now).map_err(|e| {
+                tracing::error!("cannot build R': {e}");
+                ApiError::internal()
+            })?;
         let r = &signed.registration;
         let connection = match &conn {
             Some(c) => Some(ConnectionRecord {
@@ -347,7 +394,10 @@ impl Engine {
             connection,
             audit,
         };
-        match self.store.commit_registration(&reg) {
+        let committed = self.store.commit_registration(&reg);
+        self.registrations
+            .settle(&r.certificate.subject, r.counter, committed.is_ok());
+        match committed {
             Ok(()) => {}
             Err(CommitError::ReplayedNonce) => {
                 return Err(self.refuse(
@@ -364,18 +414,21 @@ impl Engine {
                 ))
             }
             Err(CommitError::StaleCounter { got, last }) => {
-                return Err(self.refuse(
+                // The counters go to the audit only: the answer crosses the portal, and
+                // version 02 seals the counter so the portal cannot follow a card by it.
+                self.audit(
                     now,
                     subject,
                     service,
                     AuditDecision::StaleCounter,
-                    ApiError::new(
-                        StatusCode::CONFLICT,
-                        "stale_counter",
-                        format!("registration counter {got} is not above the last one seen for this container ({last}): an old or cloned request"),
-                    ),
+                    format!("registration counter {got} is not above the last one seen for this container ({last}): an old or cloned request"),
                     None,
-                ))
+                );
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "stale_counter",
+                    "the registration counter is not above the last one seen for this container: an old or cloned request; ask the SE for a fresh one (GET REGISTRATION)",
+                ));
             }
             Err(CommitError::Store(e)) => {
                 tracing::error!("cannot commit the registration: {e}");
@@ -390,16 +443,14 @@ impl Engine {
             "{reason}"
         );
         Ok(RegisterResponse {
-            r_prime: hex::encode_upper(r_prime.answer.to_bytes()),
-            signature: hex::encode_upper(r_prime.signature),
+            r_prime: hex::encode_upper(r_prime.to_bytes()),
         })
     }
 
     /// `POST /v1/services/{service}/messages`: opens a call, executes it, seals the result.
     pub fn message(&self, service: &str, body: &[u8]) -> Result<MessageBody, ApiError> {
         let now = (self.clock)();
-        let malformed =
-            |e: ApiError| self.refuse(now, "-", service, AuditDecision::Malformed, e, None);
+        let malformed = |e: ApiError| self.malformed.record("messages", service, e);
         let msg = parse_message_body(body).map_err(malformed)?;
         let record = match self.store.connection(&msg.cid) {
             Ok(Some(r)) => r,
@@ -485,7 +536,12 @@ impl Engine {
                 Some(&cid),
             )
         })?;
-        let (result, decision, reason, credential) = self.execute(&conn, &plain)?;
+        let (result, decision, mut reason, credential) = self.execute(&conn, &plain)?;
+        if expected_up == 0 {
+            // The first up message that opens is the SE's key confirmation: until then the
+            // connection carried nothing.
+            reason.push_str(" (first message: the SE confirmed the session keys)");
+        }
         let sealed = conn.seal_result(&result).map_err(|e| {
             tracing::error!("cannot seal the result: {e}");
             ApiError::internal()
@@ -601,11 +657,13 @@ impl Engine {
                 None,
             )),
             "provision" => {
-                let credential = mutual::random_bytes::<CREDENTIAL_LEN>().map_err(|e| {
-                    tracing::error!("cannot issue a credential: {e}");
+                // Derived from the connection and the message counter, never drawn: if a
+                // restored database makes the server run this message again, it seals the
+                // same plaintext under the same (key, nonce), never a second one.
+                let credential = conn.derive_credential(conn.received()).map_err(|e| {
+                    tracing::error!("cannot derive a credential: {e}");
                     ApiError::internal()
                 })?;
-                let credential = Zeroizing::new(credential);
                 let sha256 = sha256(credential.as_slice());
                 Ok((
                     CallResult {
@@ -640,10 +698,14 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 fn serialize_connection(c: &Connection) -> Result<Zeroizing<Vec<u8>>, ApiError> {
-    serde_json::to_vec(c).map(Zeroizing::new).map_err(|e| {
+    // Room for the whole state at once: a growing Vec would leave copies of the keys in
+    // freed memory that nothing zeroizes (a state is well under 2 KiB: keys, CID, scope).
+    let mut out = Zeroizing::new(Vec::with_capacity(4096));
+    serde_json::to_writer(&mut *out, c).map_err(|e| {
         tracing::error!("cannot serialize a connection: {e}");
         ApiError::internal()
-    })
+    })?;
+    Ok(out)
 }
 
 fn deserialize_connection(record: &ConnectionRecord) -> Result<Connection, ApiError> {
@@ -673,9 +735,15 @@ fn verification_error(e: &MutualError) -> (AuditDecision, ApiError) {
             AuditDecision::BadCertificate,
             unauthorized("bad_certificate", e),
         ),
+        // No dates in the answer: the portal reads it, and the certificate's expiry would
+        // help it tell SEs apart.
         MutualError::CertificateExpired { .. } => (
             AuditDecision::CertificateExpired,
-            unauthorized("certificate_expired", e),
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "certificate_expired",
+                "the SE certificate has expired; the card issuer must renew it",
+            ),
         ),
         MutualError::BadSignature(_) => (
             AuditDecision::BadSignature,

@@ -1,11 +1,17 @@
 //! The server's durable state behind one trait: seen nonces, registration counters,
-//! connections and their counters, issued credentials, and the audit log.
+//! connections and their counters, issued credentials, and the audit log; and their pruning.
 //!
 //! [`Store`] is synchronous: callers on the async runtime run it in `spawn_blocking`. Each
 //! method is one transaction, so a crash (even SIGKILL) leaves either all of a decision or
 //! none of it. [`SqliteStore`] is the default; a PostgreSQL store shared by several server
 //! instances implements the same trait (the UNIQUE nonce and the compare-and-set of the
 //! counters are what make that safe).
+//!
+//! Forward secrecy at rest: a connection's keys leave the database when the connection is
+//! replaced (a new registration of the same container for the same service) or expires
+//! ([`Store::prune`]). SQLite runs with `secure_delete` (deleted content is overwritten with
+//! zeros) and [`Store::prune`] ends with a `TRUNCATE` checkpoint, so the WAL keeps no old
+//! page either.
 
 use std::fmt;
 use std::path::Path;
@@ -60,6 +66,9 @@ pub enum AuditDecision {
     /// The last message of a connection came again (its answer was lost): the stored
     /// answer was sent again, the call not executed again.
     AnswerResent,
+    /// A registration over the per-SE rate limit (429); audited once per episode, the
+    /// following refusals of the same SE are only counted (see `ratelimit.rs`).
+    RateLimited,
     Internal,
 }
 
@@ -82,6 +91,7 @@ impl AuditDecision {
         AuditDecision::CallRefused,
         AuditDecision::CallFailed,
         AuditDecision::AnswerResent,
+        AuditDecision::RateLimited,
         AuditDecision::Internal,
     ];
 
@@ -104,6 +114,7 @@ impl AuditDecision {
             AuditDecision::CallRefused => "call_refused",
             AuditDecision::CallFailed => "call_failed",
             AuditDecision::AnswerResent => "answer_resent",
+            AuditDecision::RateLimited => "rate_limited",
             AuditDecision::Internal => "internal",
         }
     }
@@ -227,11 +238,42 @@ pub struct StoreCounts {
     pub audit: u64,
 }
 
+/// How much one [`Store::prune`] run may delete, and what it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneLimits {
+    /// At most this many rows per table per run (connections, nonces, audit; a
+    /// connection's last answer goes with it), so a run holds the database briefly.
+    pub max_rows: u64,
+    /// Nonces seen more than this many seconds ago are deleted. Safe because a replayed R
+    /// is also refused by its registration counter (kept per container, never pruned):
+    /// every R ever committed has a counter at or below the container's last one.
+    pub nonce_retention_secs: u64,
+    /// Audit entries older than this many seconds are deleted.
+    pub audit_retention_secs: u64,
+}
+
+/// What one [`Store::prune`] run deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Expired connections deleted (keys included).
+    pub connections: u64,
+    /// Last answers deleted with them.
+    pub last_answers: u64,
+    pub nonces: u64,
+    pub audit: u64,
+    /// Some table reached [`PruneLimits::max_rows`]: more rows may wait for the next run.
+    pub more: bool,
+    /// The WAL was checkpointed into the database and truncated to zero bytes (false: a
+    /// reader held it; the next run tries again).
+    pub wal_truncated: bool,
+}
+
 /// The storage the server needs. Every method is atomic.
 pub trait Store: Send + Sync + 'static {
     /// Records the nonce (UNIQUE: a replay fails with [`CommitError::ReplayedNonce`]), checks
-    /// and raises the registration counter of the container, stores the connection if any,
-    /// and appends the audit entry. All or nothing.
+    /// and raises the registration counter of the container, stores the connection if any
+    /// (deleting, with their last answers, the connections it replaces: those of the same
+    /// subject and service), and appends the audit entry. All or nothing.
     fn commit_registration(&self, reg: &NewRegistration) -> Result<(), CommitError>;
 
     /// The connection with this CID, if any.
@@ -254,6 +296,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many rows each table holds.
     fn counts(&self) -> Result<StoreCounts, StoreError>;
+
+    /// Deletes, at most `limits.max_rows` per table, the connections expired at `now` (with
+    /// their keys and last answers), the nonces and the audit entries older than their
+    /// retention; then makes sure no deleted byte stays in the files (secure delete and a
+    /// truncating WAL checkpoint for SQLite). Registration counters are kept.
+    fn prune(&self, now: u64, limits: &PruneLimits) -> Result<PruneReport, StoreError>;
 }
 
 const SCHEMA_VERSION: i64 = 1;
@@ -304,6 +352,10 @@ CREATE TABLE IF NOT EXISTS audit (
     reason   TEXT NOT NULL,
     cid      TEXT
 );
+CREATE INDEX IF NOT EXISTS connections_by_subject ON connections (subject, service);
+CREATE INDEX IF NOT EXISTS connections_by_expiry ON connections (expires_at);
+CREATE INDEX IF NOT EXISTS nonces_by_time ON nonces (seen_at);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (time);
 ";
 
 /// How hard SQLite works to keep a commit (`PRAGMA synchronous`, WAL mode either way).
@@ -371,6 +423,14 @@ impl SqliteStore {
             Durability::Full => "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
             Durability::Normal => "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         })?;
+        // Deleted rows (a connection's keys) are overwritten with zeros, not left in free
+        // space; per connection, so on every open.
+        let secure: i64 = conn.query_row("PRAGMA secure_delete = ON", [], |r| r.get(0))?;
+        if secure != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "SQLite refused secure_delete (it answers {secure})"
+            )));
+        }
         conn.execute_batch(SCHEMA)?;
         let version: Option<String> = conn
             .query_row(
@@ -413,6 +473,26 @@ fn insert_audit(tx: &rusqlite::Connection, e: &AuditEntry) -> Result<(), StoreEr
         params![to_i64(e.time)?, e.subject, e.service, e.decision.as_str(), e.reason, e.cid],
     )?;
     Ok(())
+}
+
+/// Deletes the connections whose CIDs `select` yields, and their last answers; how many of
+/// each. (With `secure_delete`, their bytes are zeroed in the pages.)
+fn delete_connections(
+    tx: &rusqlite::Connection,
+    select: &str,
+    params: impl rusqlite::Params,
+) -> Result<(u64, u64), rusqlite::Error> {
+    let cids: Vec<Vec<u8>> = {
+        let mut stmt = tx.prepare(select)?;
+        let rows = stmt.query_map(params, |r| r.get::<_, Vec<u8>>(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let (mut connections, mut answers) = (0u64, 0u64);
+    for cid in &cids {
+        answers += tx.execute("DELETE FROM last_answers WHERE cid = ?1", params![cid])? as u64;
+        connections += tx.execute("DELETE FROM connections WHERE cid = ?1", params![cid])? as u64;
+    }
+    Ok((connections, answers))
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -463,6 +543,12 @@ impl Store for SqliteStore {
         )
         .map_err(StoreError::from)?;
         if let Some(c) = &reg.connection {
+            delete_connections(
+                &tx,
+                "SELECT cid FROM connections WHERE subject = ?1 AND service = ?2 AND cid <> ?3",
+                params![c.subject, c.service, &c.cid[..]],
+            )
+            .map_err(StoreError::from)?;
             tx.execute(
                 "INSERT INTO connections (cid, service, subject, scope, expires_at, state, up_counter, down_counter, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -639,6 +725,45 @@ impl Store for SqliteStore {
             })
         })
     }
+
+    fn prune(&self, now: u64, limits: &PruneLimits) -> Result<PruneReport, StoreError> {
+        let max = to_i64(limits.max_rows)?;
+        let nonce_cutoff = to_i64(now.saturating_sub(limits.nonce_retention_secs))?;
+        let audit_cutoff = to_i64(now.saturating_sub(limits.audit_retention_secs))?;
+        self.with(|conn| {
+            let mut report = PruneReport::default();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // A connection is valid while now < expires_at (mutual-auth.md).
+            (report.connections, report.last_answers) = delete_connections(
+                &tx,
+                "SELECT cid FROM connections WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+                params![to_i64(now)?, max],
+            )?;
+            report.nonces = tx.execute(
+                "DELETE FROM nonces WHERE rowid IN
+                 (SELECT rowid FROM nonces WHERE seen_at < ?1 ORDER BY seen_at LIMIT ?2)",
+                params![nonce_cutoff, max],
+            )? as u64;
+            report.audit = tx.execute(
+                "DELETE FROM audit WHERE id IN
+                 (SELECT id FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)",
+                params![audit_cutoff, max],
+            )? as u64;
+            report.more = [report.connections, report.nonces, report.audit]
+                .iter()
+                .any(|&n| n >= limits.max_rows);
+            tx.commit()?;
+            // The deleted pages (zeroed) replace the old ones in the database file, and the WAL,
+            // which may still hold old copies of those pages, is cut to zero bytes. Also removes
+            // what replaced connections left since the last run.
+            let (busy, _, _): (i64, i64, i64) =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            report.wal_truncated = busy == 0;
+            Ok(report)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -694,8 +819,12 @@ mod tests {
         ));
         let c = s.counts().unwrap();
         assert_eq!((c.nonces, c.connections, c.audit), (1, 1, 1));
+        // The next counter registers, and its connection replaces the first (same subject,
+        // same service).
         s.commit_registration(&reg(3, 6, 4)).unwrap();
-        assert_eq!(s.counts().unwrap().connections, 2);
+        assert_eq!(s.counts().unwrap().connections, 1);
+        assert!(s.connection(&[1; 16]).unwrap().is_none());
+        assert!(s.connection(&[4; 16]).unwrap().is_some());
     }
 
     #[test]
@@ -748,6 +877,10 @@ mod tests {
             .with(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
             .unwrap();
         assert_eq!(mode, "wal");
+        let secure: i64 = s
+            .with(|c| Ok(c.query_row("PRAGMA secure_delete", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(secure, 1);
     }
 
     #[test]

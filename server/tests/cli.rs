@@ -172,12 +172,13 @@ async fn a_sigkill_after_registration_leaves_the_connection_usable() {
 
     let mut se = FakeSe::new(&ca);
     let now = unix_now();
-    let pending = se.registration(SERVICE);
+    let pending = se.registration(SERVICE, &public);
     let a = post(&srv.url, &register_path(SERVICE), &register_body(&pending)).await;
     assert_eq!(a.status, 200, "{:?}", a.json);
     let rp = parse_answer(&a.json);
-    let mut conn =
-        secure_channel::mutual::se_accept_answer(&pending, &public, &rp, now).expect("granted");
+    let mut conn = secure_channel::mutual::se_accept_answer(&pending.pending, &public, &rp, now)
+        .expect("granted")
+        .connection;
     drop(srv); // SIGKILL, no graceful shutdown
 
     let srv = start(&data, &args);

@@ -3,9 +3,7 @@
 mod common;
 
 use common::*;
-use secure_channel::mutual::{
-    self, Call, CallStatus, MutualError, ProtectedMessage, ServerAnswer, SignedServerAnswer,
-};
+use secure_channel::mutual::{self, Call, CallStatus, MutualError, ProtectedMessage, SealedAnswer};
 use server::config::{GrantFile, Until};
 use server::store::Store;
 
@@ -104,20 +102,16 @@ async fn a_denied_se_gets_a_signed_refusal_and_no_connection() {
     let srv = w.start_server().await;
     let portal = start_portal(&[(SERVICE, &srv.url)]).await;
     let mut se = FakeSe::new(&w.ca);
-    let pending = se.registration(SERVICE);
-    let a = post(
-        &portal.url,
-        &register_path(SERVICE),
-        &register_body(&pending),
-    )
-    .await;
+    let reg = se.registration(SERVICE, &srv.public);
+    let a = post(&portal.url, &register_path(SERVICE), &register_body(&reg)).await;
     assert_eq!(a.status, 200, "a refusal is an answer: {:?}", a.json);
     let rp = parse_answer(&a.json);
-    assert!(!rp.answer.granted);
-    assert!(rp.answer.scope.is_empty());
-    mutual::verify_answer(&srv.public, &rp).expect("the refusal is signed by the server");
+    // The refusal is sealed and signed by the server; only the SE reads it.
+    let answer = open_answer(&reg, &srv.public, &rp);
+    assert!(!answer.granted);
+    assert!(answer.scope.is_empty());
     assert_eq!(
-        mutual::se_accept_answer(&pending, &srv.public, &rp, NOW).unwrap_err(),
+        mutual::se_accept_answer(&reg.pending, &srv.public, &rp, NOW).unwrap_err(),
         MutualError::NotGranted
     );
     assert_eq!(srv.store.counts().unwrap().connections, 0);
@@ -132,11 +126,11 @@ async fn an_expired_grant_is_refused_and_an_expired_connection_is_closed() {
     let w = World::new().grant_all(NOW - 1);
     let srv = w.start_server().await;
     let mut se = FakeSe::new(&w.ca);
-    let pending = se.registration(SERVICE);
-    let a = post(&srv.url, &register_path(SERVICE), &register_body(&pending)).await;
+    let reg = se.registration(SERVICE, &srv.public);
+    let a = post(&srv.url, &register_path(SERVICE), &register_body(&reg)).await;
     assert_eq!(a.status, 200);
     let rp = parse_answer(&a.json);
-    assert!(!rp.answer.granted);
+    assert!(!open_answer(&reg, &srv.public, &rp).granted);
     let log = srv.store.audit_log(1).unwrap();
     assert!(log[0].reason.contains("expired"), "{:?}", log[0]);
     srv.stop().await;
@@ -170,8 +164,8 @@ async fn a_replayed_registration_gets_409_and_no_second_grant() {
     let srv = w.start_server().await;
     let portal = start_portal(&[(SERVICE, &srv.url)]).await;
     let mut se = FakeSe::new(&w.ca);
-    let pending = se.registration(SERVICE);
-    let body = register_body(&pending);
+    let reg = se.registration(SERVICE, &srv.public);
+    let body = register_body(&reg);
     let first = post(&portal.url, &register_path(SERVICE), &body).await;
     assert_eq!(first.status, 200);
     let replay = post(&portal.url, &register_path(SERVICE), &body).await;
@@ -181,13 +175,13 @@ async fn a_replayed_registration_gets_409_and_no_second_grant() {
     assert_eq!(decisions(srv.store.as_ref()), ["registered", "replay"]);
 
     // A fresh nonce with an old counter (a cloned or rolled-back card) is refused too.
-    let stale = mutual::se_build_registration(&se.key, &se.cert, SERVICE, se.counter).unwrap();
+    let stale = se.registration_with_counter(SERVICE, &srv.public, se.counter);
     let a = post(&portal.url, &register_path(SERVICE), &register_body(&stale)).await;
     assert_error(&a, 409, "stale_counter");
     assert_eq!(srv.store.counts().unwrap().connections, 1);
-    // The next counter registers.
+    // The next counter registers; its connection replaces the first (same SE, same service).
     register_ok(&portal.url, &mut se, &srv.public).await;
-    assert_eq!(srv.store.counts().unwrap().connections, 2);
+    assert_eq!(srv.store.counts().unwrap().connections, 1);
     portal.stop().await;
     srv.stop().await;
 }
@@ -197,22 +191,17 @@ async fn every_tampered_registration_is_refused_and_grants_nothing() {
     let w = World::new().grant_all(NOW + 86_400);
     let srv = w.start_server().await;
     let mut se = FakeSe::new(&w.ca);
-    let pending = se.registration(SERVICE);
-    let r = pending.signed().registration.to_bytes();
-    let sig = pending.signed().signature;
+    let reg = se.registration(SERVICE, &srv.public);
+    let wire = reg.sealed.to_bytes();
     let path = register_path(SERVICE);
 
     let mut codes = std::collections::BTreeMap::<String, usize>::new();
-    // One bit flipped in every byte of R and of its signature.
-    for i in 0..r.len() + sig.len() {
-        let (mut r2, mut s2) = (r.clone(), sig.to_vec());
-        if i < r.len() {
-            r2[i] ^= 0x01;
-        } else {
-            s2[i - r.len()] ^= 0x01;
-        }
-        let body = serde_json::json!({"r": hex::encode(&r2), "signature": hex::encode(&s2)});
-        let a = post(&srv.url, &path, &body).await;
+    // One bit flipped in every byte of the sealed R: the clear fields are its AAD, the
+    // rest is authenticated ciphertext, so nothing survives.
+    for i in 0..wire.len() {
+        let mut r2 = wire.clone();
+        r2[i] ^= 0x01;
+        let a = post(&srv.url, &path, &serde_json::json!({"r": hex::encode(&r2)})).await;
         assert!(
             matches!(a.status, 400 | 401),
             "flip at {i} not refused: {} {:?}",
@@ -223,35 +212,49 @@ async fn every_tampered_registration_is_refused_and_grants_nothing() {
             .entry(a.json["error"].as_str().unwrap().to_owned())
             .or_default() += 1;
     }
-    // Truncated R, truncated signature, trailing bytes.
-    for (rr, ss) in [
-        (&r[..r.len() - 1], &sig[..]),
-        (&r[..], &sig[..63]),
-        (&[r.clone(), vec![0]].concat()[..], &sig[..]),
+    // Truncated, trailing bytes, and the version 01 body shape.
+    for r2 in [
+        &wire[..wire.len() - 1],
+        &[wire.clone(), vec![0]].concat()[..],
     ] {
-        let body = serde_json::json!({"r": hex::encode(rr), "signature": hex::encode(ss)});
-        let a = post(&srv.url, &path, &body).await;
+        let a = post(&srv.url, &path, &serde_json::json!({"r": hex::encode(r2)})).await;
         assert_error(&a, 400, "malformed_registration");
     }
+    let v1 = serde_json::json!({"r": hex::encode(&wire), "signature": hex::encode([0u8; 64])});
+    assert_error(
+        &post(&srv.url, &path, &v1).await,
+        400,
+        "unsupported_version",
+    );
     // The portal swaps the service id in the URL: R names another service.
     let a = post(
         &srv.url,
         &register_path(OTHER_SERVICE),
-        &register_body(&pending),
+        &register_body(&reg),
     )
     .await;
     assert_error(&a, 400, "service_mismatch");
+    // Sealed to another server's key: this server cannot open it.
+    let other_server = mutual::SigningKey::generate().unwrap().verifying_key();
+    let mut se2 = FakeSe::new(&w.ca);
+    let a = post(
+        &srv.url,
+        &path,
+        &register_body(&se2.registration(SERVICE, &other_server)),
+    )
+    .await;
+    assert_error(&a, 401, "sealed_registration");
     // A certificate from another CA.
     let mut rogue = FakeSe::new(&mutual::SigningKey::generate().unwrap());
     let a = post(
         &srv.url,
         &path,
-        &register_body(&rogue.registration(SERVICE)),
+        &register_body(&rogue.registration(SERVICE, &srv.public)),
     )
     .await;
     assert_error(&a, 401, "bad_certificate");
 
-    for code in ["bad_signature", "bad_certificate", "malformed_registration"] {
+    for code in ["sealed_registration", "malformed_registration"] {
         assert!(codes.contains_key(code), "no {code} among {codes:?}");
     }
     let c = srv.store.counts().unwrap();
@@ -260,9 +263,9 @@ async fn every_tampered_registration_is_refused_and_grants_nothing() {
         .iter()
         .any(|d| d == "registered" || d == "refused"));
     // The genuine request still registers: refusals burnt no nonce.
-    let a = post(&srv.url, &path, &register_body(&pending)).await;
+    let a = post(&srv.url, &path, &register_body(&reg)).await;
     assert_eq!(a.status, 200);
-    assert!(parse_answer(&a.json).answer.granted);
+    assert!(open_answer(&reg, &srv.public, &parse_answer(&a.json)).granted);
     srv.stop().await;
 }
 
@@ -271,36 +274,28 @@ async fn every_tampered_server_answer_is_refused_by_the_se() {
     let w = World::new().grant_all(NOW + 86_400);
     let srv = w.start_server().await;
     let mut se = FakeSe::new(&w.ca);
-    let pending = se.registration(SERVICE);
-    let a = post(&srv.url, &register_path(SERVICE), &register_body(&pending)).await;
+    let reg = se.registration(SERVICE, &srv.public);
+    let a = post(&srv.url, &register_path(SERVICE), &register_body(&reg)).await;
     let rp = parse_answer(&a.json);
-    let bytes = rp.answer.to_bytes();
-    for i in 0..bytes.len() + rp.signature.len() {
-        let (mut b, mut s) = (bytes.clone(), rp.signature);
-        if i < b.len() {
-            b[i] ^= 0x80;
-        } else {
-            s[i - b.len()] ^= 0x80;
-        }
-        let Ok(answer) = ServerAnswer::parse(&b) else {
-            continue; // refused by the parser (9301 / 6A80 on the card)
-        };
-        let forged = SignedServerAnswer {
-            answer,
-            signature: s,
+    let bytes = rp.to_bytes();
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x80;
+        let Ok(forged) = SealedAnswer::parse(&b) else {
+            continue; // refused by the parser (6A80 on the card)
         };
         assert!(
-            mutual::se_accept_answer(&pending, &srv.public, &forged, NOW).is_err(),
+            mutual::se_accept_answer(&reg.pending, &srv.public, &forged, NOW).is_err(),
             "flip at {i} accepted"
         );
     }
     // An answer to another R (a replayed R' from an earlier registration).
-    let other = se.registration(SERVICE);
+    let other = se.registration(SERVICE, &srv.public);
     assert!(matches!(
-        mutual::se_accept_answer(&other, &srv.public, &rp, NOW),
+        mutual::se_accept_answer(&other.pending, &srv.public, &rp, NOW),
         Err(MutualError::AnswerMismatch(_))
     ));
-    mutual::se_accept_answer(&pending, &srv.public, &rp, NOW).expect("the genuine R'");
+    mutual::se_accept_answer(&reg.pending, &srv.public, &rp, NOW).expect("the genuine R'");
     srv.stop().await;
 }
 
@@ -341,13 +336,13 @@ async fn every_tampered_message_is_refused_and_changes_nothing() {
             a.json
         );
     }
-    // Truncated: every shorter prefix that still parses fails authentication.
+    // Truncated: not a padded size any more, refused before any key is used.
     let truncated = ProtectedMessage {
         ciphertext: m.ciphertext[..m.ciphertext.len() - 1].to_vec(),
         ..m.clone()
     };
     let a = post(&portal.url, &path, &message_body(&truncated)).await;
-    assert_error(&a, 401, "authentication_failed");
+    assert_error(&a, 400, "malformed_message");
     // Sent to another service's URL.
     let a = post(
         &portal.url,
@@ -444,17 +439,18 @@ async fn replayed_and_reordered_messages_are_refused() {
         ]
     );
 
-    // The SE side: answers out of order or twice are refused.
+    // The SE side: each down message carries the counter of the call it answers; the SE
+    // (which sealed m1..m3) takes the answer to its last call, once, and no other.
     let (d1, d2, d3) = (
         parse_message(&a1.json),
         parse_message(&a2.json),
         parse_message(&a3.json),
     );
-    assert!(conn.open_result(&d2).is_err());
-    assert_eq!(conn.open_result(&d1).unwrap().data, b"1");
+    assert_eq!((d1.counter, d2.counter, d3.counter), (1, 2, 3));
     assert!(conn.open_result(&d1).is_err());
-    assert_eq!(conn.open_result(&d2).unwrap().data, b"2");
+    assert!(conn.open_result(&d2).is_err());
     assert_eq!(conn.open_result(&d3).unwrap().data, b"3");
+    assert!(conn.open_result(&d3).is_err());
     srv.stop().await;
 }
 
@@ -492,13 +488,16 @@ async fn a_lost_answer_is_sent_again_after_a_restart_and_only_for_an_exact_copy(
     flipped.ciphertext[0] ^= 1;
     let mut cut = m.clone();
     cut.ciphertext.pop();
-    for bad in [flipped, cut] {
-        assert_error(
-            &post(&srv.url, &messages_path(SERVICE), &message_body(&bad)).await,
-            401,
-            "authentication_failed",
-        );
-    }
+    assert_error(
+        &post(&srv.url, &messages_path(SERVICE), &message_body(&flipped)).await,
+        401,
+        "authentication_failed",
+    );
+    assert_error(
+        &post(&srv.url, &messages_path(SERVICE), &message_body(&cut)).await,
+        400,
+        "malformed_message",
+    );
     // The SE takes the answer once, and the credential was issued once.
     let down = parse_message(&again.json);
     assert!(conn.open_result(&down).unwrap().credential.is_some());
@@ -509,6 +508,61 @@ async fn a_lost_answer_is_sent_again_after_a_restart_and_only_for_an_exact_copy(
         call_ok(&srv.url, &mut conn, "echo", b"next").await.data,
         b"next"
     );
+    srv.stop().await;
+}
+
+/// Copy the database files (main, WAL and shared memory) of a stopped server.
+fn copy_db(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(to).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("server.db"))
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        if let Some(name) = p
+            .file_name()
+            .filter(|n| n.to_string_lossy().starts_with("server.db"))
+        {
+            std::fs::copy(&p, to.join(name)).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_database_seals_the_same_answer_never_a_second_plaintext_under_one_nonce() {
+    // The thief of backups, or an operator restoring one: the server's database goes back
+    // to a snapshot taken before a provision call, and the recorded up message is replayed.
+    let (w, srv, mut conn) = registered().await;
+    srv.stop().await;
+    let db_dir = w.db_path().parent().unwrap().to_path_buf();
+    let snapshot = w.dir.path().join("snapshot");
+    copy_db(&db_dir, &snapshot);
+    let srv = w.start_server().await;
+    let m = provision_call(&mut conn);
+    let first = post(&srv.url, &messages_path(SERVICE), &message_body(&m)).await;
+    assert_eq!(first.status, 200);
+    srv.stop().await;
+    // Restore: the server has forgotten that it ran this message.
+    copy_db(&snapshot, &db_dir);
+    let srv = w.start_server().await;
+    assert_eq!(
+        srv.store.counts().unwrap().credentials,
+        0,
+        "the snapshot predates the call"
+    );
+    let again = post(&srv.url, &messages_path(SERVICE), &message_body(&m)).await;
+    // It runs the call again and seals byte for byte the same answer: same key, same
+    // nonce (the up message's counter), same plaintext (the credential is derived).
+    assert_eq!(again.status, 200, "{:?}", again.json);
+    assert_eq!(again.json, first.json);
+    let down = parse_message(&first.json);
+    let credential = conn.open_result(&down).unwrap().credential.unwrap();
+    assert_eq!(credential.len(), server::service::CREDENTIAL_LEN);
     srv.stop().await;
 }
 
@@ -582,7 +636,7 @@ async fn unknown_connection_and_unknown_service_are_404() {
     let m = ProtectedMessage {
         cid: [7; 16],
         counter: 1,
-        ciphertext: vec![0; 32],
+        ciphertext: vec![0; 256 + 16],
     };
     assert_error(
         &post(&srv.url, &messages_path(SERVICE), &message_body(&m)).await,
@@ -590,7 +644,7 @@ async fn unknown_connection_and_unknown_service_are_404() {
         "unknown_connection",
     );
     let mut se = FakeSe::new(&w.ca);
-    let p = se.registration("nosuch");
+    let p = se.registration("nosuch", &srv.public);
     assert_error(
         &post(&srv.url, &register_path("nosuch"), &register_body(&p)).await,
         404,

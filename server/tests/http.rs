@@ -34,22 +34,25 @@ async fn malformed_input_gets_400_with_a_message() {
     let cases: &[(&str, &[u8], &str)] = &[
         ("register", b"{not json", "malformed_json"),
         ("register", b"", "malformed_json"),
-        ("register", b"{\"r\": \"00\"}", "malformed_json"),
+        ("register", b"{\"r\": \"00\"}", "malformed_registration"),
+        ("register", b"{\"signature\": \"00\"}", "malformed_json"),
         (
             "register",
             b"{\"r\": \"00\", \"signature\": \"00\", \"extra\": 1}",
             "malformed_json",
         ),
         ("register", b"[1,2]", "malformed_json"),
+        ("register", b"{\"r\": \"zz\"}", "malformed_hex"),
+        ("register", b"{\"r\": \"700100\"}", "malformed_registration"),
         (
             "register",
-            b"{\"r\": \"zz\", \"signature\": \"00\"}",
-            "malformed_hex",
+            b"{\"r\": \"7003800101\"}",
+            "unsupported_version",
         ),
         (
             "register",
             b"{\"r\": \"710100\", \"signature\": \"00\"}",
-            "malformed_registration",
+            "unsupported_version",
         ),
         ("messages", b"{\"message\": 5}", "malformed_json"),
         ("messages", b"{\"message\": \"abc\"}", "malformed_hex"),
@@ -60,10 +63,12 @@ async fn malformed_input_gets_400_with_a_message() {
         let a = post_raw(&srv.url, &path, body.to_vec()).await;
         assert_error(&a, 400, code);
     }
-    // Malformed requests are audited, without a subject.
-    assert!(decisions(srv.store.as_ref())
-        .iter()
-        .all(|d| d == "malformed"));
+    // Malformed requests are counted, not audited (tests/limits.rs).
+    assert_eq!(decisions(srv.store.as_ref()), Vec::<String>::new());
+    assert_eq!(
+        srv.engine.malformed().snapshot().total(),
+        cases.len() as u64
+    );
     srv.stop().await;
 }
 

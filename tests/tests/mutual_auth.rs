@@ -1,9 +1,14 @@
 //! Seed document 1 end to end: `reader-client register` / `service` / `demo` against the real
 //! `server` and `portal` binaries (through real pcscd where installed), and a hostile portal
-//! that tampers with every message type: each case is refused with the documented error.
+//! that tampers with every message type (protocol version 02: sealed R and R', padded
+//! protected messages): each case is refused with the documented error, and what the portal
+//! records shows no identity, counter, scope or expiry in clear.
 
-use apdu_specs::auth::Call;
-use apdu_specs::{hexfmt, Status};
+use apdu_specs::auth::{
+    Call, Certificate, SealedAnswer, SealedRegistration, ANSWER_BUCKETS, GCM_TAG_LEN,
+    REGISTRATION_BUCKETS,
+};
+use apdu_specs::{hexfmt, tlv, Status};
 use card_emulator::ca::IssuerCa;
 use card_emulator::{profile, system_clock, Card};
 use e2e_tests::{output_text, run_with_timeout, url_in, workspace_bin, Pcscd, Proc, RunningCard};
@@ -91,6 +96,8 @@ impl Backend {
             .args(["--grant", &format!("demo:*:*:{hour}")])
             .args(["--grant", &format!("other:*:*:{hour}")])
             .args(["--grant", &format!("expired:*:*:{}", now() - 60)])
+            // The hostile-portal tests register hundreds of times a minute with one SE.
+            .args(["--registrations-per-minute-per-se", "0"])
             .arg("--data")
             .arg(data);
         let mut p = Proc::spawn(cmd, "server").unwrap();
@@ -134,10 +141,22 @@ fn in_process_card(ca: &IssuerCa, key: &[u8; 65]) -> InProcess<Card> {
     let mut state = profile::build(profile::DEFAULT_PROFILE).unwrap();
     ca.personalize(&mut state, now()).unwrap();
     let mut t = InProcess::new(Card::in_memory(state));
+    // The card takes trust anchors only once no key set is a public test key: rotate first.
+    let owner = StaticKeys::new(&[0x5A; 16], &[0x5B; 16], &[0x5C; 16]).unwrap();
+    let rotated = gp::rotate_key_sets(
+        &mut t,
+        &gp::ISD_AID,
+        &StaticKeys::gp_default(),
+        &owner,
+        SecurityLevel::C_DEC_C_MAC,
+        None,
+    )
+    .unwrap();
+    assert!(rotated.iter().all(|r| !r.public), "test keys remain");
     gp::select(&mut t, &gp::ISD_AID, 0).unwrap();
     let mut scp = Scp::open(
         &mut t,
-        &StaticKeys::gp_default(),
+        &owner,
         &ScpOptions::new(ScpVersion::Scp03, SecurityLevel::FULL),
     )
     .unwrap();
@@ -153,17 +172,27 @@ fn in_process_card(ca: &IssuerCa, key: &[u8; 65]) -> InProcess<Card> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The hostile portal: a relay in front of the real portal that mutates one message type.
+// The hostile portal: a relay in front of the real portal that mutates one message type
+// and records every body it sees.
 
 #[derive(Debug, Clone, PartialEq)]
 enum Mutation {
     None,
-    /// Flip bit 0 of byte i of the request blob (R, or the up message).
+    /// Flip bit 0 of byte i of the request blob (the sealed R, or the up message).
     FlipRequest(usize),
-    /// Flip a bit of the signature sent with R (or of R' when in a response).
-    FlipRequestSignature(usize),
+    /// Flip bit 0 of byte i of the ciphertext (`86`) inside the sealed R (where version 01
+    /// carried sigR in clear; R and sigR are now inside).
+    FlipRequestSealed(usize),
+    /// Flip bit 0 of byte i of the response blob (the sealed R', or the down message).
     FlipResponse(usize),
-    FlipResponseSignature(usize),
+    /// Flip bit 0 of byte i of the ciphertext (`86`) inside the sealed R'.
+    FlipResponseSealed(usize),
+    /// Add the version 01 `signature` field to the register body (a downgrade attempt).
+    AddSignatureField,
+    /// Do not forward; keep the request for [`Mutation::ReleaseHeld`] and fail with 502.
+    HoldRequest,
+    /// Send the held request instead of this one (an old R delivered late).
+    ReleaseHeld,
     TruncateRequest,
     TruncateResponse,
     /// Send the previous (recorded) request instead of this one.
@@ -184,6 +213,34 @@ enum Mutation {
 struct Recorded {
     request: Option<String>,
     response: Option<String>,
+    /// The request [`Mutation::HoldRequest`] kept.
+    held: Option<String>,
+}
+
+/// One exchange as the relay saw it: every body that crossed the portal, both ways.
+#[derive(Debug, Clone)]
+struct Exchange {
+    route: &'static str,
+    /// The body the terminal sent.
+    received: String,
+    /// The body forwarded upstream (after the mutation; empty when not forwarded).
+    forwarded: String,
+    /// The upstream's status and body.
+    status: u16,
+    answer: String,
+    /// The body delivered to the terminal.
+    delivered: String,
+}
+
+impl Exchange {
+    fn bodies(&self) -> [&str; 4] {
+        [
+            &self.received,
+            &self.forwarded,
+            &self.answer,
+            &self.delivered,
+        ]
+    }
 }
 
 struct RelayState {
@@ -192,6 +249,8 @@ struct RelayState {
     mutation: Mutation,
     register: Recorded,
     messages: Recorded,
+    /// Every exchange, oldest first.
+    log: Vec<Exchange>,
 }
 
 struct Hostile {
@@ -208,6 +267,7 @@ impl Hostile {
             mutation: Mutation::None,
             register: Recorded::default(),
             messages: Recorded::default(),
+            log: Vec::new(),
         }));
         let (st, upstream) = (state.clone(), portal_url.to_string());
         std::thread::spawn(move || {
@@ -226,14 +286,43 @@ impl Hostile {
         s.route = route;
         s.mutation = m;
     }
+
+    /// Every exchange recorded so far, oldest first.
+    fn log(&self) -> Vec<Exchange> {
+        self.state.lock().unwrap().log.clone()
+    }
 }
 
-fn blob_field(route: &str, response: bool, signature: bool) -> &'static str {
-    match (route, response, signature) {
-        ("register", false, false) => "r",
-        ("register", true, false) => "r_prime",
-        ("register", _, true) => "signature",
+fn blob_field(route: &str, response: bool) -> &'static str {
+    match (route, response) {
+        ("register", false) => "r",
+        ("register", true) => "r_prime",
         _ => "message",
+    }
+}
+
+/// Flip bit 0 of byte i of the `86` ciphertext inside a sealed R (`70`) or R' (`78`),
+/// keeping every clear field and the encoding valid.
+fn flip_sealed(i: usize) -> impl FnOnce(&mut Vec<u8>) {
+    move |b| {
+        if let Ok(mut r) = SealedRegistration::parse(b) {
+            flip(i)(&mut r.sealed);
+            *b = r.to_bytes();
+        } else if let Ok(mut a) = SealedAnswer::parse(b) {
+            flip(i)(&mut a.sealed);
+            *b = a.to_bytes();
+        }
+    }
+}
+
+/// Add the version 01 `signature` field (64 bytes, hex) to a register body.
+fn add_signature(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(mut v) => {
+            v["signature"] = serde_json::Value::String("00".repeat(64));
+            v.to_string()
+        }
+        Err(_) => body.to_string(),
     }
 }
 
@@ -305,22 +394,27 @@ fn serve(
         (s.mutation.clone(), s.route == route)
     };
     let mutation = if active { mutation } else { Mutation::None };
-    let recorded_request = {
-        let s = state.lock().unwrap();
+    let (recorded_request, held) = {
+        let mut s = state.lock().unwrap();
         let r = if route == "register" {
-            &s.register
+            &mut s.register
         } else {
-            &s.messages
+            &mut s.messages
         };
-        r.request.clone()
+        let held = match mutation {
+            Mutation::ReleaseHeld => r.held.take(),
+            _ => None,
+        };
+        (r.request.clone(), held)
     };
+    let field = blob_field(route, false);
     let sent = match &mutation {
-        Mutation::FlipRequest(i) => mutate(&body, blob_field(route, false, false), flip(*i)),
-        Mutation::FlipRequestSignature(i) => {
-            mutate(&body, blob_field(route, false, true), flip(*i))
-        }
-        Mutation::TruncateRequest => mutate(&body, blob_field(route, false, false), truncate),
+        Mutation::FlipRequest(i) => mutate(&body, field, flip(*i)),
+        Mutation::FlipRequestSealed(i) => mutate(&body, field, flip_sealed(*i)),
+        Mutation::AddSignatureField => add_signature(&body),
+        Mutation::TruncateRequest => mutate(&body, field, truncate),
         Mutation::ReplayRequest => recorded_request.unwrap_or_else(|| body.clone()),
+        Mutation::ReleaseHeld => held.unwrap_or_else(|| body.clone()),
         _ => body.clone(),
     };
     if let Mutation::SwapService(to) = &mutation {
@@ -329,7 +423,8 @@ fn serve(
             path = format!("/{}/{}/{to}/{}", parts[1], parts[2], parts[4]);
         }
     }
-    let (status, answer) = if mutation == Mutation::DropRequest {
+    let forwarded = !matches!(mutation, Mutation::DropRequest | Mutation::HoldRequest);
+    let (status, answer) = if !forwarded {
         (
             502,
             r#"{"error":"dropped","message":"hostile portal"}"#.to_string(),
@@ -356,20 +451,15 @@ fn serve(
         if mutation != Mutation::ReplayRequest {
             r.request = Some(body.clone());
         }
+        if mutation == Mutation::HoldRequest {
+            r.held = Some(body.clone());
+        }
+        let field = blob_field(route, true);
         let out = match &mutation {
             _ if status != 200 => (status, answer.clone()),
-            Mutation::FlipResponse(i) => (
-                200,
-                mutate(&answer, blob_field(route, true, false), flip(*i)),
-            ),
-            Mutation::FlipResponseSignature(i) => (
-                200,
-                mutate(&answer, blob_field(route, true, true), flip(*i)),
-            ),
-            Mutation::TruncateResponse => (
-                200,
-                mutate(&answer, blob_field(route, true, false), truncate),
-            ),
+            Mutation::FlipResponse(i) => (200, mutate(&answer, field, flip(*i))),
+            Mutation::FlipResponseSealed(i) => (200, mutate(&answer, field, flip_sealed(*i))),
+            Mutation::TruncateResponse => (200, mutate(&answer, field, truncate)),
             Mutation::ReplayResponse => (200, previous.unwrap_or_else(|| answer.clone())),
             Mutation::WithholdResponse | Mutation::WithholdFirstResponse => (
                 502,
@@ -378,11 +468,19 @@ fn serve(
             _ => (200, answer.clone()),
         };
         if status == 200 {
-            r.response = Some(answer);
+            r.response = Some(answer.clone());
         }
         if mutation == Mutation::WithholdFirstResponse {
             s.mutation = Mutation::None;
         }
+        s.log.push(Exchange {
+            route,
+            received: body,
+            forwarded: if forwarded { sent } else { String::new() },
+            status,
+            answer,
+            delivered: out.1.clone(),
+        });
         out
     };
     write!(
@@ -429,10 +527,15 @@ impl World {
     }
 
     fn call(&mut self, name: &str) -> Result<flow::Served, FlowError> {
+        self.call_with(name, b"ping")
+    }
+
+    /// Step 6 on a new card connection: VERIFY of the PIN, then the call `name` with `data`.
+    fn call_with(&mut self, name: &str, data: &[u8]) -> Result<flow::Served, FlowError> {
         let client = PortalClient::new(&self.hostile.url).unwrap();
         let call = Call {
             name: name.into(),
-            data: b"ping".to_vec(),
+            data: data.to_vec(),
         };
         flow::service(
             self.t(),
@@ -469,45 +572,85 @@ fn server_code(r: Result<impl std::fmt::Debug, FlowError>) -> String {
     }
 }
 
+/// Length of the sealed R for `service`: `70 {80 02, 81 service, 83 key, 86 sealed}`.
+fn sealed_r_len(service: &str) -> usize {
+    SealedRegistration {
+        service_id: service.into(),
+        se_ephemeral: [0x04; 65],
+        sealed: vec![0; REGISTRATION_BUCKETS[0] + GCM_TAG_LEN],
+    }
+    .to_bytes()
+    .len()
+}
+
+/// Length of the sealed R': `78 {80 02, 89 key, 86 sealed}`.
+fn sealed_r_prime_len() -> usize {
+    SealedAnswer {
+        server_ephemeral: [0x04; 65],
+        sealed: vec![0; ANSWER_BUCKETS[0] + GCM_TAG_LEN],
+    }
+    .to_bytes()
+    .len()
+}
+
+/// What the server answers for a sealed R a portal altered: it does not parse, or names
+/// another service than its route, or does not open with the server's key.
+const R_TAMPERED: [&str; 4] = [
+    "sealed_registration",
+    "unsupported_version",
+    "malformed_registration",
+    "service_mismatch",
+];
+
+/// The refusals the server audits (malformed bodies are only counted).
+const AUDITED: [&str; 2] = ["sealed_registration", "service_mismatch"];
+
 #[test]
 fn a_hostile_portal_tampering_with_r_is_refused_by_the_server_and_opens_nothing() {
     let mut w = World::new();
-    let _ = &w.client;
-    let mut cases = 0;
-    // Every 4th byte of R, and bytes of its signature.
-    for i in (0..309).step_by(4) {
+    let mut audited = 0;
+    // Every byte of the clear part of the sealed R, every 4th byte of its ciphertext.
+    let len = sealed_r_len("demo");
+    let clear = len - REGISTRATION_BUCKETS[0] - GCM_TAG_LEN;
+    for i in (0..clear).chain((clear..len).step_by(4)) {
         w.hostile.set("register", Mutation::FlipRequest(i));
         let code = server_code(w.register("demo"));
         assert!(
-            [
-                "bad_signature",
-                "bad_certificate",
-                "malformed_registration",
-                "service_mismatch",
-                "certificate_expired"
-            ]
-            .contains(&code.as_str()),
-            "byte {i} of R: {code}"
+            R_TAMPERED.contains(&code.as_str()),
+            "byte {i} of the sealed R: {code}"
         );
-        cases += 1;
+        if i >= clear {
+            assert_eq!(code, "sealed_registration", "byte {i} of the sealed R");
+        }
+        audited += usize::from(AUDITED.contains(&code.as_str()));
     }
-    for i in [0, 31, 32, 63] {
-        w.hostile.set("register", Mutation::FlipRequestSignature(i));
+    // `70 82 02 60 80 01 02`: version 03 is not spoken (and 01 never downgraded to).
+    w.hostile.set("register", Mutation::FlipRequest(6));
+    assert_eq!(server_code(w.register("demo")), "unsupported_version");
+    // Where version 01 carried sigR in clear: R || sigR are inside the ciphertext, and
+    // any change to it (first block, the signature's place, the padding, the GCM tag)
+    // makes it not open.
+    for i in [0, 100, 400, 511, 512, 527] {
+        w.hostile.set("register", Mutation::FlipRequestSealed(i));
         assert_eq!(
             server_code(w.register("demo")),
-            "bad_signature",
-            "sig byte {i}"
+            "sealed_registration",
+            "sealed byte {i}"
         );
-        cases += 1;
+        audited += 1;
     }
+    // A version 01 body (a `signature` beside R): refused by name, never downgraded to.
+    w.hostile.set("register", Mutation::AddSignatureField);
+    assert_eq!(server_code(w.register("demo")), "unsupported_version");
     w.hostile.set("register", Mutation::TruncateRequest);
     assert_eq!(server_code(w.register("demo")), "malformed_registration");
     w.hostile.set("register", Mutation::SwapService("other"));
     assert_eq!(server_code(w.register("demo")), "service_mismatch");
+    audited += 1;
     // Nothing was registered, and the SE has no channel.
     let audit = w.backend.audit();
     assert!(!audit.iter().any(|d| d == "registered"), "{audit:?}");
-    assert!(audit.len() >= cases, "{} audit rows", audit.len());
+    assert!(audit.len() >= audited, "{} audit rows", audit.len());
     w.hostile.set("register", Mutation::None);
     assert_eq!(card_sw(w.call("echo")), Status::NoSecureConnection);
     // A genuine R, then the same R replayed: refused as a replay.
@@ -515,23 +658,45 @@ fn a_hostile_portal_tampering_with_r_is_refused_by_the_server_and_opens_nothing(
     w.hostile.set("register", Mutation::ReplayRequest);
     assert_eq!(server_code(w.register("demo")), "replay");
     assert_eq!(w.backend.audit().last().map(String::as_str), Some("replay"));
+    // An R held back, a newer one registered, then the old one delivered: a stale counter.
+    w.hostile.set("register", Mutation::HoldRequest);
+    assert!(w.register("demo").is_err());
+    w.hostile.set("register", Mutation::None);
+    w.register("demo").unwrap();
+    w.hostile.set("register", Mutation::ReleaseHeld);
+    assert_eq!(server_code(w.register("demo")), "stale_counter");
+    assert_eq!(
+        w.backend.audit().last().map(String::as_str),
+        Some("stale_counter")
+    );
 }
 
 #[test]
 fn a_hostile_portal_tampering_with_r_prime_is_refused_by_the_se_and_opens_nothing() {
     let mut w = World::new();
-    for i in (0..144).step_by(3) {
+    // Every byte of the clear part of the sealed R', every 5th byte of its ciphertext.
+    let len = sealed_r_prime_len();
+    let clear = len - ANSWER_BUCKETS[0] - GCM_TAG_LEN;
+    for i in (0..clear).chain((clear..len).step_by(5)) {
         w.hostile.set("register", Mutation::FlipResponse(i));
         let sw = card_sw(w.register("demo"));
         assert!(
             [Status::BadServerSignature, Status::IncorrectData].contains(&sw),
-            "byte {i} of R': {sw}"
+            "byte {i} of the sealed R': {sw}"
         );
+        if i >= clear {
+            assert_eq!(sw, Status::BadServerSignature, "byte {i} of the sealed R'");
+        }
     }
-    for i in [0, 32, 63] {
-        w.hostile
-            .set("register", Mutation::FlipResponseSignature(i));
-        assert_eq!(card_sw(w.register("demo")), Status::BadServerSignature);
+    // R' || sigR' are inside: a change anywhere in the ciphertext (the grant's place, the
+    // padding, the tag) fails the key confirmation.
+    for i in [0, 200, 639, 640, 655] {
+        w.hostile.set("register", Mutation::FlipResponseSealed(i));
+        assert_eq!(
+            card_sw(w.register("demo")),
+            Status::BadServerSignature,
+            "sealed byte {i}"
+        );
     }
     w.hostile.set("register", Mutation::TruncateResponse);
     let sw = card_sw(w.register("demo"));
@@ -549,6 +714,45 @@ fn a_hostile_portal_tampering_with_r_prime_is_refused_by_the_se_and_opens_nothin
     assert_eq!(server_code(w.register("demo")), "service_mismatch");
     w.hostile.set("register", Mutation::None);
     assert_eq!(card_sw(w.call("echo")), Status::NoSecureConnection);
+}
+
+#[test]
+fn an_r_prime_replayed_to_a_later_r_is_refused() {
+    let mut w = World::new();
+    // The server answered R1, the portal withheld R'1 (the SE never saw it) and delivers
+    // it for R2: R' is bound to the whole R it answers, so it does not open for R2.
+    w.hostile.set("register", Mutation::WithholdResponse);
+    assert!(w.register("demo").is_err());
+    w.hostile.set("register", Mutation::ReplayResponse);
+    assert_eq!(card_sw(w.register("demo")), Status::BadServerSignature);
+    assert!(w.card.card().state().containers()[0]
+        .auth
+        .connection
+        .is_none());
+    let audit = w.backend.audit();
+    assert_eq!(
+        audit.iter().filter(|d| *d == "registered").count(),
+        2,
+        "{audit:?}"
+    );
+    // An R' the SE accepted, replayed to its next R: refused, and the SE's connection
+    // stays as it was (the server, which answered the new R, superseded its end of it:
+    // one connection per SE and service).
+    w.hostile.set("register", Mutation::None);
+    w.register("demo").unwrap();
+    let connection = |w: &World| {
+        let c = &w.card.card().state().containers()[0].auth.connection;
+        serde_json::to_value(c.as_ref().expect("a connection")).unwrap()
+    };
+    let opened = connection(&w);
+    w.hostile.set("register", Mutation::ReplayResponse);
+    assert_eq!(card_sw(w.register("demo")), Status::BadServerSignature);
+    assert_eq!(connection(&w), opened);
+    w.hostile.set("register", Mutation::None);
+    assert_eq!(server_code(w.call("echo")), "unknown_connection");
+    w.register("demo").unwrap();
+    let served = w.call("echo").unwrap();
+    assert_eq!(served.result.data, b"ping");
 }
 
 #[test]
@@ -640,11 +844,13 @@ fn a_hostile_portal_tampering_with_protected_messages_is_refused_and_provisions_
             "{m:?}: {sw}"
         );
     }
+    // An answer withheld, then delivered late for the next call: the SE takes only the
+    // answer to its last up message.
     w.hostile.set("messages", Mutation::None);
     w.register("demo").unwrap();
     w.hostile.set("messages", Mutation::WithholdResponse);
     assert!(w.call("echo").is_err());
-    w.hostile.set("messages", Mutation::None);
+    w.hostile.set("messages", Mutation::ReplayResponse);
     assert_eq!(
         card_sw(w.call("provision")),
         Status::MessageAuthenticationFailed
@@ -653,6 +859,10 @@ fn a_hostile_portal_tampering_with_protected_messages_is_refused_and_provisions_
         w.credential_ef().iter().all(|b| *b == 0),
         "a credential was stored"
     );
+    // The lost answers broke nothing: the next call on the same connection is served.
+    w.hostile.set("messages", Mutation::None);
+    let served = w.call("provision").unwrap();
+    assert!(served.credential_ef.unwrap().iter().any(|b| *b != 0));
     // The same card and servers still work untampered.
     w.register("demo").unwrap();
     let served = w.call("provision").unwrap();
@@ -689,6 +899,209 @@ fn a_denied_se_an_expired_grant_and_a_server_restart() {
     assert!(served.credential_ef.unwrap().iter().any(|b| *b != 0));
 }
 
+/// SECURE SEND of `echo` exactly as a terminal sends it (`80 14 00 00 Lc {81 82} 00`): the
+/// card's whole answer.
+fn raw_secure_send(t: &mut dyn Transport) -> Vec<u8> {
+    let call = Call {
+        name: "echo".into(),
+        data: b"ping".to_vec(),
+    };
+    let data = call.body_bytes();
+    let mut apdu = vec![0x80, apdu_specs::auth::ins::SECURE_SEND, 0x00, 0x00];
+    apdu.push(u8::try_from(data.len()).unwrap());
+    apdu.extend_from_slice(&data);
+    apdu.push(0x00);
+    t.transmit(&apdu).unwrap()
+}
+
+/// What a terminal that does not know the PIN learns on a new card connection: the raw
+/// answer to SECURE SEND, and the status words of SECURE RECEIVE and GET REGISTRATION.
+fn pin_less_probe(w: &mut World) -> (Vec<u8>, Option<Status>, Option<Status>) {
+    use reader_client::auth_client;
+    let fake_down = apdu_specs::auth::ProtectedMessage {
+        cid: [0x11; 16],
+        counter: 1,
+        ciphertext: vec![0; apdu_specs::auth::MESSAGE_BUCKETS[0] + GCM_TAG_LEN],
+    }
+    .to_bytes();
+    let t = w.t();
+    auth_client::select(t).unwrap();
+    let send = raw_secure_send(t);
+    let receive = auth_client::secure_receive(t, &fake_down).unwrap_err();
+    let register = auth_client::get_registration(t, "demo").unwrap_err();
+    (send, receive.status(), register.status())
+}
+
+#[test]
+fn a_terminal_without_the_pin_gets_6982_whether_or_not_a_connection_exists() {
+    let mut w = World::new();
+    let none = pin_less_probe(&mut w);
+    let denied = Some(Status::SecurityStatusNotSatisfied);
+    assert_eq!(none, (vec![0x69, 0x82], denied, denied));
+    // After a registration (a new card connection: the PIN verified for it is gone), the
+    // same answers, byte for byte: the terminal cannot tell whether a connection exists.
+    w.register("demo").unwrap();
+    assert_eq!(pin_less_probe(&mut w), none);
+    // Its service flow stops at SECURE SEND: no up message reaches the portal.
+    let before = w.hostile.log().len();
+    let call = Call {
+        name: "echo".into(),
+        data: b"ping".to_vec(),
+    };
+    w.card.reset().unwrap();
+    let sink = &mut std::io::sink();
+    let r = flow::service(&mut w.card, &w.client, "demo", &call, None, sink);
+    assert_eq!(card_sw(r), Status::SecurityStatusNotSatisfied);
+    assert_eq!(
+        w.hostile.log().len(),
+        before,
+        "an up message reached the portal"
+    );
+    // The connection is untouched: the cardholder's first call is up message 1.
+    let served = w.call("echo").unwrap();
+    assert_eq!(served.result.data, b"ping");
+    let up = w.hostile.log().last().unwrap().received.clone();
+    let up: serde_json::Value = serde_json::from_str(&up).unwrap();
+    let up = hexfmt::parse(up["message"].as_str().unwrap()).unwrap();
+    let up = apdu_specs::auth::ProtectedMessage::parse(&up).unwrap();
+    assert_eq!(up.counter, 1);
+}
+
+#[test]
+fn echo_and_provision_have_the_same_length_on_the_wire() {
+    let mut w = World::new();
+    w.register("demo").unwrap();
+    w.call("echo").unwrap();
+    w.call("provision").unwrap();
+    // Data of another length within the first bucket: still the same length.
+    w.call_with("echo", &[0x55; 150]).unwrap();
+    let messages: Vec<Exchange> = w
+        .hostile
+        .log()
+        .into_iter()
+        .filter(|e| e.route == "messages")
+        .collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    let sealed_len = |body: &str| {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let m = hexfmt::parse(v["message"].as_str().unwrap()).unwrap();
+        apdu_specs::auth::ProtectedMessage::parse(&m)
+            .unwrap()
+            .ciphertext
+            .len()
+    };
+    let bucket = apdu_specs::auth::MESSAGE_BUCKETS[0] + GCM_TAG_LEN;
+    for e in &messages {
+        assert_eq!(e.status, 200, "{e:?}");
+        assert_eq!(e.received.len(), messages[0].received.len(), "up: {e:?}");
+        assert_eq!(
+            e.delivered.len(),
+            messages[0].delivered.len(),
+            "down: {e:?}"
+        );
+        assert_eq!(sealed_len(&e.received), bucket);
+        assert_eq!(sealed_len(&e.delivered), bucket);
+    }
+}
+
+#[test]
+fn the_portal_sees_no_identity_counter_scope_or_expiry_in_clear() {
+    let mut w = World::new();
+    // Everything that crosses the portal: a grant and both calls, a refused SE, a grant
+    // that ended, a replay, a stale counter, a tampered R and a tampered up message.
+    let granted = w.register("demo").unwrap();
+    assert_eq!(granted.scope, ["echo", "provision"]);
+    w.call("echo").unwrap();
+    w.call("provision").unwrap();
+    assert_eq!(card_sw(w.register("denied")), Status::ServiceNotGranted);
+    assert_eq!(card_sw(w.register("expired")), Status::ServiceNotGranted);
+    w.register("demo").unwrap();
+    w.hostile.set("register", Mutation::ReplayRequest);
+    assert_eq!(server_code(w.register("demo")), "replay");
+    w.hostile.set("register", Mutation::HoldRequest);
+    assert!(w.register("demo").is_err());
+    w.hostile.set("register", Mutation::None);
+    let last = w.register("demo").unwrap();
+    w.hostile.set("register", Mutation::ReleaseHeld);
+    assert_eq!(server_code(w.register("demo")), "stale_counter");
+    w.hostile.set("register", Mutation::FlipRequestSealed(0));
+    assert_eq!(server_code(w.register("demo")), "sealed_registration");
+    w.hostile.set("register", Mutation::None);
+    w.register("demo").unwrap();
+    w.hostile.set("messages", Mutation::FlipRequest(60));
+    assert!(w.call("echo").is_err());
+    w.hostile.set("messages", Mutation::None);
+
+    // What the card would have to hide: its certificate and what is in it, each
+    // registration counter it used, and the grant the server gave.
+    let auth = w.card.card().state().containers()[0].auth.clone();
+    let cert = Certificate::parse(&auth.certificate).unwrap();
+    let mut hidden: Vec<(String, Vec<u8>)> = vec![
+        ("certificate (7F21)".into(), auth.certificate.clone()),
+        ("SE public key".into(), cert.public_key.to_vec()),
+        ("EID".into(), cert.eid().to_vec()),
+        ("ICCID".into(), cert.iccid().to_vec()),
+        ("certificate signature".into(), cert.signature.to_vec()),
+        ("scope".into(), b"echo,provision".to_vec()),
+    ];
+    for e in [granted.expiry, last.expiry] {
+        hidden.push((format!("expiry {e}"), e.to_be_bytes().to_vec()));
+    }
+    assert!(auth.counter >= 8, "counter {}", auth.counter);
+    for c in 1..=auth.counter {
+        let counter = tlv::build(
+            apdu_specs::auth::tag::REGISTRATION_COUNTER,
+            &c.to_be_bytes(),
+        );
+        hidden.push((format!("registration counter TLV {c}"), counter));
+    }
+    let texts = [
+        ("ICCID digits", flow::iccid_digits(&cert.iccid())),
+        ("scope", "echo,provision".to_string()),
+        ("scope", "provision".to_string()),
+        ("expiry", granted.expiry.to_string()),
+        ("expiry", last.expiry.to_string()),
+    ];
+    let log = w.hostile.log();
+    assert_eq!(log.len(), 13, "{log:?}");
+    for e in &log {
+        for body in e.bodies() {
+            let upper = body.to_ascii_uppercase();
+            for (what, bytes) in &hidden {
+                assert!(
+                    !upper.contains(&hexfmt::upper(bytes)),
+                    "{what} crossed the portal in clear ({} route): {body}",
+                    e.route
+                );
+            }
+            for (what, text) in &texts {
+                assert!(
+                    !body.contains(text.as_str()),
+                    "{what} crossed the portal in clear ({} route): {body}",
+                    e.route
+                );
+            }
+        }
+        // Error messages are for humans, and the portal reads them too: no counter value.
+        if e.route != "register" || e.status == 200 {
+            continue;
+        }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&e.answer) {
+            let message = v["message"].as_str().unwrap_or_default();
+            let numbers: Vec<u64> = message
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            assert!(
+                !numbers
+                    .iter()
+                    .any(|n| (1..=u64::from(auth.counter)).contains(n)),
+                "an error message names a registration counter: {message}"
+            );
+        }
+    }
+}
+
 /// `reader-client <args>` with VSE_PIN set.
 fn reader_client(args: &[&str], pin: bool) -> std::process::Output {
     let mut cmd = Command::new(workspace_bin("reader-client").unwrap());
@@ -714,21 +1127,31 @@ fn register_and_service_through_real_pcscd() {
     let backend = Backend::start(String::from_utf8_lossy(&out.stdout).trim());
     let key = hexfmt::upper(&backend.server_key);
     let r = card.reader.as_str();
-    let out = reader_client(
-        &[
-            "gp",
-            "install-anchor",
-            "--reader",
-            r,
-            "--container",
-            AID_A,
-            "--service",
-            "demo",
-            "--server-key",
-            &key,
-        ],
-        false,
+    let install = |keys: &[&str]| {
+        let mut args = vec!["gp"];
+        args.extend(keys);
+        args.extend(["install-anchor", "--reader", r, "--container", AID_A]);
+        args.extend(["--service", "demo", "--server-key", key.as_str()]);
+        reader_client(&args, false)
+    };
+    // With the public test keys the card refuses (6985) and the terminal says what to do.
+    let out = install(&[]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("6985") && text.contains("reader-client gp put-key --new-key"),
+        "{text}"
     );
+    // Rotate every key set, then install under the new key.
+    let owner = "2122232425262728292A2B2C2D2E2F30";
+    let out = reader_client(&["gp", "put-key", "--reader", r, "--new-key", owner], false);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("KVN 30 (SCP03): rotated") && text.contains("KVN 20 (SCP02): rotated"),
+        "{text}"
+    );
+    let out = install(&["--key", owner]);
     assert!(out.status.success(), "{}", output_text(&out));
     let portal = backend.portal_url.as_str();
     let out = reader_client(
@@ -768,7 +1191,8 @@ fn register_and_service_through_real_pcscd() {
             "--data",
             "68656C6C6F",
         ],
-        false,
+        // Every call needs the container PIN (SECURE SEND answers 6982 without it).
+        true,
     );
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
@@ -830,6 +1254,14 @@ fn demo_exits_0_and_names_the_reader_and_each_step() {
     for step in 1..=6 {
         assert!(text.contains(&format!("[step {step}]")), "{text}");
     }
+    // The anchors went in under fresh keys, not the public test keys.
+    assert!(
+        text.contains("gp-keys.json (mode 0600)")
+            && text.contains("KVN 30 (SCP03): rotated")
+            && text.contains("KVN 20 (SCP02): rotated")
+            && text.contains("with the rotated keys"),
+        "{text}"
+    );
     assert_eq!(text.matches("EnableProfile").count(), 1, "{text}");
     assert!(text.contains("demo ok: 2 container(s)"), "{text}");
 }

@@ -7,9 +7,7 @@ use super::Applet;
 use crate::commands::{Ctx, Outcome, Reply};
 use crate::state::{ContainerId, FileBody, Pending};
 use crate::vm::Tree;
-use apdu_specs::auth::{
-    self, AuthCommand, Call, Certificate, ProtectedMessage, SignedServerAnswer,
-};
+use apdu_specs::auth::{self, AuthCommand, Call, Certificate, ProtectedMessage, SealedAnswer};
 use apdu_specs::{tlv, Command, Status};
 use secure_channel::mutual::{self, SigningKey, VerifyingKey};
 
@@ -49,10 +47,21 @@ impl Applet for AuthApplet {
         // Runtime mode: only the activated container's instance exists.
         ctx.vm.reachable(Tree::Container(i))?;
         match AuthCommand::parse(cmd)? {
-            AuthCommand::GetRegistration(g) => get_registration(ctx, i, &g.service_id),
+            AuthCommand::GetRegistration(g) => {
+                require_pin(ctx, i)?;
+                get_registration(ctx, i, &g.service_id)
+            }
             AuthCommand::VerifyServer(answer) => verify_server(ctx, i, &answer),
-            AuthCommand::SecureSend(call) => secure_send(ctx, i, &call),
-            AuthCommand::SecureReceive(msg) => secure_receive(ctx, i, &msg),
+            // The cardholder gates every use of the connection: its PIN verified on this
+            // channel since the last reset, checked before anything else is looked at.
+            AuthCommand::SecureSend(call) => {
+                require_pin(ctx, i)?;
+                secure_send(ctx, i, &call)
+            }
+            AuthCommand::SecureReceive(msg) => {
+                require_pin(ctx, i)?;
+                secure_receive(ctx, i, &msg)
+            }
             AuthCommand::GetCertificate => certificate(ctx, i),
             AuthCommand::GetIdentity => identity(ctx, i),
         }
@@ -63,8 +72,9 @@ fn status(e: mutual::MutualError) -> Status {
     e.status()
 }
 
-// GET REGISTRATION: `80 10 00 00 Lc {81 service id}`; needs the container PIN.
-fn get_registration(ctx: &mut Ctx, i: ContainerId, service: &str) -> Outcome {
+/// 6982 unless the container's PIN was verified on this channel since the last reset or
+/// power-on (verification is volatile: a power cycle or another channel needs it again).
+fn require_pin(ctx: &Ctx, i: ContainerId) -> Result<(), Status> {
     let tree = Tree::Container(i);
     let pin = ctx
         .vm
@@ -72,13 +82,23 @@ fn get_registration(ctx: &mut Ctx, i: ContainerId, service: &str) -> Outcome {
         .first()
         .map(|p| p.reference)
         .ok_or(Status::SecurityStatusNotSatisfied)?;
-    if !ctx.chan.is_verified(tree, pin) {
-        return Err(Status::SecurityStatusNotSatisfied);
+    if ctx.chan.is_verified(tree, pin) {
+        Ok(())
+    } else {
+        Err(Status::SecurityStatusNotSatisfied)
     }
+}
+
+// GET REGISTRATION: `80 10 00 00 Lc {81 service id}`: R signed and sealed to the server
+// key the container trusts for the service.
+fn get_registration(ctx: &mut Ctx, i: ContainerId, service: &str) -> Outcome {
     let c = ctx.vm.container(i)?;
-    if !c.trust_anchors.iter().any(|a| a.service == service) {
-        return Err(Status::NoTrustAnchor);
-    }
+    let anchor = c
+        .trust_anchors
+        .iter()
+        .find(|a| a.service == service)
+        .ok_or(Status::NoTrustAnchor)?;
+    let server = VerifyingKey::from_sec1(&anchor.public_key).map_err(|_| Status::NoTrustAnchor)?;
     let se_key =
         SigningKey::from_bytes(&c.auth.se_key).map_err(|_| Status::ReferenceDataNotUsable)?;
     let cert =
@@ -88,18 +108,18 @@ fn get_registration(ctx: &mut Ctx, i: ContainerId, service: &str) -> Outcome {
         .counter
         .checked_add(1)
         .ok_or(Status::ConditionsNotSatisfied)?;
-    let pending =
-        mutual::se_build_registration(&se_key, &cert, service, counter).map_err(status)?;
-    let answer = pending.signed().to_bytes();
+    let (pending, sealed) =
+        mutual::se_build_registration(&se_key, &cert, service, counter, &server).map_err(status)?;
+    let answer = sealed.to_bytes();
     let auth = ctx.vm.auth_mut(i)?;
     auth.counter = counter;
     auth.pending = Some(Pending(pending));
     Ok(Reply::ok(answer))
 }
 
-// VERIFY SERVER: `80 12 00 00 Lc {R' 5F37}`.
-fn verify_server(ctx: &mut Ctx, i: ContainerId, answer: &SignedServerAnswer) -> Outcome {
-    let now = (ctx.clock)();
+// VERIFY SERVER: `80 12 00 00 Lc {78 sealed R'}`.
+fn verify_server(ctx: &mut Ctx, i: ContainerId, answer: &SealedAnswer) -> Outcome {
+    let now = ctx.vm.trusted_now((ctx.clock)());
     let c = ctx.vm.container(i)?;
     let Some(Pending(pending)) = &c.auth.pending else {
         return Err(Status::ConditionsNotSatisfied);
@@ -110,11 +130,20 @@ fn verify_server(ctx: &mut Ctx, i: ContainerId, answer: &SignedServerAnswer) -> 
         .find(|a| a.service == pending.service_id())
         .ok_or(Status::NoTrustAnchor)?;
     let server = VerifyingKey::from_sec1(&anchor.public_key).map_err(|_| Status::NoTrustAnchor)?;
-    let connection = mutual::se_accept_answer(pending, &server, answer, now).map_err(status)?;
+    let verified = mutual::se_verify_answer(pending, &server, answer).map_err(status)?;
+    let opened = verified.open_connection(now);
+    // The server's time is trusted once R' is authenticated, a refusal's too: the floor
+    // rises (durably, whatever the grant says) so a host clock rolled back revives nothing.
+    ctx.vm.raise_time_floor(verified.server_time());
+    let connection = opened.map_err(status)?;
+    let summary = auth::ConnectionSummary {
+        scope: connection.scope().to_vec(),
+        expiry: connection.expiry(),
+    };
     let auth = ctx.vm.auth_mut(i)?;
     auth.pending = None;
     auth.connection = Some(connection);
-    Ok(Reply::done())
+    Ok(Reply::ok(summary.to_bytes()))
 }
 
 /// The container's open connection, still within its grant's expiry.
@@ -130,7 +159,7 @@ fn fresh_connection(c: &crate::state::Container, now: u64) -> Result<&mutual::Co
 
 // SECURE SEND: `80 14 00 00 Lc {81 call 82 data}` -> the protected up message.
 fn secure_send(ctx: &mut Ctx, i: ContainerId, call: &Call) -> Outcome {
-    let now = (ctx.clock)();
+    let now = ctx.vm.trusted_now((ctx.clock)());
     let conn = fresh_connection(ctx.vm.container(i)?, now)?;
     conn.check_scope(&call.name).map_err(status)?;
     let mut next = conn.clone();
@@ -141,7 +170,7 @@ fn secure_send(ctx: &mut Ctx, i: ContainerId, call: &Call) -> Outcome {
 
 // SECURE RECEIVE: `80 16 00 00 Lc {73 down message}` -> the result, the credential stored.
 fn secure_receive(ctx: &mut Ctx, i: ContainerId, msg: &ProtectedMessage) -> Outcome {
-    let now = (ctx.clock)();
+    let now = ctx.vm.trusted_now((ctx.clock)());
     let c = ctx.vm.container(i)?;
     let conn = fresh_connection(c, now)?;
     // Open a copy: a refused message must change nothing, and a result we cannot act on

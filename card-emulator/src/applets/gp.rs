@@ -20,13 +20,14 @@ fn scp_status(e: ScpError) -> Status {
 }
 
 /// Admin mode for a GlobalPlatform management function, as the card's policy decides
-/// (6982 when it refuses: GP management needs an authenticated secure channel).
+/// (6982 when it refuses the channel: GP management needs an authenticated secure channel;
+/// 6985 when it refuses a trust anchor while test keys remain).
 fn admin<'v, 'a>(
     vm: &'v mut Vm<'a>,
     function: Function,
     secure: Option<SecurityLevel>,
 ) -> Result<Admin<'v, 'a>, Status> {
-    enter_admin(vm, function, secure).map_err(|_| Status::SecurityStatusNotSatisfied)
+    enter_admin(vm, function, secure).map_err(|d| d.status())
 }
 
 // GP Amendment D §7.1 (SCP03) / Card Spec E.5.1 (SCP02): INITIALIZE UPDATE.
@@ -312,55 +313,68 @@ pub fn install(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
         [0, 0, n, rest @ ..] if rest.len() >= *n as usize => &rest[..*n as usize],
         _ => return Err(Status::IncorrectData),
     };
-    let id = admin
-        .containers()
+    let containers = admin.containers();
+    // By ISD-P AID (the identity); by application AID only where that names one container
+    // (or, shared by several, the activated one among them): never the first in the list.
+    let by_app: Vec<_> = containers
         .iter()
-        .find(|c| c.isdp_aid == aid || c.files.first().and_then(|f| f.name.as_deref()) == Some(aid))
-        .map(|c| c.id())
-        .ok_or(Status::ReferencedDataNotFound)?;
+        .filter(|c| c.files.first().and_then(|f| f.name.as_deref()) == Some(aid))
+        .collect();
+    let id = match containers.iter().find(|c| c.isdp_aid == aid) {
+        Some(c) => c.id(),
+        None => match by_app.as_slice() {
+            [] => return Err(Status::ReferencedDataNotFound),
+            [one] => one.id(),
+            several => several
+                .iter()
+                .find(|c| c.enabled)
+                .map(|c| c.id())
+                .ok_or(Status::IncorrectData)?,
+        },
+    };
     session.personalize = Some(id);
     Ok(Reply::ok(vec![0x00]))
 }
 
 /// DGI of a trust anchor: `80` service id (UTF-8), `81` public key.
-pub const DGI_TRUST_ANCHOR: u16 = 0xA001;
+pub use apdu_specs::auth::DGI_TRUST_ANCHOR;
+
+/// A trust anchor as DGI A001 carries it (mutual-auth.md, "Admin"): `80` service id of 1..32
+/// bytes of UTF-8, `81` a SEC1 uncompressed point on P-256, nothing else; 6A80 otherwise.
+fn trust_anchor(value: &[u8]) -> Result<TrustAnchor, Status> {
+    let anchor = apdu_specs::auth::TrustAnchor::parse(value).map_err(|_| Status::IncorrectData)?;
+    secure_channel::mutual::VerifyingKey::from_sec1(&anchor.server_public_key)
+        .map_err(|_| Status::IncorrectData)?;
+    Ok(TrustAnchor {
+        service: anchor.service_id,
+        public_key: anchor.server_public_key.to_vec(),
+    })
+}
 
 // GP Card Spec §11.11 STORE DATA in DGI format, in admin mode: DGI = FID of a transparent EF
-// of the container (its content from offset 0), or A001 = a trust anchor for a service.
+// of the container (its content from offset 0), or A001 = a trust anchor for a service, which
+// the policy allows only under secret keys and C-MAC + C-DECRYPTION (Function::InstallTrustAnchor).
 pub fn store_dgi(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
-    let mut admin = admin(&mut ctx.vm, Function::Personalize, ctx.secure)?;
+    let writes = dgis(cmd.data());
+    // A trust anchor asks the policy for more (writes that do not parse are refused below,
+    // after the policy had its say on the channel).
+    let function = match &writes {
+        Ok(w) if w.iter().any(|(dgi, _)| *dgi == DGI_TRUST_ANCHOR) => Function::InstallTrustAnchor,
+        _ => Function::Personalize,
+    };
+    let mut admin = admin(&mut ctx.vm, function, ctx.secure)?;
     let id = session.personalize.ok_or(Status::ConditionsNotSatisfied)?;
-    let mut rest = cmd.data();
-    let mut writes = Vec::new();
-    while !rest.is_empty() {
-        let (dgi, len, tail) = match rest {
-            [a, b, 0xFF, h, l, tail @ ..] => (
-                u16::from_be_bytes([*a, *b]),
-                u16::from_be_bytes([*h, *l]) as usize,
-                tail,
-            ),
-            [a, b, n, tail @ ..] => (u16::from_be_bytes([*a, *b]), *n as usize, tail),
-            _ => return Err(Status::WrongLength),
-        };
-        let (value, tail) = tail.split_at_checked(len).ok_or(Status::WrongLength)?;
-        writes.push((dgi, value));
-        rest = tail;
-    }
+    let writes = writes?;
     // Applied to a copy: a bad DGI leaves the container as it was. A container deleted
     // since INSTALL answers 6A88; no other container is ever written.
     admin.edit_container(id, |container| {
         for (dgi, value) in writes {
             if dgi == DGI_TRUST_ANCHOR {
-                let tlvs = tlv::parse_all(value).map_err(|_| Status::IncorrectData)?;
-                let service = tlv::find_primitive(&tlvs, 0x80).ok_or(Status::IncorrectData)?;
-                let key = tlv::find_primitive(&tlvs, 0x81).ok_or(Status::IncorrectData)?;
-                let service =
-                    String::from_utf8(service.to_vec()).map_err(|_| Status::IncorrectData)?;
-                container.trust_anchors.retain(|a| a.service != service);
-                container.trust_anchors.push(TrustAnchor {
-                    service,
-                    public_key: key.to_vec(),
-                });
+                let anchor = trust_anchor(value)?;
+                container
+                    .trust_anchors
+                    .retain(|a| a.service != anchor.service);
+                container.trust_anchors.push(anchor);
             } else {
                 let f = container
                     .files
@@ -377,4 +391,24 @@ pub fn store_dgi(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome
         Ok(())
     })?;
     Ok(Reply::done())
+}
+
+/// The DGIs of a STORE DATA: DGI (2 bytes), length (1 byte, or `FF` + 2 bytes), value.
+fn dgis(mut rest: &[u8]) -> Result<Vec<(u16, &[u8])>, Status> {
+    let mut writes = Vec::new();
+    while !rest.is_empty() {
+        let (dgi, len, tail) = match rest {
+            [a, b, 0xFF, h, l, tail @ ..] => (
+                u16::from_be_bytes([*a, *b]),
+                u16::from_be_bytes([*h, *l]) as usize,
+                tail,
+            ),
+            [a, b, n, tail @ ..] => (u16::from_be_bytes([*a, *b]), *n as usize, tail),
+            _ => return Err(Status::WrongLength),
+        };
+        let (value, tail) = tail.split_at_checked(len).ok_or(Status::WrongLength)?;
+        writes.push((dgi, value));
+        rest = tail;
+    }
+    Ok(writes)
 }

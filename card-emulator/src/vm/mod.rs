@@ -201,6 +201,19 @@ impl<'a> Vm<'a> {
         self.changes.global = true;
     }
 
+    /// The card's trusted time (Unix seconds): the later of the time floor and `host_now`.
+    pub fn trusted_now(&self, host_now: u64) -> u64 {
+        self.state.time_floor.max(host_now)
+    }
+
+    /// Raise the time floor to a server time the card has just verified (never lowers it).
+    pub fn raise_time_floor(&mut self, verified_server_time: u64) {
+        if verified_server_time > self.state.time_floor {
+            self.state.time_floor = verified_server_time;
+            self.changes.global = true;
+        }
+    }
+
     /// Make the changes so far durable now (before a PIN comparison, for instance).
     pub fn commit(&mut self) -> Result<(), Status> {
         if self.commit_failed {

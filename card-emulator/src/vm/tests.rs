@@ -57,6 +57,52 @@ fn global_platform_management_needs_a_secure_channel() {
 }
 
 #[test]
+fn a_trust_anchor_needs_c_mac_c_dec_and_no_public_key_set() {
+    let mut s = card_with_second_active();
+    let mut store = MemoryStore::new(s.clone());
+    let mut vm = Vm::runtime(&mut s, &mut store);
+    let f = Function::InstallTrustAnchor;
+    let denied = |vm: &mut Vm, level| enter_admin(vm, f, level).err();
+    // The fresh card's test keys: no channel 6982, and in any channel 6985.
+    assert_eq!(denied(&mut vm, None), Some(policy::Denied::SecurityStatus));
+    assert_eq!(
+        denied(&mut vm, Some(SecurityLevel::FULL)),
+        Some(policy::Denied::TestKeys)
+    );
+    assert_eq!(
+        policy::Denied::TestKeys.status(),
+        Status::ConditionsNotSatisfied
+    );
+    // Every set but one secret: still refused.
+    let secret = |k: &mut KeySet, b: u8| {
+        k.enc = vec![b; 16];
+        k.mac = vec![b + 1; 16];
+        k.dek = vec![b + 2; 16];
+    };
+    {
+        let mut admin = enter_admin(&mut vm, Function::PutKey, Some(SecurityLevel::C_MAC)).unwrap();
+        secret(&mut admin.key_sets_mut()[0], 0x21);
+    }
+    assert_eq!(
+        denied(&mut vm, Some(SecurityLevel::FULL)),
+        Some(policy::Denied::TestKeys)
+    );
+    {
+        let mut admin = enter_admin(&mut vm, Function::PutKey, Some(SecurityLevel::C_MAC)).unwrap();
+        secret(&mut admin.key_sets_mut()[1], 0x31);
+    }
+    // All secret: the level decides (C-MAC and C-DECRYPTION at least).
+    for level in SecurityLevel::ALL {
+        let ok = level.c_mac() && level.c_dec();
+        assert_eq!(
+            denied(&mut vm, Some(level)),
+            (!ok).then_some(policy::Denied::SecurityStatus),
+            "{level}"
+        );
+    }
+}
+
+#[test]
 fn a_switch_leaves_the_old_container_and_deleting_needs_it_disabled() {
     let mut s = card_with_second_active();
     let (a, b) = (s.containers()[0].id(), s.containers()[1].id());

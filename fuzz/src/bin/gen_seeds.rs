@@ -1,8 +1,8 @@
 //! Writes the seed corpora of every fuzz target from the conformance scripts
 //! (`apdu-specs/conformance/*.apdu`: every APDU, the default PIN 1234 and PUK 12345678, the
-//! ES10c payloads) and from real protocol messages (R, R', certificates, protected
-//! messages sealed by the shared crypto, SCP03/SCP02 commands wrapped at each level), so
-//! that the fuzzer starts past authentication.
+//! ES10c payloads) and from real protocol messages (R, R', sealed R and R' of protocol
+//! version 02, certificates, protected messages sealed by the shared crypto, SCP03/SCP02
+//! commands wrapped at each level), so that the fuzzer starts past authentication.
 //!
 //! `gen-seeds [OUT]` writes `OUT/<target>/<name>` (default `fuzz/seeds`, relative to the
 //! repository root). `gen-seeds --rehandshake` runs a new seed-1 handshake and rewrites
@@ -14,17 +14,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use apdu_specs::auth::{
-    AuthCommand, Call, CallResult, CallStatus, ContainerIdentity, GetRegistration, TrustAnchor,
+    pad, AuthCommand, Call, CallResult, CallStatus, ConnectionSummary, ContainerIdentity,
+    GetRegistration, TrustAnchor, ANSWER_BUCKETS, MESSAGE_BUCKETS, REGISTRATION_BUCKETS,
     SUBJECT_LEN,
 };
 use apdu_specs::es10::{EuiccInfo1, EuiccInfo2, ExtCardResource};
 use apdu_specs::Command;
 use card_emulator::VirtualCard;
-use secure_channel::mutual::{self, Grant, SigningKey};
+use secure_channel::mutual::{self, Grant, SigningKey, VerifyingKey};
 use secure_channel::{scp02, scp03, StaticKeys};
 use vse_fuzz::{
-    fresh_card, mutual_pair, push_record, scp02_pair, scp03_pair, script_steps, HOST_CHALLENGE,
-    SCP02_LEVELS, SCP03_LEVELS,
+    fresh_card, handshake, mutual_pair, push_record, scp02_pair, scp03_pair, script_steps,
+    FILLER_CALL, HOST_CHALLENGE, SCP02_LEVELS, SCP03_LEVELS,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -217,13 +218,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    // Seed-1 messages: a real R and R' (fresh keys), and protected messages on the fixed
-    // connection of fixtures/mutual.json.
+    // Seed-1 messages: a real sealed R and sealed R' (fresh keys) and what is inside them,
+    // and protected messages on the fixed connection of fixtures/mutual.json (the server
+    // answers one down message per up message it took).
     let w = world()?;
-    let pending = mutual::se_build_registration(&w.se, &w.cert, "echo-service", 7)?;
-    let r = pending.signed().clone();
-    let (answer, _) = mutual::server_answer(&w.server, &r, granted())?;
-    let (refusal, _) = mutual::server_answer(&w.server, &r, Grant::Refused)?;
+    let server_public = w.server.verifying_key();
+    let (_, sealed_r) =
+        mutual::se_build_registration(&w.se, &w.cert, "echo-service", 7, &server_public)?;
+    let r = mutual::server_open_registration(&w.server, &sealed_r)?;
+    mutual::server_verify_registration(&w.ca, &r, "echo-service", NOW)?;
+    let (answer, _) = mutual::server_answer(&w.server, &r, granted(), NOW)?;
+    let (refusal, _) = mutual::server_answer(&w.server, &r, Grant::Refused, NOW)?;
+    // The R' inside the fixed handshake's sealed R' (the fresh one above needs its pending R).
+    let hs = handshake();
+    let inner = mutual::se_verify_answer(&hs.pending, &hs.server_public, &hs.sealed_r_prime)?;
+    let r_prime = inner.answer().clone();
+    let summary = ConnectionSummary {
+        scope: r_prime.answer.scope.clone(),
+        expiry: r_prime.answer.expiry,
+    };
     let (mut se, mut server) = mutual_pair();
     let call = Call {
         name: "echo".into(),
@@ -235,14 +248,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         credential: Some(vec![0x42; 32]),
     };
     let up = se.seal_call(&call)?;
+    server.open_call(&up)?;
     let down = server.seal_result(&result)?;
+    let padded = |plain: &[u8], buckets: &[usize]| pad(plain, buckets).unwrap_or_default();
     let messages = [
         w.cert.to_bytes(),
         r.registration.to_bytes(),
         r.to_bytes(),
-        answer.answer.to_bytes(),
+        r_prime.answer.to_bytes(),
+        r_prime.to_bytes(),
+        sealed_r.to_bytes(),
         answer.to_bytes(),
         refusal.to_bytes(),
+        hs.sealed_r.to_bytes(),
+        hs.sealed_r_prime.to_bytes(),
+        summary.to_bytes(),
+        padded(&r.to_bytes(), &REGISTRATION_BUCKETS),
+        padded(&r_prime.to_bytes(), &ANSWER_BUCKETS),
+        padded(&call.to_bytes(), &MESSAGE_BUCKETS),
         up.to_bytes(),
         down.to_bytes(),
         call.to_bytes(),
@@ -283,26 +306,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.entry("card").or_default().add(records(&[(0, bytes)]));
     }
 
-    // mutual_open: genuine down messages from the fixed server end, in order, plus the
-    // operations that seal them in the target.
-    let (_, mut server) = mutual_pair();
+    // mutual_open: genuine down messages from the fixed server end, in order (each the
+    // answer to a filler up message, as the target's server end gives them), plus the
+    // operations that seal them in the target, and the fixed handshake's sealed R and R'.
+    let (mut se, mut server) = mutual_pair();
     let mut raw = Vec::new();
     for plain in [result.to_bytes(), b"second".to_vec(), Vec::new()] {
+        server.open(&se.seal(FILLER_CALL)?)?;
         push_record(&mut raw, 0, &server.seal(&plain)?.to_bytes());
     }
     t.entry("mutual_open").or_default().add(raw);
     t.entry("mutual_open").or_default().add(records(&[
         (1, b"hello".to_vec()),
+        (1, vec![0x41; 255]),
+        (1, vec![0x42; 256]),
         (2, [result.to_bytes(), vec![5, 0x40]].concat()),
         (3, Vec::new()),
+        (3, vec![1]),
+        (0, b"not the answer".to_vec()),
+        (1, b"after".to_vec()),
         (4, call.to_bytes()),
         (4, b"not a call".to_vec()),
         (5, result.to_bytes()),
         (5, b"not a result".to_vec()),
     ]));
+    t.entry("mutual_open").or_default().add(records(&[
+        (6, hs.sealed_r_prime.to_bytes()),
+        (7, vec![40, 0x10]),
+        (8, hs.sealed_r.to_bytes()),
+        (9, vec![3, 0x80]),
+        (6, answer.to_bytes()),
+    ]));
 
-    // Server and portal bodies.
-    let register = serde_json::json!({
+    // Server and portal bodies: the sealed R alone (version 02), and version 01's shape
+    // (R in clear and its signature), which the server refuses by name.
+    let register = serde_json::json!({ "r": hex::encode_upper(sealed_r.to_bytes()) }).to_string();
+    let v01 = serde_json::json!({
         "r": hex::encode_upper(r.registration.to_bytes()),
         "signature": hex::encode_upper(r.signature),
     })
@@ -310,10 +349,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let message = serde_json::json!({ "message": hex::encode_upper(up.to_bytes()) }).to_string();
     for (route, body) in [
         (0u8, register.as_str()),
+        (0, v01.as_str()),
         (1, message.as_str()),
-        (0, r#"{"r":"7100","signature":""}"#),
+        (0, r#"{"r":"7000"}"#),
         (1, r#"{"message":"73 00"}"#),
-        (0, r#"{"r":"71","signature":"00","extra":1}"#),
+        (0, r#"{"r":"70","extra":1}"#),
         (1, "[]"),
     ] {
         t.entry("server_body")
@@ -394,6 +434,7 @@ fn card_scp_seeds() -> Vec<Vec<u8>> {
 }
 
 struct World {
+    ca: VerifyingKey,
     se: SigningKey,
     cert: apdu_specs::auth::Certificate,
     server: SigningKey,
@@ -411,6 +452,7 @@ fn world() -> Result<World, mutual::MutualError> {
         &se.verifying_key(),
     )?;
     Ok(World {
+        ca: ca.verifying_key(),
         se,
         cert,
         server: SigningKey::generate()?,
@@ -424,15 +466,31 @@ fn granted() -> Grant {
     }
 }
 
-/// A real handshake, both ends stored for the targets to start from.
+/// A real handshake (protocol version 02, test keys), stored for the targets to start
+/// from: the server's key, the SE's pending registration, the sealed R and R' that crossed
+/// the portal, and both ends of the connection.
 fn rehandshake() -> Result<(), Box<dyn std::error::Error>> {
     let w = world()?;
-    let pending = mutual::se_build_registration(&w.se, &w.cert, "echo-service", 1)?;
-    let (answer, server) = mutual::server_answer(&w.server, pending.signed(), granted())?;
+    let server_public = w.server.verifying_key();
+    let (pending, sealed_r) =
+        mutual::se_build_registration(&w.se, &w.cert, "echo-service", 1, &server_public)?;
+    let signed = mutual::server_open_registration(&w.server, &sealed_r)?;
+    mutual::server_verify_registration(&w.ca, &signed, "echo-service", NOW)?;
+    let (sealed_r_prime, server) = mutual::server_answer(&w.server, &signed, granted(), NOW)?;
     let server = server.ok_or("granted answer without connection")?;
-    let se = mutual::se_accept_answer(&pending, &w.server.verifying_key(), &answer, NOW)?;
+    let se = mutual::se_accept_answer(&pending, &server_public, &sealed_r_prime, NOW)?.connection;
+    let fixture = serde_json::json!({
+        "version": 2,
+        "now": NOW,
+        "server_key": hex::encode_upper(w.server.to_bytes().as_slice()),
+        "pending": pending,
+        "sealed_r": hex::encode_upper(sealed_r.to_bytes()),
+        "sealed_r_prime": hex::encode_upper(sealed_r_prime.to_bytes()),
+        "se": se,
+        "server": server,
+    });
     let path = repo_root().join("fuzz/fixtures/mutual.json");
-    fs::write(&path, serde_json::to_string_pretty(&(se, server))? + "\n")?;
+    fs::write(&path, serde_json::to_string_pretty(&fixture)? + "\n")?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use secure_channel::mutual::{
     self, Call, CallResult, Certificate, Connection, PendingRegistration, ProtectedMessage,
-    ServerAnswer, SignedServerAnswer, SigningKey, VerifyingKey, SUBJECT_LEN,
+    SealedAnswer, SealedRegistration, ServerAnswer, SigningKey, VerifyingKey, SUBJECT_LEN,
 };
 use server::config::{ConfigFile, GrantFile, ServiceFile, Until};
 use server::store::Store;
@@ -34,6 +34,11 @@ pub struct World {
     pub max_body_bytes: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub durability: server::store::Durability,
+    /// `registrations_per_minute_per_se`; the harness default is `Some(0)`, unlimited (the
+    /// benchmarks register one SE in a loop).
+    pub registrations_per_minute_per_se: Option<u32>,
+    /// `prune_interval` (the maintenance task).
+    pub prune_interval: Option<String>,
 }
 
 impl World {
@@ -49,6 +54,8 @@ impl World {
             max_body_bytes: None,
             request_timeout_ms: None,
             durability: server::store::Durability::Full,
+            registrations_per_minute_per_se: Some(0),
+            prune_interval: None,
         }
     }
 
@@ -94,6 +101,11 @@ impl World {
             request_timeout_ms: self.request_timeout_ms,
             connection_lifetime_secs: None,
             durability: None,
+            prune_interval: self.prune_interval.clone(),
+            prune_max_rows: None,
+            nonce_retention: None,
+            audit_retention: None,
+            registrations_per_minute_per_se: self.registrations_per_minute_per_se,
             services,
             grants: self
                 .grants
@@ -131,7 +143,8 @@ impl World {
         )
         .expect("engine");
         let public = engine.public_key();
-        let router = server::router(Arc::new(engine));
+        let engine = Arc::new(engine);
+        let router = server::router(engine.clone());
         let (url, stop, task) = spawn_http(router, header_timeout, |l, r, t, s| {
             Box::pin(async move {
                 let _ = server::serve(l, r, t, s).await;
@@ -141,6 +154,7 @@ impl World {
         TestServer {
             url,
             store,
+            engine,
             public: VerifyingKey::from_sec1(&public).expect("server public key"),
             stop: Some(stop),
             task: Some(task),
@@ -180,6 +194,8 @@ async fn spawn_http(
 pub struct TestServer {
     pub url: String,
     pub store: Arc<SqliteStore>,
+    /// The engine behind the routes (its counters, its maintenance).
+    pub engine: Arc<Engine>,
     pub public: VerifyingKey,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -280,31 +296,50 @@ impl FakeSe {
         }
     }
 
-    /// GET REGISTRATION: R with a fresh nonce and the next counter.
-    pub fn registration(&mut self, service: &str) -> PendingRegistration {
+    /// GET REGISTRATION: R with a fresh nonce and the next counter, sealed to `server`.
+    pub fn registration(&mut self, service: &str, server: &VerifyingKey) -> Reg {
         self.counter += 1;
-        mutual::se_build_registration(&self.key, &self.cert, service, self.counter)
-            .expect("registration")
+        self.registration_with_counter(service, server, self.counter)
     }
+
+    /// R with a given counter (an old or cloned card's).
+    pub fn registration_with_counter(
+        &self,
+        service: &str,
+        server: &VerifyingKey,
+        counter: u32,
+    ) -> Reg {
+        let (pending, sealed) =
+            mutual::se_build_registration(&self.key, &self.cert, service, counter, server)
+                .expect("registration");
+        Reg { pending, sealed }
+    }
+}
+
+/// What the SE keeps and what it sends for one registration.
+pub struct Reg {
+    pub pending: PendingRegistration,
+    pub sealed: SealedRegistration,
 }
 
 /// The JSON body of a registration.
-pub fn register_body(pending: &PendingRegistration) -> serde_json::Value {
-    let s = pending.signed();
-    serde_json::json!({
-        "r": hex::encode(s.registration.to_bytes()),
-        "signature": hex::encode(s.signature),
-    })
+pub fn register_body(reg: &Reg) -> serde_json::Value {
+    serde_json::json!({ "r": hex::encode(reg.sealed.to_bytes()) })
 }
 
-/// Parses a 200 registration answer into R'.
-pub fn parse_answer(v: &serde_json::Value) -> SignedServerAnswer {
+/// Parses a 200 registration answer into the sealed R'.
+pub fn parse_answer(v: &serde_json::Value) -> SealedAnswer {
     let r = hex::decode(v["r_prime"].as_str().expect("r_prime")).expect("hex");
-    let sig = hex::decode(v["signature"].as_str().expect("signature")).expect("hex");
-    SignedServerAnswer {
-        answer: ServerAnswer::parse(&r).expect("R' parses"),
-        signature: sig.try_into().expect("64-byte signature"),
-    }
+    SealedAnswer::parse(&r).expect("sealed R' parses")
+}
+
+/// The SE's view of an answer: authenticated R' (grant, scope, expiry inside).
+pub fn open_answer(reg: &Reg, server_pub: &VerifyingKey, rp: &SealedAnswer) -> ServerAnswer {
+    mutual::se_verify_answer(&reg.pending, server_pub, rp)
+        .expect("the SE authenticates R'")
+        .answer()
+        .answer
+        .clone()
 }
 
 /// A protected message as the messages route takes it.
@@ -377,11 +412,13 @@ pub async fn register_ok_at(
     server_pub: &VerifyingKey,
     now: u64,
 ) -> Connection {
-    let pending = se.registration(SERVICE);
-    let a = post(base, &register_path(SERVICE), &register_body(&pending)).await;
+    let reg = se.registration(SERVICE, server_pub);
+    let a = post(base, &register_path(SERVICE), &register_body(&reg)).await;
     assert_eq!(a.status, 200, "registration: {:?}", a.json);
     let rp = parse_answer(&a.json);
-    mutual::se_accept_answer(&pending, server_pub, &rp, now).expect("SE accepts R'")
+    mutual::se_accept_answer(&reg.pending, server_pub, &rp, now)
+        .expect("SE accepts R'")
+        .connection
 }
 
 /// Sends one call and opens the answer (asserting 200).

@@ -151,6 +151,8 @@ fn run_server(
         .args(["--service", &format!("{service}=echo,provision")])
         .args(["--grant", &format!("{service}:*:*:{until}")])
         .args(["--max-body-bytes", &limits.max_body_bytes.to_string()])
+        // Each terminal registers many times a second: the per-SE limit is not under test.
+        .args(["--registrations-per-minute-per-se", "0"])
         .args([
             "--request-timeout-ms",
             &limits.request_timeout_ms.to_string(),

@@ -145,7 +145,7 @@ pub fn run(
                 oversized,
             );
             let before = snapshot(&gate);
-            let malformed = post(addr, b"{\"r\": \"71\", \"signature\": ", timeout + slack)
+            let malformed = post(addr, b"{\"r\": \"70\", ", timeout + slack)
                 .map_err(|e| e.to_string())
                 .and_then(|r| json_error(&r, 400, "malformed_json"));
             judge(

@@ -1,7 +1,7 @@
 //! One terminal of the load: an in-process card driven through the real reader-client code against the portal, retrying across server outages, recording what it was granted.
 
 use crate::{Gate, SERVICE};
-use apdu_specs::auth::{Call, CallStatus, ProtectedMessage, ServerAnswer};
+use apdu_specs::auth::{Call, CallStatus, ProtectedMessage};
 use card_emulator::ca::IssuerCa;
 use card_emulator::state::TrustAnchor;
 use card_emulator::{profile, system_clock, Card};
@@ -19,8 +19,8 @@ const OUTAGE_LIMIT: Duration = Duration::from_secs(60);
 /// A registration request exactly as it went to the portal (for the replays).
 #[derive(Clone)]
 pub struct SentR {
+    /// The sealed R (`70`).
     pub r: Vec<u8>,
-    pub signature: Vec<u8>,
 }
 
 /// What one terminal did and saw.
@@ -162,15 +162,11 @@ impl Terminal {
         auth_client::verify_pin(&mut self.card, PIN).map_err(card_err("VERIFY"))?;
         let reg = auth_client::get_registration(&mut self.card, SERVICE)
             .map_err(card_err("GET REGISTRATION"))?;
-        let sent = SentR {
-            r: reg.r.clone(),
-            signature: reg.signature.clone(),
-        };
+        let sent = SentR { r: reg.r.clone() };
         self.report.sent.push(sent.clone());
-        let (answer, retried) = self.until_answered("register", |p| {
-            p.register(SERVICE, &sent.r, &sent.signature)
-        })?;
-        let (r_prime, sig) = match answer {
+        let (answer, retried) =
+            self.until_answered("register", |p| p.register(SERVICE, &sent.r))?;
+        let r_prime = match answer {
             Answer::Ok(a) => a,
             Answer::Refused(409, code, _) if retried && (code == "replay") => {
                 // The attempt before the outage was committed; its answer was lost with the server.
@@ -183,16 +179,8 @@ impl Terminal {
                 ))
             }
         };
-        let parsed = ServerAnswer::parse(&r_prime).map_err(|e| format!("R' parse: {e}"))?;
-        if !parsed.granted {
-            return Err("the server refused a grant its policy gives".into());
-        }
-        let mut verify = r_prime;
-        verify.extend_from_slice(&apdu_specs::tlv::build(
-            apdu_specs::auth::tag::SIGNATURE,
-            &sig,
-        ));
-        auth_client::verify_server(&mut self.card, &verify).map_err(card_err("VERIFY SERVER"))?;
+        // R' is sealed to the SE: only the card reads the grant (9302 if refused).
+        auth_client::verify_server(&mut self.card, &r_prime).map_err(card_err("VERIFY SERVER"))?;
 
         if replay_every > 0 && self.report.flows % replay_every == replay_every - 1 {
             self.replay(&sent, "mid-run")?;
@@ -254,8 +242,7 @@ impl Terminal {
 
     /// Sends `r` again: it must be refused as a replay (409), never granted twice.
     pub fn replay(&mut self, r: &SentR, when: &str) -> Result<(), String> {
-        let (answer, _) =
-            self.until_answered("replay", |p| p.register(SERVICE, &r.r, &r.signature))?;
+        let (answer, _) = self.until_answered("replay", |p| p.register(SERVICE, &r.r))?;
         match answer {
             Answer::Refused(409, code, _) if code == "replay" || code == "stale_counter" => Ok(()),
             Answer::Ok(_) => Err(format!("{when} replay of an R was granted a second time")),
