@@ -27,12 +27,20 @@ fn one_fid(data: &[u8]) -> Result<u16, Status> {
 /// place in that order.
 fn named(ctx: &Ctx, prefix: &[u8]) -> Vec<((usize, FileId), (Tree, FileId))> {
     let mut out = Vec::new();
-    for (n, t) in ctx.vm.visible_trees().into_iter().enumerate() {
+    for (n, t) in ctx.vm.visible_trees().enumerate() {
         if let Ok(files) = ctx.vm.tree(t) {
             out.extend(fs::dfs_named(files, prefix).map(|id| ((n, id), (t, id))));
         }
     }
     out
+}
+
+/// The first DF named by `prefix` (the usual SELECT, P2 occurrence 00): no allocation.
+fn first_named(ctx: &Ctx, prefix: &[u8]) -> Option<(Tree, FileId)> {
+    ctx.vm.visible_trees().find_map(|t| {
+        let files = ctx.vm.tree(t).ok()?;
+        fs::dfs_named(files, prefix).next().map(|id| (t, id))
+    })
 }
 
 // ISO 7816-4 §11.2.2, tables 39 (P1) and 40 (P2).
@@ -73,21 +81,19 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         0x04 if data.is_empty() => mf,
         0x04 if data.len() > 16 => return Err(Status::WrongLength),
         0x04 => {
-            let matches = named(ctx, data);
-            let place = ctx
-                .vm
-                .visible_trees()
-                .iter()
-                .position(|t| *t == tree)
-                .unwrap_or(0);
-            let now = (place, df);
-            let found = match occurrence {
-                0 => matches.first(),
-                1 => matches.last(),
-                2 => matches.iter().find(|m| m.0 > now),
-                _ => matches.iter().rev().find(|m| m.0 < now),
-            };
-            found.map(|m| m.1)
+            if occurrence == 0 {
+                first_named(ctx, data)
+            } else {
+                let matches = named(ctx, data);
+                let place = ctx.vm.visible_trees().position(|t| t == tree).unwrap_or(0);
+                let now = (place, df);
+                let found = match occurrence {
+                    1 => matches.last(),
+                    2 => matches.iter().find(|m| m.0 > now),
+                    _ => matches.iter().rev().find(|m| m.0 < now),
+                };
+                found.map(|m| m.1)
+            }
         }
         0x08 => {
             let mut path = fids(data)?;

@@ -38,7 +38,9 @@ pub struct Outcome {
 pub struct Vm<'a> {
     state: &'a mut CardState,
     store: &'a mut dyn Store,
-    changes: Changes,
+    /// What the command changed so far; boxed and made on the first change, so the many
+    /// commands that change nothing (SELECT, READ) pay nothing for it.
+    changes: Option<Box<Changes>>,
     commit_failed: bool,
     left: Vec<ContainerId>,
 }
@@ -50,7 +52,7 @@ impl<'a> Vm<'a> {
         Vm {
             state,
             store,
-            changes: Changes::default(),
+            changes: None,
             commit_failed: false,
             left: Vec::new(),
         }
@@ -74,10 +76,9 @@ impl<'a> Vm<'a> {
     }
 
     /// The trees visible to SELECT by name: card-global first, then the activated one.
-    pub fn visible_trees(&self) -> Vec<Tree> {
-        let mut out = vec![Tree::Global];
-        out.extend(self.active().map(Tree::Container));
-        out
+    /// (An iterator, not a Vec: SELECT runs it on every call and must not allocate.)
+    pub fn visible_trees(&self) -> impl Iterator<Item = Tree> {
+        std::iter::once(Tree::Global).chain(self.active().map(Tree::Container))
     }
 
     pub fn tree(&self, tree: Tree) -> Result<&[FileNode], Status> {
@@ -91,7 +92,7 @@ impl<'a> Vm<'a> {
     /// One file of a reachable tree, for writing; the store will write that file.
     pub fn file_mut(&mut self, tree: Tree, id: FileId) -> Result<&mut FileNode, Status> {
         self.reachable(tree)?;
-        self.changes.files.insert((tree, id));
+        self.changes_mut().files.insert((tree, id));
         let files = match tree {
             Tree::Global => &mut self.state.files,
             Tree::Container(c) => &mut self.reached_mut(c)?.files,
@@ -111,11 +112,11 @@ impl<'a> Vm<'a> {
         self.reachable(tree)?;
         let pins = match tree {
             Tree::Global => {
-                self.changes.global = true;
+                self.changes_mut().global = true;
                 &mut self.state.pins
             }
             Tree::Container(id) => {
-                self.changes.containers.insert(id);
+                self.changes_mut().containers.insert(id);
                 &mut self.reached_mut(id)?.pins
             }
         };
@@ -131,7 +132,7 @@ impl<'a> Vm<'a> {
     /// The authentication applet's state in the activated container `id`.
     pub fn auth_mut(&mut self, id: ContainerId) -> Result<&mut AuthState, Status> {
         self.reachable(Tree::Container(id))?;
-        self.changes.containers.insert(id);
+        self.changes_mut().containers.insert(id);
         Ok(&mut self.reached_mut(id)?.auth)
     }
 
@@ -141,6 +142,11 @@ impl<'a> Vm<'a> {
 
     fn reached_mut(&mut self, id: ContainerId) -> Result<&mut Container, Status> {
         self.state.container_mut(id).ok_or(Status::FileNotFound)
+    }
+
+    /// The record of this command's changes, made on first use.
+    fn changes_mut(&mut self) -> &mut Changes {
+        self.changes.get_or_insert_with(Box::default)
     }
 
     // Card-global objects, readable by every command.
@@ -183,7 +189,7 @@ impl<'a> Vm<'a> {
             return None;
         }
         self.state.gp.scp03_counter = seq;
-        self.changes.global = true;
+        self.changes_mut().global = true;
         Some(seq)
     }
 
@@ -192,13 +198,13 @@ impl<'a> Vm<'a> {
     /// would let an old session be replayed).
     pub fn advance_scp02_counter(&mut self) {
         self.state.gp.scp02_counter = self.state.gp.scp02_counter.saturating_add(1);
-        self.changes.global = true;
+        self.changes_mut().global = true;
     }
 
     /// Record one failed authentication (wrong cryptogram or MAC), durably.
     pub fn count_auth_failure(&mut self) {
         self.state.gp.auth_failures = self.state.gp.auth_failures.saturating_add(1);
-        self.changes.global = true;
+        self.changes_mut().global = true;
     }
 
     /// The card's trusted time (Unix seconds): the later of the time floor and `host_now`.
@@ -210,7 +216,7 @@ impl<'a> Vm<'a> {
     pub fn raise_time_floor(&mut self, verified_server_time: u64) {
         if verified_server_time > self.state.time_floor {
             self.state.time_floor = verified_server_time;
-            self.changes.global = true;
+            self.changes_mut().global = true;
         }
     }
 
@@ -219,7 +225,9 @@ impl<'a> Vm<'a> {
         if self.commit_failed {
             return Err(Status::MemoryFailure);
         }
-        let changes = std::mem::take(&mut self.changes);
+        let Some(changes) = self.changes.take() else {
+            return Ok(());
+        };
         if changes.is_empty() {
             return Ok(());
         }
@@ -299,9 +307,9 @@ impl Admin<'_, '_> {
         }
         let files = copy.files.len();
         *slot = copy;
-        self.vm.changes.containers.insert(id);
+        self.vm.changes_mut().containers.insert(id);
         self.vm
-            .changes
+            .changes_mut()
             .files
             .extend((0..files).map(|i| (Tree::Container(id), i)));
         Ok(())
@@ -314,13 +322,15 @@ impl Admin<'_, '_> {
             self.container_any(t)?;
         }
         let before = self.vm.state.active_id();
+        let mut touched = Vec::new();
         for c in self.vm.state.containers_mut().iter_mut() {
             let id = c.id();
             c.enabled = Some(id) == target;
             c.auth.pending = None;
             c.auth.connection = None;
-            self.vm.changes.containers.insert(id);
+            touched.push(id);
         }
+        self.vm.changes_mut().containers.extend(touched);
         self.vm.commit()?;
         if let Some(b) = before.filter(|b| Some(*b) != target) {
             self.vm.left.push(b);
@@ -335,7 +345,7 @@ impl Admin<'_, '_> {
             return Err(Status::ConditionsNotSatisfied);
         }
         self.vm.state.containers_mut().retain(|c| c.id() != id);
-        self.vm.changes.structure = true;
+        self.vm.changes_mut().structure = true;
         self.vm.commit()?;
         self.vm.left.push(id);
         Ok(())
@@ -348,13 +358,13 @@ impl Admin<'_, '_> {
             .container_mut(id)
             .ok_or(Status::ReferencedDataNotFound)?;
         c.nickname = nickname;
-        self.vm.changes.containers.insert(id);
+        self.vm.changes_mut().containers.insert(id);
         self.vm.commit()
     }
 
     /// The GlobalPlatform key sets, for PUT KEY.
     pub fn key_sets_mut(&mut self) -> &mut Vec<KeySet> {
-        self.vm.changes.global = true;
+        self.vm.changes_mut().global = true;
         &mut self.vm.state.gp.key_sets
     }
 }

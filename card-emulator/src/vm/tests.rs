@@ -30,7 +30,10 @@ fn runtime_reaches_only_the_activated_container_admin_reaches_all() {
         vm.file_mut(Tree::Container(a), 0).err(),
         Some(Status::FileNotFound)
     );
-    assert_eq!(vm.visible_trees(), vec![Tree::Global, Tree::Container(b)]);
+    assert_eq!(
+        vm.visible_trees().collect::<Vec<_>>(),
+        vec![Tree::Global, Tree::Container(b)]
+    );
     {
         let admin = enter_admin(&mut vm, Function::Es10, None).unwrap();
         assert!(admin.container_any(a).is_ok());
