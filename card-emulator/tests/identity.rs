@@ -8,51 +8,13 @@ use apdu_specs::tlv;
 use card_emulator::state::{CardState, Container, FileBody};
 use card_emulator::{profile, Card, VirtualCard};
 use common::tx;
+use common::CONTAINER_C;
 use secure_channel::{scp03, SecurityLevel, StaticKeys};
 
 const AID_A: &str = "A0000005591010FFFFFFFF8900001000";
 const AID_B: &str = "A0000005591010FFFFFFFF8900001100";
 const AID_C: &str = "A0000005591010FFFFFFFF8900001200";
 const ISD_R: &str = "A0000005591010FFFFFFFF8900000100";
-
-/// A third container after the default profile's two (A enabled, B and C disabled).
-const CONTAINER_C: &str = r#"
-[[container]]
-iccid = "89000123456789012358"
-nickname = "spare"
-service_provider = "vSE Demo Operator"
-profile_name = "Demo profile C"
-class = "operational"
-application_fid = "7F10"
-application_name = "F0 56 53 45 43 4F 4E 54"
-
-[[container.pin]]
-reference = 0x81
-value = "1234"
-max_tries = 3
-puk = "12345678"
-
-[[container.file]]
-path = "6F01"
-type = "transparent"
-text = "container C: public data"
-read = "always"
-update = "pin"
-
-[[container.file]]
-path = "6F02"
-type = "transparent"
-text = "container C: secret"
-read = "pin"
-update = "pin"
-
-[[container.file]]
-path = "6F10"
-type = "transparent"
-size = 64
-read = "pin"
-update = "never"
-"#;
 
 fn hex(s: &str) -> Vec<u8> {
     apdu_specs::hexfmt::parse(s).unwrap()

@@ -7,12 +7,14 @@
 //! ISD-P AID and no other, and (d) the card's state is the committed one. Containers are
 //! tracked by ISD-P AID, never by list position (ES10c DeleteProfile shifts the list).
 
+mod common;
 use apdu_specs::auth::{Call, CallResult, CallStatus, ProtectedMessage, SealedRegistration};
 use apdu_specs::tlv;
 use card_emulator::ca::IssuerCa;
 use card_emulator::state::{CardState, Container, FileBody};
 use card_emulator::store::{Store, StoreError};
 use card_emulator::{profile, Card, VirtualCard};
+use common::CONTAINER_C;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use secure_channel::mutual::{self, Connection, Grant, SigningKey};
@@ -69,45 +71,6 @@ const GP_ISD: &str = "A000000151000000";
 /// The DF name every container's application has (INSTALL by it means the activated one).
 const APP_AID: &str = "F0565345434F4E54";
 const UNKNOWN_AID: &str = "A0000005591010FFFFFFFF8900001F00";
-
-/// A third container after the default profile's two, so a delete shifts more than one.
-const CONTAINER_C: &str = r#"
-[[container]]
-iccid = "89000123456789012358"
-nickname = "spare"
-service_provider = "vSE Demo Operator"
-profile_name = "Demo profile C"
-class = "operational"
-application_fid = "7F10"
-application_name = "F0 56 53 45 43 4F 4E 54"
-
-[[container.pin]]
-reference = 0x81
-value = "1234"
-max_tries = 3
-puk = "12345678"
-
-[[container.file]]
-path = "6F01"
-type = "transparent"
-text = "container C: public data"
-read = "always"
-update = "pin"
-
-[[container.file]]
-path = "6F02"
-type = "transparent"
-text = "container C: secret"
-read = "pin"
-update = "pin"
-
-[[container.file]]
-path = "6F10"
-type = "transparent"
-size = 64
-read = "pin"
-update = "never"
-"#;
 
 /// What identifies a container and what of it must never reach the terminal while it is
 /// not the activated one.

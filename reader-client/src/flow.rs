@@ -126,12 +126,7 @@ pub fn register(
             hexfmt::upper(&apdu_specs::auth::AID)
         ),
     )?;
-    auth_client::verify_pin(t, pin).map_err(card("VERIFY of the container PIN"))?;
-    say(
-        out,
-        None,
-        "VERIFY container PIN: ok (the PIN is never printed)",
-    )?;
+    verify_cardholder(t, pin, out)?;
     let reg = auth_client::get_registration(t, service).map_err(card("GET REGISTRATION"))?;
     say(
         out,
@@ -202,6 +197,21 @@ pub fn register(
     })
 }
 
+/// VERIFY of the container PIN, reported without the PIN: the SE serves nothing without it.
+fn verify_cardholder(
+    t: &mut dyn Transport,
+    pin: &[u8],
+    out: &mut dyn Write,
+) -> Result<(), FlowError> {
+    auth_client::verify_pin(t, pin).map_err(card("VERIFY of the container PIN"))?;
+    say(
+        out,
+        None,
+        "VERIFY container PIN: ok (the PIN is never printed)",
+    )?;
+    Ok(())
+}
+
 /// How often step 6 sends one up message when the portal or the server is out.
 pub const MESSAGE_ATTEMPTS: u32 = 3;
 /// The pause before sending it again.
@@ -230,12 +240,7 @@ pub fn service(
     // The cardholder gates every use of the connection (SECURE SEND and SECURE RECEIVE
     // answer 6982 without the container PIN verified since the last reset).
     if let Some(pin) = pin {
-        auth_client::verify_pin(t, pin).map_err(card("VERIFY of the container PIN"))?;
-        say(
-            out,
-            None,
-            "VERIFY container PIN: ok (the PIN is never printed)",
-        )?;
+        verify_cardholder(t, pin, out)?;
     }
     let up = auth_client::secure_send(t, call).map_err(card("step 6 (SECURE SEND)"))?;
     let counter = ProtectedMessage::parse(&up)

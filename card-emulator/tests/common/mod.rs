@@ -33,3 +33,43 @@ pub fn select_ef(card: &mut Card, fid: &str) {
 pub fn verify_pin(card: &mut Card) {
     assert_eq!(tx(card, "002000810431323334"), "9000");
 }
+
+/// A third container to append to the default profile (A enabled, B and C disabled), so
+/// a delete shifts more than one position.
+pub const CONTAINER_C: &str = r#"
+[[container]]
+iccid = "89000123456789012358"
+nickname = "spare"
+service_provider = "vSE Demo Operator"
+profile_name = "Demo profile C"
+class = "operational"
+application_fid = "7F10"
+application_name = "F0 56 53 45 43 4F 4E 54"
+
+[[container.pin]]
+reference = 0x81
+value = "1234"
+max_tries = 3
+puk = "12345678"
+
+[[container.file]]
+path = "6F01"
+type = "transparent"
+text = "container C: public data"
+read = "always"
+update = "pin"
+
+[[container.file]]
+path = "6F02"
+type = "transparent"
+text = "container C: secret"
+read = "pin"
+update = "pin"
+
+[[container.file]]
+path = "6F10"
+type = "transparent"
+size = 64
+read = "pin"
+update = "never"
+"#;
