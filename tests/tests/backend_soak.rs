@@ -37,7 +37,12 @@ fn a_server_sigkill_under_load_loses_no_grant_and_grants_no_replay() {
     assert_eq!(figure(&text, "grants:", "usable afterwards "), 4, "{text}");
     // Every R was replayed and refused; mid-run replays happened too.
     assert_eq!(figure(&text, "replays:", "second grants "), 0);
-    assert!(figure(&text, "replays:", "mid-run ") >= 4 * 10, "{text}");
+    // (A flow whose registration answer was lost in a kill ends before its replay.)
+    let lost = figure(&text, "kills:", "registration answers lost in a kill ");
+    assert!(
+        figure(&text, "replays:", "mid-run ") + lost >= 4 * 10,
+        "{text}"
+    );
     // The hostile clients were answered at the server and at the portal.
     for kind in [
         "oversized -> 413 ",
