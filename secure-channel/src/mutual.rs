@@ -693,8 +693,74 @@ pub fn server_verify_registration(
     service_id: &str,
     now: u64,
 ) -> Result<VerifyingKey> {
+    server_verify_registration_cached(ca_public, signed, service_id, now, None)
+}
+
+/// Certificates whose CA signature verified, by SHA-256 of their encoding: an SE registers
+/// with the same certificate every time, and the CA signature check is two of the server's
+/// scalar multiplications per registration. Bounded: emptied when full. Expiry and key usage
+/// are checked on every use (they are part of the hashed bytes, the clock is not).
+pub struct CertificateCache {
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifyingKey>>,
+    capacity: usize,
+}
+
+impl CertificateCache {
+    pub fn new(capacity: usize) -> CertificateCache {
+        CertificateCache {
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn certified_key(
+        &self,
+        ca_public: &VerifyingKey,
+        cert: &Certificate,
+        now: u64,
+    ) -> Result<VerifyingKey> {
+        let digest: [u8; 32] = Sha256::digest(cert.to_bytes()).into();
+        let hit = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&digest).cloned());
+        if let Some(key) = hit {
+            if cert.key_usage != KEY_USAGE_DIGITAL_SIGNATURE {
+                return Err(MutualError::WrongKeyUsage(cert.key_usage));
+            }
+            if now >= u64::from(cert.expiry) {
+                return Err(MutualError::CertificateExpired {
+                    expiry: u64::from(cert.expiry),
+                    now,
+                });
+            }
+            return Ok(key);
+        }
+        let key = verify_certificate(ca_public, cert, now)?;
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= self.capacity {
+                m.clear();
+            }
+            m.insert(digest, key.clone());
+        }
+        Ok(key)
+    }
+}
+
+/// [`server_verify_registration`] with a cache of verified certificates.
+pub fn server_verify_registration_cached(
+    ca_public: &VerifyingKey,
+    signed: &SignedRegistration,
+    service_id: &str,
+    now: u64,
+    cache: Option<&CertificateCache>,
+) -> Result<VerifyingKey> {
     let r = &signed.registration;
-    let se_public = verify_certificate(ca_public, &r.certificate, now)?;
+    let se_public = match cache {
+        Some(c) => c.certified_key(ca_public, &r.certificate, now)?,
+        None => verify_certificate(ca_public, &r.certificate, now)?,
+    };
     verify_registration(&se_public, signed)?;
     if r.service_id != service_id {
         return Err(MutualError::WrongService {

@@ -62,6 +62,9 @@ pub struct MessageBody {
 /// Length of a credential issued by `provision`: 32 bytes from the OS CSPRNG.
 pub const CREDENTIAL_LEN: usize = 32;
 
+/// Verified SE certificates kept per instance (about 100 bytes each).
+const CERTIFICATE_CACHE_ENTRIES: usize = 100_000;
+
 /// The protocol engine: configuration, server key, issuer CA, store, clock.
 pub struct Engine {
     config: Config,
@@ -73,6 +76,8 @@ pub struct Engine {
     registrations: crate::ratelimit::RegistrationLimiter,
     /// Requests that do not parse: counted, not audited.
     malformed: crate::malformed::MalformedCounters,
+    /// SE certificates whose CA signature verified (expiry still checked on every use).
+    certificates: mutual::CertificateCache,
 }
 
 impl std::fmt::Debug for Engine {
@@ -160,6 +165,7 @@ impl Engine {
                 config.registrations_per_minute_per_se,
             ),
             malformed: Default::default(),
+            certificates: mutual::CertificateCache::new(CERTIFICATE_CACHE_ENTRIES),
             config,
             key,
             ca,
@@ -293,7 +299,13 @@ impl Engine {
         let (eid, iccid) = (cert.eid(), cert.iccid());
         let subject = subject_text(&eid, &iccid);
 
-        if let Err(e) = mutual::server_verify_registration(&self.ca, &signed, service, now) {
+        if let Err(e) = mutual::server_verify_registration_cached(
+            &self.ca,
+            &signed,
+            service,
+            now,
+            Some(&self.certificates),
+        ) {
             let (decision, err) = verification_error(&e);
             return Err(self.refuse(now, &subject, service, decision, err, None));
         }

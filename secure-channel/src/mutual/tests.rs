@@ -1646,3 +1646,40 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn the_certificate_cache_skips_only_the_ca_signature_check_never_expiry_or_forgery() {
+    let w = world();
+    let server_public = w.server.verifying_key();
+    let (_, sealed) = se_build_registration(&w.se, &w.cert, SERVICE, 1, &server_public).unwrap();
+    let signed = server_open_registration(&w.server, &sealed).unwrap();
+    let cache = CertificateCache::new(2);
+    let ca = w.ca.verifying_key();
+    for _ in 0..2 {
+        let key =
+            server_verify_registration_cached(&ca, &signed, SERVICE, NOW, Some(&cache)).unwrap();
+        assert_eq!(key, w.se.verifying_key());
+    }
+    // Cached, yet expired at a later time.
+    let late = u64::from(w.cert.expiry);
+    assert!(matches!(
+        server_verify_registration_cached(&ca, &signed, SERVICE, late, Some(&cache)),
+        Err(MutualError::CertificateExpired { .. })
+    ));
+    // A certificate the CA did not sign (another serial, same key) is never taken from it.
+    let mut forged = signed.clone();
+    forged.registration.certificate.serial = vec![0x02];
+    assert_eq!(
+        server_verify_registration_cached(&ca, &forged, SERVICE, NOW, Some(&cache)).unwrap_err(),
+        MutualError::BadCertificateSignature
+    );
+    // Another CA: the cache is keyed by the certificate, so a hit must not skip the CA; a
+    // cache is per server configuration (one CA), and a different CA fails on a miss.
+    let other_ca = SigningKey::generate().unwrap().verifying_key();
+    let fresh = CertificateCache::new(2);
+    assert_eq!(
+        server_verify_registration_cached(&other_ca, &signed, SERVICE, NOW, Some(&fresh))
+            .unwrap_err(),
+        MutualError::BadCertificateSignature
+    );
+}
