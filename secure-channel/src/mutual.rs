@@ -724,7 +724,7 @@ impl CertificateCache {
             .verified
             .lock()
             .ok()
-            .and_then(|m| m.get(&digest).cloned());
+            .and_then(|m| m.get(&digest).copied());
         if let Some(key) = hit {
             if cert.key_usage != KEY_USAGE_DIGITAL_SIGNATURE {
                 return Err(MutualError::WrongKeyUsage(cert.key_usage));
@@ -742,7 +742,7 @@ impl CertificateCache {
             if m.len() >= self.capacity {
                 m.clear();
             }
-            m.insert(digest, key.clone());
+            m.insert(digest, key);
         }
         Ok(key)
     }
