@@ -214,7 +214,7 @@ impl<'a> Entry<'a> {
                 .ok_or_else(|| format!("container {id} is not in the state"))
         };
         let containers = changes
-            .containers
+            .container_cores
             .iter()
             .map(|id| container(*id).map(ContainerCore::of))
             .collect::<Result<_, _>>()?;

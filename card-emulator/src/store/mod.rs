@@ -64,7 +64,7 @@ pub struct Changes {
     pub global: bool,
     /// Containers whose objects other than files changed (state, nickname, PINs, trust
     /// anchors, the authentication applet's state), by identity.
-    pub containers: BTreeSet<ContainerId>,
+    pub container_cores: BTreeSet<ContainerId>,
     /// Single file nodes, by tree and arena index.
     pub files: BTreeSet<(Tree, FileId)>,
     /// The shape changed (a container added or removed): only a whole state describes it.
@@ -73,7 +73,7 @@ pub struct Changes {
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        !self.global && !self.structure && self.containers.is_empty() && self.files.is_empty()
+        !self.global && !self.structure && self.container_cores.is_empty() && self.files.is_empty()
     }
 
     /// Everything changed: what a store must assume when it is told nothing.

@@ -116,7 +116,7 @@ impl<'a> Vm<'a> {
                 &mut self.state.pins
             }
             Tree::Container(id) => {
-                self.changes_mut().containers.insert(id);
+                self.changes_mut().container_cores.insert(id);
                 &mut self.reached_mut(id)?.pins
             }
         };
@@ -132,7 +132,7 @@ impl<'a> Vm<'a> {
     /// The authentication applet's state in the activated container `id`.
     pub fn auth_mut(&mut self, id: ContainerId) -> Result<&mut AuthState, Status> {
         self.reachable(Tree::Container(id))?;
-        self.changes_mut().containers.insert(id);
+        self.changes_mut().container_cores.insert(id);
         Ok(&mut self.reached_mut(id)?.auth)
     }
 
@@ -307,7 +307,7 @@ impl Admin<'_, '_> {
         }
         let files = copy.files.len();
         *slot = copy;
-        self.vm.changes_mut().containers.insert(id);
+        self.vm.changes_mut().container_cores.insert(id);
         self.vm
             .changes_mut()
             .files
@@ -330,7 +330,7 @@ impl Admin<'_, '_> {
             c.auth.connection = None;
             touched.push(id);
         }
-        self.vm.changes_mut().containers.extend(touched);
+        self.vm.changes_mut().container_cores.extend(touched);
         self.vm.commit()?;
         if let Some(b) = before.filter(|b| Some(*b) != target) {
             self.vm.left.push(b);
@@ -358,7 +358,7 @@ impl Admin<'_, '_> {
             .container_mut(id)
             .ok_or(Status::ReferencedDataNotFound)?;
         c.nickname = nickname;
-        self.vm.changes_mut().containers.insert(id);
+        self.vm.changes_mut().container_cores.insert(id);
         self.vm.commit()
     }
 
