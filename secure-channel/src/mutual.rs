@@ -232,6 +232,14 @@ impl fmt::Debug for VerifyingKey {
     }
 }
 
+/// The X coordinate of ECDH(`secret`, `peer`): the one place both ends compute a shared secret.
+fn ecdh_x(secret: p256::NonZeroScalar, peer: &p256::AffinePoint) -> Zeroizing<[u8; 32]> {
+    let shared = p256::ecdh::diffie_hellman(secret, peer);
+    let mut x = Zeroizing::new([0u8; 32]);
+    x.copy_from_slice(shared.raw_secret_bytes());
+    x
+}
+
 /// An ephemeral ECDH P-256 private key, committed inside R or R'. Zeroized on drop.
 #[derive(Clone)]
 pub struct EphemeralKey(p256::SecretKey);
@@ -259,10 +267,12 @@ impl EphemeralKey {
     /// `Z`: the X coordinate of ECDH with the peer's public point.
     pub fn diffie_hellman(&self, peer_sec1: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
         let peer = public_from_sec1("peer ephemeral key", peer_sec1)?;
-        let shared = p256::ecdh::diffie_hellman(self.0.to_nonzero_scalar(), peer.as_affine());
-        let mut z = Zeroizing::new([0u8; 32]);
-        z.copy_from_slice(shared.raw_secret_bytes());
-        Ok(z)
+        Ok(ecdh_x(self.0.to_nonzero_scalar(), peer.as_affine()))
+    }
+
+    /// ECDH with a static key already parsed (the server key R is sealed to).
+    pub fn diffie_hellman_with(&self, peer: &VerifyingKey) -> Zeroizing<[u8; 32]> {
+        ecdh_x(self.0.to_nonzero_scalar(), peer.0.as_affine())
     }
 }
 
@@ -363,6 +373,14 @@ pub fn verify_certificate(
     if !ca_public.verify(&cert.body_bytes(), &cert.signature) {
         return Err(MutualError::BadCertificateSignature);
     }
+    check_certificate_use(cert, now)?;
+    VerifyingKey::from_sec1(&cert.public_key)
+        .map_err(|_| MutualError::InvalidPublicKey("certificate public key"))
+}
+
+/// What holds for a certificate at `now` besides its CA signature: key usage digital
+/// signature, and `now < expiry`.
+fn check_certificate_use(cert: &Certificate, now: u64) -> Result<()> {
     if cert.key_usage != KEY_USAGE_DIGITAL_SIGNATURE {
         return Err(MutualError::WrongKeyUsage(cert.key_usage));
     }
@@ -372,8 +390,7 @@ pub fn verify_certificate(
             now,
         });
     }
-    VerifyingKey::from_sec1(&cert.public_key)
-        .map_err(|_| MutualError::InvalidPublicKey("certificate public key"))
+    Ok(())
 }
 
 /// Sign R (SE key).
@@ -634,7 +651,7 @@ pub fn se_build_registration_with(
     let signed = sign_registration(se_key, r);
     // Refuse to emit what the server's parser would refuse (service id length).
     SignedRegistration::parse(&signed.to_bytes())?;
-    let dh = ephemeral.diffie_hellman(&server_public.to_sec1())?;
+    let dh = ephemeral.diffie_hellman_with(server_public);
     let se_ephemeral = ephemeral.public_sec1();
     let key = registration_key(&dh, &se_ephemeral);
     let plain = Zeroizing::new(
@@ -657,11 +674,8 @@ pub fn server_open_registration(
     server_key: &SigningKey,
     sealed: &SealedRegistration,
 ) -> Result<SignedRegistration> {
-    let secret = p256::SecretKey::from(server_key.0.as_nonzero_scalar());
     let peer = public_from_sec1("SE ephemeral key", &sealed.se_ephemeral)?;
-    let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
-    let mut dh = Zeroizing::new([0u8; 32]);
-    dh.copy_from_slice(shared.raw_secret_bytes());
+    let dh = ecdh_x(*server_key.0.as_nonzero_scalar(), peer.as_affine());
     let key = registration_key(&dh, &sealed.se_ephemeral);
     let padded =
         gcm_open(&key, &SINGLE_USE_NONCE, &sealed.aad(), &sealed.sealed).map_err(|_| {
@@ -726,15 +740,7 @@ impl CertificateCache {
             .ok()
             .and_then(|m| m.get(&digest).copied());
         if let Some(key) = hit {
-            if cert.key_usage != KEY_USAGE_DIGITAL_SIGNATURE {
-                return Err(MutualError::WrongKeyUsage(cert.key_usage));
-            }
-            if now >= u64::from(cert.expiry) {
-                return Err(MutualError::CertificateExpired {
-                    expiry: u64::from(cert.expiry),
-                    now,
-                });
-            }
+            check_certificate_use(cert, now)?;
             return Ok(key);
         }
         let key = verify_certificate(ca_public, cert, now)?;
