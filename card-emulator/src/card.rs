@@ -379,7 +379,7 @@ impl Card {
         }
         let ne = cmd.le().unwrap_or(MAX_NE_SHORT).min(self.max_response_data);
         let end = (p.pos + ne).min(p.data.len());
-        let mut out = p.data[p.pos..end].to_vec();
+        let mut out = commands::response_data(&p.data[p.pos..end]);
         p.pos = end;
         let left = p.data.len() - end;
         if left > 0 {

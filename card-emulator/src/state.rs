@@ -543,11 +543,11 @@ impl CardState {
 
     /// The container with identity `id`, whatever its state.
     pub fn container(&self, id: ContainerId) -> Option<&Container> {
-        self.containers.iter().find(|c| c.id() == id)
+        self.containers.iter().find(|c| c.isdp_aid == id.aid())
     }
 
     pub(crate) fn container_mut(&mut self, id: ContainerId) -> Option<&mut Container> {
-        self.containers.iter_mut().find(|c| c.id() == id)
+        self.containers.iter_mut().find(|c| c.isdp_aid == id.aid())
     }
 }
 

@@ -41,7 +41,7 @@ pub fn read(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     }
     let ne = cmd.le().unwrap_or(MAX_NE_SHORT);
     let end = (offset + ne).min(data.len());
-    let out = data[offset..end].to_vec();
+    let out = super::response_data(&data[offset..end]);
     if cmd.le().is_some() && out.len() < ne {
         Ok(Reply::warn(out, Status::EndOfFile))
     } else {

@@ -42,6 +42,15 @@ impl Reply {
     }
 }
 
+/// A copy of `bytes` as response data, with room for the status word the dispatcher
+/// appends (READ commands answer on every call; a second allocation would double theirs).
+#[inline]
+pub fn response_data(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 2);
+    out.extend_from_slice(bytes);
+    out
+}
+
 /// Error SW or a reply.
 pub type Outcome = Result<Reply, Status>;
 
@@ -126,6 +135,7 @@ impl Ctx<'_> {
 }
 
 /// Route an interindustry command (CLA 0X/4X/6X) to its handler.
+#[inline]
 pub fn interindustry(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     match cmd.ins {
         iso::SELECT => select::select(ctx, cmd),

@@ -41,7 +41,7 @@ pub fn read(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let rec = records
         .get(cmd.p1 as usize - 1)
         .ok_or(Status::RecordNotFound)?;
-    Ok(Reply::ok(rec.clone()))
+    Ok(Reply::ok(super::response_data(rec)))
 }
 
 // ISO 7816-4 §11.4.5 UPDATE RECORD: P2 b3-b1 = 100 replaces record number P1.

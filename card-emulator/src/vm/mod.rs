@@ -38,9 +38,16 @@ pub struct Outcome {
 pub struct Vm<'a> {
     state: &'a mut CardState,
     store: &'a mut dyn Store,
-    /// What the command changed so far; boxed and made on the first change, so the many
-    /// commands that change nothing (SELECT, READ) pay nothing for it.
-    changes: Option<Box<Changes>>,
+    /// What the command changed or left behind; boxed and made on first need, so the many
+    /// commands that change nothing (SELECT, READ) pay nothing for it and the `Vm` stays
+    /// three words wide (it is built for every APDU).
+    work: Option<Box<Work>>,
+}
+
+/// A transaction's record: the changes not yet committed and what the dispatcher must do.
+#[derive(Default)]
+struct Work {
+    changes: Changes,
     commit_failed: bool,
     left: Vec<ContainerId>,
 }
@@ -52,9 +59,7 @@ impl<'a> Vm<'a> {
         Vm {
             state,
             store,
-            changes: None,
-            commit_failed: false,
-            left: Vec::new(),
+            work: None,
         }
     }
 
@@ -63,10 +68,7 @@ impl<'a> Vm<'a> {
     pub fn reachable(&self, tree: Tree) -> Result<(), Status> {
         match tree {
             Tree::Global => Ok(()),
-            Tree::Container(id) => match self.state.container(id) {
-                Some(c) if c.enabled => Ok(()),
-                _ => Err(Status::FileNotFound),
-            },
+            Tree::Container(id) => self.reached(id).map(|_| ()),
         }
     }
 
@@ -82,7 +84,6 @@ impl<'a> Vm<'a> {
     }
 
     pub fn tree(&self, tree: Tree) -> Result<&[FileNode], Status> {
-        self.reachable(tree)?;
         Ok(match tree {
             Tree::Global => &self.state.files,
             Tree::Container(id) => &self.reached(id)?.files,
@@ -91,17 +92,16 @@ impl<'a> Vm<'a> {
 
     /// One file of a reachable tree, for writing; the store will write that file.
     pub fn file_mut(&mut self, tree: Tree, id: FileId) -> Result<&mut FileNode, Status> {
-        self.reachable(tree)?;
-        self.changes_mut().files.insert((tree, id));
         let files = match tree {
             Tree::Global => &mut self.state.files,
-            Tree::Container(c) => &mut self.reached_mut(c)?.files,
+            Tree::Container(c) => &mut reached_mut(self.state, c)?.files,
         };
-        files.get_mut(id).ok_or(Status::FileNotFound)
+        let file = files.get_mut(id).ok_or(Status::FileNotFound)?;
+        record(&mut self.work).files.insert((tree, id));
+        Ok(file)
     }
 
     pub fn pins(&self, tree: Tree) -> Result<&[PinRecord], Status> {
-        self.reachable(tree)?;
         Ok(match tree {
             Tree::Global => &self.state.pins,
             Tree::Container(id) => &self.reached(id)?.pins,
@@ -109,44 +109,46 @@ impl<'a> Vm<'a> {
     }
 
     pub fn pin_mut(&mut self, tree: Tree, index: usize) -> Result<&mut PinRecord, Status> {
-        self.reachable(tree)?;
         let pins = match tree {
-            Tree::Global => {
-                self.changes_mut().global = true;
-                &mut self.state.pins
-            }
-            Tree::Container(id) => {
-                self.changes_mut().container_cores.insert(id);
-                &mut self.reached_mut(id)?.pins
-            }
+            Tree::Global => &mut self.state.pins,
+            Tree::Container(id) => &mut reached_mut(self.state, id)?.pins,
         };
-        pins.get_mut(index).ok_or(Status::ReferencedDataNotFound)
+        let pin = pins.get_mut(index).ok_or(Status::ReferencedDataNotFound)?;
+        let changes = record(&mut self.work);
+        match tree {
+            Tree::Global => changes.global = true,
+            Tree::Container(id) => _ = changes.container_cores.insert(id),
+        }
+        Ok(pin)
     }
 
     /// The activated container `id` (read only); 6A82 for any other.
     pub fn container(&self, id: ContainerId) -> Result<&Container, Status> {
-        self.reachable(Tree::Container(id))?;
         self.reached(id)
     }
 
     /// The authentication applet's state in the activated container `id`.
     pub fn auth_mut(&mut self, id: ContainerId) -> Result<&mut AuthState, Status> {
-        self.reachable(Tree::Container(id))?;
-        self.changes_mut().container_cores.insert(id);
-        Ok(&mut self.reached_mut(id)?.auth)
+        let auth = &mut reached_mut(self.state, id)?.auth;
+        record(&mut self.work).container_cores.insert(id);
+        Ok(auth)
     }
 
+    /// Container `id` if runtime mode reaches it (it is the activated one), one look-up.
     fn reached(&self, id: ContainerId) -> Result<&Container, Status> {
-        self.state.container(id).ok_or(Status::FileNotFound)
-    }
-
-    fn reached_mut(&mut self, id: ContainerId) -> Result<&mut Container, Status> {
-        self.state.container_mut(id).ok_or(Status::FileNotFound)
+        match self.state.container(id) {
+            Some(c) if c.enabled => Ok(c),
+            _ => Err(Status::FileNotFound),
+        }
     }
 
     /// The record of this command's changes, made on first use.
     fn changes_mut(&mut self) -> &mut Changes {
-        self.changes.get_or_insert_with(Box::default)
+        record(&mut self.work)
+    }
+
+    fn work(&mut self) -> &mut Work {
+        self.work.get_or_insert_with(Box::default)
     }
 
     // Card-global objects, readable by every command.
@@ -222,31 +224,45 @@ impl<'a> Vm<'a> {
 
     /// Make the changes so far durable now (before a PIN comparison, for instance).
     pub fn commit(&mut self) -> Result<(), Status> {
-        if self.commit_failed {
-            return Err(Status::MemoryFailure);
-        }
-        let Some(changes) = self.changes.take() else {
+        let Some(work) = self.work.as_deref_mut() else {
             return Ok(());
         };
-        if changes.is_empty() {
+        if work.commit_failed {
+            return Err(Status::MemoryFailure);
+        }
+        if work.changes.is_empty() {
             return Ok(());
         }
+        let changes = std::mem::take(&mut work.changes);
         match self.store.commit_changes(self.state, &changes) {
             Ok(()) => Ok(()),
             Err(e) => {
                 tracing::error!("state commit failed: {e}");
-                self.commit_failed = true;
+                work.commit_failed = true;
                 Err(Status::MemoryFailure)
             }
         }
     }
 
     /// End the transaction: commit what is left and tell the dispatcher what to do.
-    pub(crate) fn finish(mut self) -> (Result<(), Status>, Outcome) {
+    #[inline]
+    pub(crate) fn finish(self) -> (Result<(), Status>, Outcome) {
+        // Most commands (SELECT, READ) change nothing: nothing to commit or report.
+        if self.work.is_none() {
+            return (Ok(()), Outcome::default());
+        }
+        self.finish_work()
+    }
+
+    #[inline(never)]
+    fn finish_work(mut self) -> (Result<(), Status>, Outcome) {
         let committed = self.commit();
-        let outcome = Outcome {
-            commit_failed: self.commit_failed,
-            left: self.left,
+        let outcome = match self.work {
+            None => Outcome::default(),
+            Some(w) => Outcome {
+                commit_failed: w.commit_failed,
+                left: w.left,
+            },
         };
         (committed, outcome)
     }
@@ -333,7 +349,7 @@ impl Admin<'_, '_> {
         self.vm.changes_mut().container_cores.extend(touched);
         self.vm.commit()?;
         if let Some(b) = before.filter(|b| Some(*b) != target) {
-            self.vm.left.push(b);
+            self.vm.work().left.push(b);
         }
         Ok(())
     }
@@ -347,7 +363,7 @@ impl Admin<'_, '_> {
         self.vm.state.containers_mut().retain(|c| c.id() != id);
         self.vm.changes_mut().structure = true;
         self.vm.commit()?;
-        self.vm.left.push(id);
+        self.vm.work().left.push(id);
         Ok(())
     }
 
@@ -366,6 +382,20 @@ impl Admin<'_, '_> {
     pub fn key_sets_mut(&mut self) -> &mut Vec<KeySet> {
         self.vm.changes_mut().global = true;
         &mut self.vm.state.gp.key_sets
+    }
+}
+
+/// The record of changes in `work`, made on first use (a free function, so a caller can
+/// hold a borrow of the state beside it).
+fn record(work: &mut Option<Box<Work>>) -> &mut Changes {
+    &mut work.get_or_insert_with(Box::default).changes
+}
+
+/// Container `id` for writing if runtime mode reaches it, one look-up.
+fn reached_mut(state: &mut CardState, id: ContainerId) -> Result<&mut Container, Status> {
+    match state.container_mut(id) {
+        Some(c) if c.enabled => Ok(c),
+        _ => Err(Status::FileNotFound),
     }
 }
 
