@@ -1,7 +1,7 @@
 //! The APDU case matrix in the manner of jCardSim's ApduExtendedCasesTest: cases 1-4 ×
 //! short/extended × boundary Le (0, 1, 255, 256, 257, 65535, 65536) and Lc (0, 1, 255, 256, 65535).
 
-mod common;
+use crate::common;
 use apdu_specs::{Command, Response, Status};
 use card_emulator::{profile, Card, VirtualCard};
 use common::*;

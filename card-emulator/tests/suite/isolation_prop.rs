@@ -7,7 +7,7 @@
 //! ISD-P AID and no other, and (d) the card's state is the committed one. Containers are
 //! tracked by ISD-P AID, never by list position (ES10c DeleteProfile shifts the list).
 
-mod common;
+use crate::common;
 use apdu_specs::auth::{Call, CallResult, CallStatus, ProtectedMessage, SealedRegistration};
 use apdu_specs::tlv;
 use card_emulator::ca::IssuerCa;

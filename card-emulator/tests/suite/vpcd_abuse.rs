@@ -1,9 +1,6 @@
 //! vpcd framing abuse against `card-emulator run`, listening (`--listen`) and dialing (`--vpcd`, the default mode): garbage, lying lengths, half frames, hang-ups mid-frame, empty frames, an oversized answer; the emulator logs, keeps serving (listens again, or dials again), and the card state is intact.
-#![forbid(unsafe_code)]
 
-#[allow(dead_code)]
-#[path = "../src/bin/soak/harness.rs"]
-mod harness;
+use crate::harness;
 
 use harness::{DialingCard, ListenCard, Log, Vpcd};
 use std::path::{Path, PathBuf};

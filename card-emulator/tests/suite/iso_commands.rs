@@ -1,6 +1,6 @@
 //! Behaviour of each ISO 7816-4 command and of the dispatcher, in-process.
 
-mod common;
+use crate::common;
 use common::*;
 
 #[test]

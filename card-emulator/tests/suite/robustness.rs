@@ -1,6 +1,6 @@
 //! No byte string can panic the card, hang it or corrupt its stored state.
 
-mod common;
+use crate::common;
 use card_emulator::store::{decode, encode, MemoryStore, Store};
 use card_emulator::{profile, Card, VirtualCard};
 use proptest::prelude::*;

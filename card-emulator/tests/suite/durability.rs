@@ -1,7 +1,7 @@
 //! Durable state: restarts keep what was committed, PIN counters are durable before the
 //! comparison, damaged or unknown files are refused and left untouched.
 
-mod common;
+use crate::common;
 use card_emulator::state::CardState;
 use card_emulator::store::{FileStore, Store, StoreError};
 use card_emulator::{profile, Card, VirtualCard};

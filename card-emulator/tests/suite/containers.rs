@@ -1,7 +1,7 @@
 //! Enhanced containers at runtime: SELECT reaches the enabled container's application only;
 //! a disabled container's files and PIN are unreachable by any path.
 
-mod common;
+use crate::common;
 use card_emulator::{profile, Card, VirtualCard};
 use common::tx;
 

@@ -2,7 +2,7 @@
 //! crypto: registration, verification, the secure connection, the credential, and every
 //! refusal the card must make.
 
-mod common;
+use crate::common;
 use apdu_specs::auth::{
     Call, CallResult, CallStatus, ConnectionSummary, SealedAnswer, SealedRegistration,
     SignedRegistration,

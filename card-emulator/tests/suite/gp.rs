@@ -2,7 +2,7 @@
 //! secure-channel crate that real tools' protocol is tested against: SCP03/SCP02 opening,
 //! wrapped GET STATUS, GET DATA, PUT KEY, admin writes into a disabled container, policy.
 
-mod common;
+use crate::common;
 use card_emulator::{profile, Card, VirtualCard};
 use common::tx;
 use secure_channel::{scp02, scp03, SecurityLevel, StaticKeys};

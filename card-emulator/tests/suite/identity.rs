@@ -3,7 +3,7 @@
 //! personalization] and a channel's selected applet or files still mean the same
 //! container, or the card refuses with a status word.
 
-mod common;
+use crate::common;
 use apdu_specs::tlv;
 use card_emulator::state::{CardState, Container, FileBody};
 use card_emulator::{profile, Card, VirtualCard};

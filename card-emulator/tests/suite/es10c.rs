@@ -1,7 +1,7 @@
 //! The card manager as an eUICC ISD-R: the APDU sequence lpac sends (protocols.md §A),
 //! container switches with their effect on other channels, persistence and policy.
 
-mod common;
+use crate::common;
 use apdu_specs::es10::{self, ProfileInfoListResponse, ProfileState};
 use card_emulator::store::FileStore;
 use card_emulator::{profile, Card, VirtualCard};

@@ -1,5 +1,4 @@
 //! Short versions of the soak campaigns (the `soak` binary): tearing by SIGKILL during mixed write storms, and the power-cut PIN attack (SIGKILL, vpcd power off, SIGKILL over vpcd).
-#![forbid(unsafe_code)]
 
 use std::process::Command;
 

@@ -5,11 +5,8 @@
 //! 3-byte APDUs and a chain over the Nc limit, which a PC/SC script cannot carry). Through
 //! vpcd a 0-byte frame is ignored and a 1-byte frame is a control code, so those rows get
 //! no answer there: the test proves the emulator stays silent and keeps serving.
-#![forbid(unsafe_code)]
 
-#[allow(dead_code)]
-#[path = "../src/bin/soak/harness.rs"]
-mod harness;
+use crate::harness;
 
 use card_emulator::{profile, Card, VirtualCard};
 use harness::{hex, unhex, ListenCard, Vpcd};

@@ -3,7 +3,7 @@
 //! acknowledged; a damaged entry before the end is refused with the fix; old formats load and
 //! are rewritten only at the next commit; both files are private; the bound holds.
 
-mod common;
+use crate::common;
 use card_emulator::state::CardState;
 use card_emulator::store::{Compaction, FileStore, Storage, Store, StoreError};
 use card_emulator::{profile, Card, VirtualCard};
