@@ -4,7 +4,7 @@
 //! the mean latency of each step. In the same run, OpenSSL mutual-TLS full handshakes per
 //! second (ECDHE-ECDSA P-256, client certificate required) with 1 and 16 concurrent clients
 //! as the reference. `cargo bench -p server --bench card_flows [-- SECONDS]`.
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/suite/common/mod.rs"]
 mod common;
 
 use std::process::{Command, Stdio};

@@ -5,7 +5,7 @@
 //! The SE side is the shared crypto in-process (no card, no APDUs): this measures what
 //! the server and the portal cost. The card-in-process benchmark of issue 5 item 9 adds
 //! the applet and the reader-client on top.
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/suite/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};

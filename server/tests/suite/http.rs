@@ -1,6 +1,6 @@
 //! HTTP hardening of the server and the portal: body limits, malformed input, timeouts,
 //! routing errors; every error answer is JSON with a machine code and a message.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 

@@ -1,7 +1,7 @@
 //! What unauthenticated or abusive traffic costs: malformed bodies are counted in memory,
 //! never written to the database; registrations over the per-SE rate limit get 429, charged
 //! only to the SE whose signature verified.
-mod common;
+use crate::common;
 
 use common::*;
 use secure_channel::mutual::SigningKey;

@@ -1,6 +1,6 @@
 //! The `server` binary: init, public-key, run, audit, --help, and a SIGKILL between
 //! registration and message that leaves the committed connection usable.
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! Forward secrecy at rest and bounded tables: a connection's keys leave the database files
 //! when it expires (pruning) or is replaced; pruning deletes at most `max_rows` per table per
 //! run; nonces and audit entries go after their retention, and a replayed R stays refused.
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The mutual authentication end to end over loopback HTTP: a fake SE (shared crypto)
 //! through the portal to the server; grants, refusals, replays, tampering, restarts.
-mod common;
+use crate::common;
 
 use common::*;
 use secure_channel::mutual::{self, Call, CallStatus, MutualError, ProtectedMessage, SealedAnswer};

@@ -1,0 +1,9 @@
+//! Integration tests, one binary (one link instead of one per file on a 2-core machine):
+//! each module is one former test file.
+
+mod common;
+mod cli;
+mod flow;
+mod http;
+mod limits;
+mod retention;
