@@ -6,6 +6,6 @@
 # (seed steps 1-5) and the secure connection with `echo` and `provision` calls (step 6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-debian.sh
+bash scripts/setup-debian.sh demo
 cargo build --release --locked -q -p card-emulator -p reader-client -p server -p portal
 exec target/release/reader-client demo "$@"

@@ -11,9 +11,10 @@
 # FUZZ_SEED (libFuzzer's -seed: with FUZZ_RUNS a run is reproducible, as the smoke of
 # scripts/test.sh is), FUZZ_JOBS (cargo build jobs), FUZZ_ARGS (extra libFuzzer flags).
 # Crash inputs that were fixed live in fuzz/regressions/<target>/ and are replayed first
-# in every run, like the seeds.
+# in every run, like the seeds (`cargo test -p vse-fuzz` replays both without libFuzzer).
+# The targets' bodies are fuzz/src/targets/; the libFuzzer harness is fuzz/libfuzzer/.
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc take the -Z flags
-# cargo-fuzz passes. Needs `cargo install cargo-fuzz`.
+# cargo-fuzz passes. Installs cargo-fuzz when it is missing (scripts/setup-debian.sh fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,11 +33,12 @@ else
     echo "unknown target '$which'; one of: all ${ALL[*]}" >&2
     exit 2
 fi
-command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }
+bash scripts/setup-debian.sh fuzz
+fuzz=(--fuzz-dir fuzz/libfuzzer)
 
 # Seeds: generated from the conformance scripts and real protocol messages if absent.
 if [[ ! -d fuzz/seeds ]]; then
-    cargo run --release --manifest-path fuzz/Cargo.toml --bin gen-seeds
+    cargo run --release -p vse-fuzz --bin gen-seeds
 fi
 
 runs=()
@@ -45,7 +47,7 @@ runs=()
 # cargo-fuzz has no --jobs flag; cargo takes the job count from the environment.
 [[ -n ${FUZZ_JOBS:-} ]] && export CARGO_BUILD_JOBS=$FUZZ_JOBS
 for t in "${targets[@]}"; do
-    cargo fuzz build --sanitizer "$san" "$t"
+    cargo fuzz build "${fuzz[@]}" --sanitizer "$san" "$t"
 done
 
 failed=0
@@ -61,7 +63,7 @@ for t in "${targets[@]}"; do
     # shellcheck disable=SC2086
     dirs=("$corpus" "fuzz/seeds/$t")
     [[ -d fuzz/regressions/$t ]] && dirs+=("fuzz/regressions/$t")
-    cargo fuzz run --sanitizer "$san" "$t" "${dirs[@]}" -- \
+    cargo fuzz run "${fuzz[@]}" --sanitizer "$san" "$t" "${dirs[@]}" -- \
         -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$artifacts/" "${runs[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
     rc=$?

@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
-# Install what building and testing this project needs on Debian (run as root).
+# Install what one job of this project needs on Debian (run as root), and nothing more:
+#
+#   scripts/setup-debian.sh demo   build + pcscd and the vpcd reader driver (the main job)
+#   scripts/setup-debian.sh test   the demo's, plus the real tools the tests drive
+#                                  (OpenSC, pcsc-tools, pyscard) and rustfmt/clippy checks
+#   scripts/setup-debian.sh fuzz   the demo's build packages, plus cargo-fuzz
+#
 # Idempotent: packages already present are left alone.
 set -euo pipefail
 
-packages=(build-essential pkgconf libpcsclite-dev pcscd vsmartcard-vpcd opensc pcsc-tools python3-pyscard)
+job=${1:-test}
+build=(build-essential pkgconf libpcsclite-dev)
+case $job in
+    demo) packages=("${build[@]}" pcscd vsmartcard-vpcd) ;;
+    test) packages=("${build[@]}" pcscd vsmartcard-vpcd opensc pcsc-tools python3-pyscard) ;;
+    fuzz) packages=("${build[@]}") ;;
+    *)
+        echo "setup: unknown job '$job'; one of: demo test fuzz" >&2
+        exit 2
+        ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -26,8 +42,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# The fuzz smoke of scripts/test.sh (and scripts/fuzz.sh) runs cargo-fuzz.
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
+if [[ $job == test ]]; then
+    for tool in rustfmt clippy; do
+        if ! cargo "${tool/rustfmt/fmt}" --version >/dev/null 2>&1; then
+            echo "setup: cargo $tool is missing: rustup component add $tool" >&2
+            exit 1
+        fi
+    done
+fi
+
+if [[ $job == fuzz ]] && ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "setup: installing cargo-fuzz" >&2
     cargo install cargo-fuzz --version 0.13.2 --locked --quiet
 fi

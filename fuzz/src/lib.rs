@@ -6,6 +6,8 @@
 //! this format, so a seed is a real protocol run that the fuzzer then mutates.
 #![forbid(unsafe_code)]
 
+pub mod targets;
+
 use std::sync::OnceLock;
 
 use apdu_specs::auth::{SealedAnswer, SealedRegistration};

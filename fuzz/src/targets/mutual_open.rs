@@ -17,16 +17,13 @@
 //! SERVER's check of the pending R; kind 7: the genuine sealed R' with one byte altered
 //! (position and mask from the bytes). Kind 8: the bytes as a sealed R to the server's key;
 //! kind 9: the genuine sealed R altered.
-#![no_main]
-#![forbid(unsafe_code)]
 
 use apdu_specs::auth::{
     Call, CallResult, ProtectedMessage, SealedAnswer, SealedRegistration, GCM_TAG_LEN,
     MESSAGE_BUCKETS,
 };
-use libfuzzer_sys::fuzz_target;
 use secure_channel::mutual::{self, Connection};
-use vse_fuzz::{handshake, mutual_pair, records, FILLER_CALL};
+use crate::{handshake, mutual_pair, records, FILLER_CALL};
 
 /// Bring both ends to the same counters. After kind 0 the server still owes the answer to
 /// the SE's last up message: it seals it, and the SE takes it unless a raw record already
@@ -84,7 +81,8 @@ fn altered(genuine: &[u8], spec: &[u8]) -> Vec<u8> {
     bad
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One input: panics exactly where the fuzz target reports a failure.
+pub fn run(data: &[u8]) {
     let hs = handshake();
     let (mut se, mut server) = mutual_pair();
     let mut last: Option<Vec<u8>> = None;
@@ -218,4 +216,4 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-});
+}

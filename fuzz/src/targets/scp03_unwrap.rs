@@ -1,21 +1,18 @@
-//! SCP02, card side, after a real handshake (default keys, fixed host challenge, i 55
-//! or 15, levels 00, 01, 03): arbitrary wire commands never panic, any refusal aborts the
+//! SCP03, card side, after a real handshake (default keys, fixed host challenge, S8 or
+//! S16, each security level): arbitrary wire commands never panic, any refusal aborts the
 //! session for good, commands the host wrapped unwrap to exactly the plain command,
 //! responses the card wraps unwrap on the host to the same data and SW, and a command
 //! altered anywhere the C-MAC covers is refused.
 //!
-//! Input: `config || records`. Config: bits 0-2 the level (mod 3), bit 3 i = 15. Records:
+//! Input: `config || records`. Config: bits 0-2 the level (mod 6), bit 3 S16. Records:
 //! kind 0 a raw wire command; kind 1 a plain command the host wraps (the response data is
 //! the reversed command, the SW picked by its length); kind 2 a plain command the host
 //! wraps and the last 2 bytes say where to flip which bits.
-#![no_main]
-#![forbid(unsafe_code)]
 
 use apdu_specs::cla::SecureMessaging;
 use apdu_specs::{Cla, Command};
-use libfuzzer_sys::fuzz_target;
 use secure_channel::{is_protected_status, ScpError, SecurityLevel};
-use vse_fuzz::{mac_covered_len, records, scp02_pair, RESPONSE_SWS, SCP02_LEVELS};
+use crate::{mac_covered_len, records, scp03_pair, RESPONSE_SWS, SCP03_LEVELS};
 
 fn same_command(a: &[u8], b: &[u8]) {
     let (a, b) = (
@@ -27,13 +24,14 @@ fn same_command(a: &[u8], b: &[u8]) {
     assert_eq!(a.le(), b.le());
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One input: panics exactly where the fuzz target reports a failure.
+pub fn run(data: &[u8]) {
     let Some((&config, rest)) = data.split_first() else {
         return;
     };
-    let level = SCP02_LEVELS[usize::from(config & 7) % SCP02_LEVELS.len()];
-    let i15 = config & 8 != 0;
-    let (mut card, mut host) = scp02_pair(level, i15).expect("the fixed handshake opens");
+    let level = SCP03_LEVELS[usize::from(config & 7) % SCP03_LEVELS.len()];
+    let s16 = config & 8 != 0;
+    let (mut card, mut host) = scp03_pair(level, s16).expect("the fixed handshake opens");
     assert_eq!(card.security_level(), Some(level));
     let mut synced = true;
     for (kind, bytes) in records(rest) {
@@ -115,4 +113,4 @@ fuzz_target!(|data: &[u8]| {
             _ => unreachable!(),
         }
     }
-});
+}

@@ -5,8 +5,6 @@
 //! a typed error, and every structure that parses re-encodes to exactly the input (the
 //! parsers are strict and canonical). The padding of sealed and protected plaintexts has
 //! exactly one form per plaintext and bucket set.
-#![no_main]
-#![forbid(unsafe_code)]
 
 use apdu_specs::auth::{
     pad, unpad, AuthCommand, Call, CallResult, Certificate, ConnectionSummary, ContainerIdentity,
@@ -15,7 +13,6 @@ use apdu_specs::auth::{
     MESSAGE_BUCKETS, REGISTRATION_BUCKETS, VERSION,
 };
 use apdu_specs::Command;
-use libfuzzer_sys::fuzz_target;
 
 macro_rules! canonical {
     ($data:expr, $($ty:ty),+) => {
@@ -28,7 +25,8 @@ macro_rules! canonical {
     };
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One input: panics exactly where the fuzz target reports a failure.
+pub fn run(data: &[u8]) {
     canonical!(
         data,
         Certificate,
@@ -86,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
             .with_le(256);
         check_command(&cmd);
     }
-});
+}
 
 /// `pad` and `unpad` are inverse, and a padded plaintext has one form: the smallest bucket
 /// that holds the plaintext and one padding byte.

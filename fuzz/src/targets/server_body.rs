@@ -5,10 +5,7 @@
 //! it is refused as `unsupported_version`, never downgraded to.
 //!
 //! Input: byte 0 picks the route (even: register, odd: messages); the rest is the body.
-#![no_main]
-#![forbid(unsafe_code)]
 
-use libfuzzer_sys::fuzz_target;
 use server::service::{parse_message_body, parse_register_body};
 use server::ApiError;
 
@@ -17,7 +14,8 @@ fn refused(e: &ApiError) {
     assert!(!e.code.is_empty() && !e.message.is_empty());
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One input: panics exactly where the fuzz target reports a failure.
+pub fn run(data: &[u8]) {
     let Some((&route, body)) = data.split_first() else {
         return;
     };
@@ -48,4 +46,4 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => refused(&e),
         }
     }
-});
+}

@@ -5,14 +5,12 @@
 //!
 //! Input: records. Kind 1: power off, then on. Kind 2: warm reset. Kind 3: power off,
 //! power on, and the ATR must not change. Any other kind: transmit the bytes.
-#![no_main]
-#![forbid(unsafe_code)]
 
 use card_emulator::VirtualCard;
-use libfuzzer_sys::fuzz_target;
-use vse_fuzz::{fresh_card, records};
+use crate::{fresh_card, records};
 
-fuzz_target!(|data: &[u8]| {
+/// One input: panics exactly where the fuzz target reports a failure.
+pub fn run(data: &[u8]) {
     let mut card = fresh_card();
     let atr = card.atr();
     for (kind, bytes) in records(data) {
@@ -51,4 +49,4 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-});
+}

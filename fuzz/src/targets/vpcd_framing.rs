@@ -5,15 +5,12 @@
 //!
 //! Input: records `kind || len || bytes`; each record is one chunk as read from the socket.
 //! Kind bit 0 set: drain complete frames after this chunk (otherwise they wait).
-#![no_main]
-#![forbid(unsafe_code)]
 
 use card_emulator::vpcd::{
     encode_frame, handle_frame, FrameDecoder, Request, ServeOptions, MAX_PAYLOAD,
 };
 use card_emulator::VirtualCard;
-use libfuzzer_sys::fuzz_target;
-use vse_fuzz::{fresh_card, records};
+use crate::{fresh_card, records};
 
 /// The reference: frames of the whole stream so far, and the unconsumed tail.
 fn reference(stream: &[u8]) -> (Vec<Vec<u8>>, &[u8]) {
@@ -30,7 +27,8 @@ fn reference(stream: &[u8]) -> (Vec<Vec<u8>>, &[u8]) {
     (frames, rest)
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One input: panics exactly where the fuzz target reports a failure.
+pub fn run(data: &[u8]) {
     let mut card = fresh_card();
     let opts = ServeOptions::default();
     let mut decoder = FrameDecoder::new();
@@ -77,4 +75,4 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(card.state().validate().is_ok());
-});
+}

@@ -1,0 +1,30 @@
+//! The bodies of the fuzz targets, one module each: `run(input)` panics where a target
+//! fails. cargo-fuzz (`fuzz/libfuzzer`) calls them under libFuzzer; `cargo test` replays
+//! every seed and kept crash input through them (`fuzz/tests/replay.rs`).
+
+pub mod apdu_codec;
+pub mod auth_messages;
+pub mod card;
+pub mod es10_requests;
+pub mod mutual_open;
+pub mod portal_body;
+pub mod scp02_unwrap;
+pub mod scp03_unwrap;
+pub mod server_body;
+pub mod tlv;
+pub mod vpcd_framing;
+
+/// Every target by name, as scripts/fuzz.sh and the seed directories name them.
+pub const ALL: &[(&str, fn(&[u8]))] = &[
+    ("apdu_codec", apdu_codec::run),
+    ("auth_messages", auth_messages::run),
+    ("card", card::run),
+    ("es10_requests", es10_requests::run),
+    ("mutual_open", mutual_open::run),
+    ("portal_body", portal_body::run),
+    ("scp02_unwrap", scp02_unwrap::run),
+    ("scp03_unwrap", scp03_unwrap::run),
+    ("server_body", server_body::run),
+    ("tlv", tlv::run),
+    ("vpcd_framing", vpcd_framing::run),
+];
