@@ -20,19 +20,8 @@ pub const CLA: u8 = 0x80;
 /// grant in clear, R' not bound to R) is refused, never downgraded to.
 pub const VERSION: u8 = 0x02;
 
-/// Instruction codes of the authentication applet (CLA 80).
-pub mod ins {
-    /// `80 10 00 00 Lc {81 service id} 00`: the sealed R (`70`).
-    pub const GET_REGISTRATION: u8 = 0x10;
-    /// `80 12 00 00 Lc {sealed R' 78}`.
-    pub const VERIFY_SERVER: u8 = 0x12;
-    /// `80 14 00 00 Lc {81 call 82 data} 00`: protected `73` up message.
-    pub const SECURE_SEND: u8 = 0x14;
-    /// `80 16 00 00 Lc {73 down message} 00`: `75` result without credential.
-    pub const SECURE_RECEIVE: u8 = 0x16;
-    /// `80 CA 7F 21 00` (certificate) / `80 CA 00 5A 00` (identity).
-    pub const GET_DATA: u8 = 0xCA;
-}
+/// Instruction codes of the authentication applet (CLA 80), from the one table.
+pub use crate::ins::auth as ins;
 
 /// P1-P2 of GET DATA.
 pub mod get_data {

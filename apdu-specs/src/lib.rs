@@ -10,13 +10,16 @@ pub mod cla;
 pub mod command;
 pub mod der;
 pub mod es10;
+pub mod gp;
 pub mod hexfmt;
 pub mod ins;
 pub mod response;
 pub mod status;
 pub mod tlv;
+pub mod virtual_card;
 
 pub use cla::{Cla, ClassKind};
 pub use command::{ApduError, Command, Le};
 pub use response::{Response, ResponseError};
 pub use status::Status;
+pub use virtual_card::VirtualCard;

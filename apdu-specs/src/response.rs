@@ -10,7 +10,9 @@ pub enum ResponseError {
     TooShort(usize),
 }
 
-/// A response APDU.
+/// A response APDU: the one type for what a card answers, used by the card's handlers
+/// (before the dispatcher fits it to Le), the secure-messaging layer and the terminal
+/// (after it joined the GET RESPONSE chunks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub data: Vec<u8>,
@@ -20,6 +22,21 @@ pub struct Response {
 impl Response {
     pub fn new(data: Vec<u8>, status: Status) -> Response {
         Response { data, status }
+    }
+
+    /// Data with `9000`.
+    pub fn ok(data: Vec<u8>) -> Response {
+        Response::new(data, Status::Success)
+    }
+
+    /// `9000` alone.
+    pub fn done() -> Response {
+        Response::status_only(Status::Success)
+    }
+
+    /// Data with a warning (62xx, 63xx) or another completing status.
+    pub fn warn(data: Vec<u8>, status: Status) -> Response {
+        Response::new(data, status)
     }
 
     pub fn status_only(status: Status) -> Response {

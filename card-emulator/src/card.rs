@@ -1,8 +1,10 @@
-//! The card: power, the one dispatcher (class, channels, chaining, GET RESPONSE, Le
-//! rules) and the atomic commit of each state-changing APDU.
+//! The card: power, the one ISO 7816 dispatcher (class, channels, chaining, GET RESPONSE, Le
+//! rules) and the atomic commit of each state-changing APDU; secure messaging is a layer it
+//! calls ([`crate::secure`]).
 
 use crate::channel::{Chain, Channel, Pending, NUM_CHANNELS};
-use crate::commands::{self, Ctx, Reply};
+use crate::commands::{self, Ctx, Outcome, Response};
+use crate::secure::{self, ChannelScp};
 use crate::state::CardState;
 use crate::store::{MemoryStore, Store, StoreError};
 use crate::vm::{Tree, Vm};
@@ -118,7 +120,16 @@ impl Card {
             return sw(Status::LogicalChannelNotSupported);
         }
         if cla.secure_messaging() != SecureMessaging::None {
-            return self.secured(ch, &cla, &cmd, apdu);
+            self.channels[ch].pending = None;
+            self.channels[ch].chain = None;
+            let wrapped = secure::process(&mut OnChannel { card: self, ch }, &cla, &cmd, apdu);
+            return self.shape(
+                ch,
+                cla.family(),
+                wrapped.le,
+                cmd.is_extended(),
+                wrapped.reply,
+            );
         }
         // ISO 7816-4 §5.3.3: GET RESPONSE and MANAGE CHANNEL are never part of a chain.
         if cla.chained() && matches!(cmd.ins, iso::GET_RESPONSE | iso::MANAGE_CHANNEL) {
@@ -162,7 +173,8 @@ impl Card {
             None => cmd,
         };
 
-        let outcome = self.execute(ch, &cla, &cmd, None);
+        let outcome = secure::admit_plain(&mut self.channels[ch].scp, &cla, &cmd)
+            .and_then(|()| self.execute(ch, &cla, &cmd, None));
         match outcome {
             Ok(reply) => self.shape(ch, cla.family(), cmd.le(), cmd.is_extended(), reply),
             Err(status) => sw(status),
@@ -181,85 +193,6 @@ impl Card {
         committed.map(|()| out)
     }
 
-    /// Count a failed authentication durably (GP: failures are recorded persistently).
-    fn count_auth_failure(&mut self) {
-        let _ = self.with_vm(|vm| vm.count_auth_failure());
-    }
-
-    /// A command with secure-messaging bits: EXTERNAL AUTHENTICATE, or a wrapped command
-    /// that is unwrapped, executed like any other, and its whole answer wrapped before it
-    /// is fitted to Le (GP Amendment D §6.2).
-    fn secured(&mut self, ch: usize, cla: &Cla, cmd: &Command, apdu: &[u8]) -> Vec<u8> {
-        self.channels[ch].pending = None;
-        self.channels[ch].chain = None;
-        let Some(scp) = self.channels[ch].scp.as_mut() else {
-            return sw(Status::SecureMessagingNotSupported);
-        };
-        if cla.chained() {
-            return sw(Status::ChainingNotSupported);
-        }
-        if scp.level.is_none() {
-            if cmd.ins != EXTERNAL_AUTHENTICATE {
-                self.channels[ch].scp = None;
-                return sw(Status::SecurityStatusNotSatisfied);
-            }
-            return match scp.external_authenticate(apdu) {
-                Ok(_) => {
-                    // SCP02 counts opened channels (GP Card Spec E.4.2.1).
-                    if scp.scp() == 2 && self.with_vm(|vm| vm.advance_scp02_counter()).is_err() {
-                        self.channels[ch].scp = None;
-                        return sw(Status::MemoryFailure);
-                    }
-                    sw(Status::Success)
-                }
-                Err(e) => {
-                    self.channels[ch].scp = None;
-                    self.count_auth_failure();
-                    sw(Status::from_u16(e.status_word()))
-                }
-            };
-        }
-        let plain = match scp.unwrap_command(apdu) {
-            Ok(p) => p,
-            Err(e) => {
-                self.channels[ch].scp = None;
-                self.count_auth_failure();
-                return sw(Status::from_u16(e.status_word()));
-            }
-        };
-        let Ok(plain_cmd) = Command::parse(&plain) else {
-            return sw(Status::WrongLength);
-        };
-        let Ok(plain_cla) = Cla::decode(plain_cmd.cla) else {
-            return sw(Status::ClaNotSupported);
-        };
-        let level = self.channels[ch].scp.as_ref().and_then(|s| s.level);
-        let (data, status) = match self.execute(ch, &plain_cla, &plain_cmd, level) {
-            Ok(r) => (r.data, r.status),
-            Err(s) => (Vec::new(), s),
-        };
-        let wrapped = match self.channels[ch].scp.as_mut() {
-            Some(scp) => scp.wrap_response(&data, status.to_u16()),
-            // The command ended the session (a SELECT): answer in clear.
-            None => [data.as_slice(), &status.to_bytes()].concat(),
-        };
-        let Some((wdata, wsw)) = wrapped.split_last_chunk::<2>() else {
-            return sw(Status::NoPreciseDiagnosis);
-        };
-        let reply = Reply {
-            data: wdata.to_vec(),
-            status: Status::from_u16(u16::from_be_bytes(*wsw)),
-        };
-        // A protected answer carries its R-MAC even where the command had no Le (GP Amd D
-        // §6.2.5): treat a missing Le as "as much as fits".
-        let le = cmd.le().or(Some(if cmd.is_extended() {
-            MAX_NE_EXTENDED
-        } else {
-            MAX_NE_SHORT
-        }));
-        self.shape(ch, cla.family(), le, cmd.is_extended(), reply)
-    }
-
     /// Run one plain command (after chaining and unwrapping) without fitting it to Le.
     /// `secure` is the level of the secure channel it came through, if it came wrapped.
     fn execute(
@@ -269,19 +202,6 @@ impl Card {
         cmd: &Command,
         secure: Option<SecurityLevel>,
     ) -> commands::Outcome {
-        if secure.is_none()
-            && cla.is_proprietary()
-            && cmd.ins != INITIALIZE_UPDATE
-            && self.channels[ch]
-                .scp
-                .as_ref()
-                .is_some_and(|s| s.level.is_some_and(|l| l.bits() != 0))
-        {
-            // GP Amendment D §6.2: inside a session every command to the security domain
-            // carries its secure messaging; one that does not ends the session.
-            self.channels[ch].scp = None;
-            return Err(Status::SecurityStatusNotSatisfied);
-        }
         if cmd.ins == iso::MANAGE_CHANNEL && !cla.is_proprietary() {
             return self.manage_channel(ch, cmd);
         }
@@ -324,9 +244,9 @@ impl Card {
         family: u8,
         le: Option<usize>,
         extended: bool,
-        reply: Reply,
+        reply: Response,
     ) -> Vec<u8> {
-        let Reply { mut data, status } = reply;
+        let Response { mut data, status } = reply;
         if data.is_empty() {
             return sw(status);
         }
@@ -423,9 +343,9 @@ impl Card {
                 }
                 self.channels[new] = fresh;
                 Ok(if cmd.p2 == 0 {
-                    Reply::ok(vec![new as u8])
+                    Response::ok(vec![new as u8])
                 } else {
-                    Reply::done()
+                    Response::done()
                 })
             }
             0x80 => {
@@ -437,16 +357,32 @@ impl Card {
                     return Err(Status::LogicalChannelNotSupported);
                 }
                 self.channels[target] = Channel::default();
-                Ok(Reply::done())
+                Ok(Response::done())
             }
             _ => Err(Status::IncorrectP1P2),
         }
     }
 }
 
-/// GlobalPlatform INITIALIZE UPDATE and EXTERNAL AUTHENTICATE.
-const INITIALIZE_UPDATE: u8 = 0x50;
-const EXTERNAL_AUTHENTICATE: u8 = 0x82;
+/// One logical channel of the card, as the secure-messaging layer drives it.
+struct OnChannel<'c> {
+    card: &'c mut Card,
+    ch: usize,
+}
+
+impl secure::Dispatcher for OnChannel<'_> {
+    fn session(&mut self) -> &mut Option<ChannelScp> {
+        &mut self.card.channels[self.ch].scp
+    }
+
+    fn dispatch(&mut self, cla: &Cla, cmd: &Command, level: Option<SecurityLevel>) -> Outcome {
+        self.card.execute(self.ch, cla, cmd, level)
+    }
+
+    fn with_vm(&mut self, f: impl FnOnce(&mut Vm)) -> Result<(), Status> {
+        self.card.with_vm(f)
+    }
+}
 
 /// `61xx` for n bytes still available (`6100` = 256 or more).
 fn available(n: usize) -> Status {

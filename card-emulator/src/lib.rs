@@ -4,6 +4,9 @@
 //! Layers, arrows pointing down: transports (`vpcd`, stdio in the binary) -> [`Card`]
 //! (dispatcher: class, channels, chaining, GET RESPONSE) -> `commands` (ISO 7816-4) ->
 //! `fs` / `state` -> `store` (snapshot + journal).
+//!
+//! The binaries' tools (command line, PC/SC checks of `doctor`, signal handling, log set-up)
+//! sit behind the `cli` feature (default); without it this is the card library alone.
 #![forbid(unsafe_code)]
 
 pub mod applets;
@@ -13,6 +16,8 @@ mod card;
 pub mod channel;
 mod commands;
 pub mod fs;
+// The text reports of `card-emulator inspect` and `doctor`; nothing else reads them.
+#[cfg(feature = "cli")]
 pub mod inspect;
 pub mod pin;
 pub mod profile;
@@ -25,16 +30,6 @@ pub mod vpcd;
 
 pub use card::{system_clock, Card};
 
-/// What every transport (vpcd, stdio, in-process) drives: a card with power and APDUs.
-pub trait VirtualCard {
-    /// The ATR; cheap, callable in any power state (vpcd asks on every presence poll).
-    fn atr(&self) -> Vec<u8>;
-    /// Cold power-on: volatile state cleared; returns the ATR.
-    fn power_on(&mut self) -> Vec<u8>;
-    /// Power off: volatile state (selection, security status, channels) cleared.
-    fn power_off(&mut self);
-    /// Warm reset: like power off + on; returns the ATR.
-    fn reset(&mut self) -> Vec<u8>;
-    /// One C-APDU in, one R-APDU out (always at least the 2 status bytes).
-    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8>;
-}
+// Declared in apdu-specs so the terminal's in-process mode and the card share it without
+// depending on each other; re-exported so `card_emulator::VirtualCard` keeps working.
+pub use apdu_specs::VirtualCard;

@@ -21,7 +21,7 @@ pub struct CardState {
     pub pins: Vec<PinRecord>,
     /// Card-level data objects answered by GET DATA, by tag.
     pub data_objects: Vec<DataObject>,
-    /// The enhanced containers; at most one is enabled (activated). Private: a running
+    /// The enhanced containers; at most one is enabled. Private: a running
     /// card reaches them only through the virtual machine (`vm`).
     #[serde(default)]
     pub(crate) containers: Vec<Container>,
@@ -158,7 +158,8 @@ pub struct Container {
     pub profile_name: String,
     /// SGP.22 profileClass: 0 test, 1 provisioning, 2 operational.
     pub profile_class: u8,
-    /// Activated (SGP.22 "enabled"); at most one container has it.
+    /// Enabled (SGP.22's word; the seed document says "enabled"); at most one container
+    /// has it.
     pub enabled: bool,
     /// The container's own tree: `files[0]` is its application DF (parent None).
     pub files: Vec<FileNode>,
@@ -527,14 +528,14 @@ impl CardState {
         &mut self.containers
     }
 
-    /// The position of the enabled (activated) container in the table, if any (for
+    /// The position of the enabled container in the table, if any (for
     /// reports; everything that must keep pointing at a container holds its [`ContainerId`]).
-    pub fn active_container(&self) -> Option<usize> {
+    pub fn enabled_container(&self) -> Option<usize> {
         self.containers.iter().position(|c| c.enabled)
     }
 
-    /// The identity of the enabled (activated) container, if any.
-    pub fn active_id(&self) -> Option<ContainerId> {
+    /// The identity of the enabled container, if any.
+    pub fn enabled_id(&self) -> Option<ContainerId> {
         self.containers
             .iter()
             .find(|c| c.enabled)

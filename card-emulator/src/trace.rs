@@ -3,14 +3,11 @@
 use apdu_specs::hexfmt;
 use std::time::Duration;
 
-/// Instructions whose data carries a secret (VERIFY, CHANGE REFERENCE DATA, RESET RETRY
-/// COUNTER): only their header and data length are ever logged.
-pub const SECRET_INS: [u8; 4] = [0x20, 0x21, 0x24, 0x2C];
-
-/// The C-APDU as loggable text: the data of PIN commands is replaced by its length.
+/// The C-APDU as loggable text: the data of commands that carry secrets (PIN commands, PUT
+/// KEY: those flagged in `apdu_specs::ins`) is replaced by its length.
 pub fn redacted_command(apdu: &[u8]) -> String {
     match apdu {
-        [_, ins, ..] if apdu.len() > 4 && SECRET_INS.contains(ins) => format!(
+        [_, ins, ..] if apdu.len() > 4 && apdu_specs::ins::carries_secrets(*ins) => format!(
             "{} <{} byte(s) redacted>",
             hexfmt::upper(&apdu[..4]),
             apdu.len() - 4
@@ -57,6 +54,9 @@ mod tests {
             let t = redacted_command(&[0x00, ins, 0x00, 0x01, 0x02, 0x39, 0x39]);
             assert!(!t.contains("3939"), "{t}");
         }
+        // PUT KEY: the keys are encrypted under the DEK, which may be the public test DEK.
+        let put_key = hexfmt::parse("80 D8 30 81 03 31 88 11").unwrap();
+        assert_eq!(redacted_command(&put_key), "80D83081 <4 byte(s) redacted>");
         // A VERIFY without data (retry counter query) shows whole; other commands show whole.
         assert_eq!(redacted_command(&[0x00, 0x20, 0x00, 0x81]), "00200081");
         assert_eq!(

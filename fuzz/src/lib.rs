@@ -14,9 +14,11 @@ use apdu_specs::auth::{SealedAnswer, SealedRegistration};
 use card_emulator::state::CardState;
 use card_emulator::{profile, Card};
 use secure_channel::mutual::{Connection, PendingRegistration, SigningKey, VerifyingKey};
-use secure_channel::{
-    scp02, scp03, CardChallenge, CardConfig, InitializeUpdate, SecurityLevel, StaticKeys,
+use secure_channel::scp::{
+    scp02::Scp02, scp03::Scp03, AnyHostSession, AnySession, CardSession, HostHandshake,
+    HostSession, Protocol,
 };
+use secure_channel::{CardChallenge, CardConfig, InitializeUpdate, SecurityLevel, StaticKeys};
 
 /// Iterator over the records of a structured input.
 pub struct Records<'a>(&'a [u8]);
@@ -114,58 +116,107 @@ pub fn mac_covered_len(wire: &[u8]) -> usize {
     4 + lc_len + nc
 }
 
-/// Both ends of an open SCP03 session (default keys, fixed host challenge, S8 or S16).
-pub fn scp03_pair(
-    level: SecurityLevel,
-    s16: bool,
-) -> Option<(scp03::CardSession, scp03::HostSession)> {
-    let keys = StaticKeys::gp_default();
-    let challenge: Vec<u8> = if s16 {
-        [HOST_CHALLENGE, HOST_CHALLENGE].concat()
-    } else {
-        HOST_CHALLENGE.to_vec()
-    };
-    let host = scp03::HostHandshake::with_challenge(&keys, 0x30, &challenge).ok()?;
-    let iu = InitializeUpdate::parse(&host.initialize_update()).ok()?;
-    let (mut card, data) = scp03::CardSession::initialize_update(
-        &keys,
-        &CardConfig::scp03(0x30, &SD_AID),
-        1,
-        &iu,
-        CardChallenge::FromConfig,
-    )
-    .ok()?;
-    let (host, ext) = host
-        .authenticate(&[data.as_slice(), &[0x90, 0x00]].concat(), level)
-        .ok()?;
-    card.external_authenticate(&ext).ok()?;
-    host.confirm(&[0x90, 0x00]).ok()?;
-    Some((card, host))
+/// Which fuzzed session an `scp_unwrap` input opens: its first byte. Bits 0-2 pick the
+/// level (modulo the protocol's levels), bit 3 the variant (SCP03 S16, SCP02 i = 15), bit 4
+/// the protocol (SCP02 when set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScpConfig {
+    pub scp02: bool,
+    pub level: SecurityLevel,
+    /// S16 for SCP03, i = 15 for SCP02.
+    pub variant: bool,
 }
 
-/// Both ends of an open SCP02 session (default keys, fixed host challenge, i = 55 or 15).
-pub fn scp02_pair(
-    level: SecurityLevel,
-    i15: bool,
-) -> Option<(scp02::CardSession, scp02::HostSession)> {
+impl ScpConfig {
+    pub fn from_byte(b: u8) -> ScpConfig {
+        let scp02 = b & 0x10 != 0;
+        let levels: &[SecurityLevel] = if scp02 { &SCP02_LEVELS } else { &SCP03_LEVELS };
+        ScpConfig {
+            scp02,
+            level: levels[usize::from(b & 7) % levels.len()],
+            variant: b & 8 != 0,
+        }
+    }
+
+    /// The byte `from_byte` reads back as this configuration.
+    pub fn to_byte(self) -> u8 {
+        let levels: &[SecurityLevel] = if self.scp02 {
+            &SCP02_LEVELS
+        } else {
+            &SCP03_LEVELS
+        };
+        let index = levels.iter().position(|l| *l == self.level).unwrap_or(0) as u8;
+        index | if self.variant { 8 } else { 0 } | if self.scp02 { 0x10 } else { 0 }
+    }
+
+    /// Every configuration: both protocols, each level, both variants.
+    pub fn all() -> Vec<ScpConfig> {
+        let mut out = Vec::new();
+        for (scp02, levels) in [(false, &SCP03_LEVELS[..]), (true, &SCP02_LEVELS[..])] {
+            for level in levels {
+                for variant in [false, true] {
+                    out.push(ScpConfig {
+                        scp02,
+                        level: *level,
+                        variant,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Both ends of an open session after the fixed handshake of `config` (default keys, fixed
+/// host challenge): the one card-end and host-end types of either protocol.
+pub fn scp_pair(config: ScpConfig) -> Option<(AnySession, AnyHostSession)> {
     let keys = StaticKeys::gp_default();
-    let i = if i15 { 0x15 } else { 0x55 };
-    let host = scp02::HostHandshake::with_challenge(&keys, 0x20, &HOST_CHALLENGE)
-        .ok()?
-        .with_i_parameter(i)
-        .ok()?;
-    let iu = InitializeUpdate::parse(&host.initialize_update()).ok()?;
-    let mut config = CardConfig::scp02(0x20, &SD_AID);
-    config.i = i;
-    // i = 15 takes the card challenge from the OS generator: fix it to stay reproducible.
-    let fixed = [0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5];
-    let challenge = if i15 {
-        CardChallenge::Fixed(&fixed)
+    if config.scp02 {
+        let mut host = HostHandshake::<Scp02>::with_challenge(&keys, 0x20, &HOST_CHALLENGE).ok()?;
+        let mut card = CardConfig::scp02(0x20, &SD_AID);
+        // i = 15 takes the card challenge from the OS generator: fix it to stay reproducible.
+        let fixed = [0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5];
+        let mut challenge = CardChallenge::FromConfig;
+        if config.variant {
+            host = host.with_i_parameter(0x15).ok()?;
+            card.i = 0x15;
+            challenge = CardChallenge::Fixed(&fixed);
+        }
+        let (card, host) = open_pair(host, &card, challenge, config.level)?;
+        Some((card.into(), host.into()))
     } else {
-        CardChallenge::FromConfig
-    };
-    let (mut card, data) =
-        scp02::CardSession::initialize_update(&keys, &config, 1, &iu, challenge).ok()?;
+        let host_challenge = if config.variant {
+            [HOST_CHALLENGE, HOST_CHALLENGE].concat()
+        } else {
+            HOST_CHALLENGE.to_vec()
+        };
+        let host = HostHandshake::<Scp03>::with_challenge(&keys, 0x30, &host_challenge).ok()?;
+        let card = CardConfig::scp03(0x30, &SD_AID);
+        let (card, host) = open_pair(host, &card, CardChallenge::FromConfig, config.level)?;
+        Some((card.into(), host.into()))
+    }
+}
+
+/// The handshake, written once for both protocols.
+fn open_pair<P: Protocol>(
+    host: HostHandshake<P>,
+    card_config: &CardConfig,
+    challenge: CardChallenge<'_>,
+    level: SecurityLevel,
+) -> Option<(CardSession<P>, HostSession<P>)>
+where
+    P::Counter: From<u8>,
+{
+    let keys = StaticKeys::gp_default();
+    let iu = InitializeUpdate::parse(&host.initialize_update()).ok()?;
+    let (mut card, data) = CardSession::<P>::initialize_update(
+        &keys,
+        card_config,
+        P::Counter::from(1),
+        &iu,
+        challenge,
+    )
+    .ok()?;
     let (host, ext) = host
         .authenticate(&[data.as_slice(), &[0x90, 0x00]].concat(), level)
         .ok()?;

@@ -2,10 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use http_serve::config::invalid;
+pub use http_serve::ConfigError;
 
 /// Default address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
@@ -15,27 +18,6 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 15_000;
 /// Time the server has to answer a forwarded request.
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
-
-/// What is wrong with the configuration, naming the entry.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid TOML for the portal: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{what}: {reason}")]
-    Invalid { what: String, reason: String },
-}
-
-fn invalid(what: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        what: what.into(),
-        reason: reason.into(),
-    }
-}
 
 /// `portal.toml` as written by a human.
 ///
@@ -79,16 +61,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let file = match path {
             None => ConfigFile::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
-            }
+            Some(path) => http_serve::config::read_toml(path, "portal")?,
         };
         Config::from_parts(file, listen, services)
     }

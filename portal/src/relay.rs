@@ -5,106 +5,30 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Serialize;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
+use http_serve::error::{ApiError, StatusTexts};
 
-/// An answer the portal gives itself (not the server's): `{"error", "message"}`.
-#[derive(Debug)]
-pub struct PortalError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
-}
-
-impl PortalError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> PortalError {
-        PortalError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn for_status(status: StatusCode) -> PortalError {
-        match status {
-            StatusCode::REQUEST_TIMEOUT => PortalError::new(
-                status,
-                "timeout",
-                "the request took too long (the body was not received in time, or the server was slow)",
-            ),
-            StatusCode::PAYLOAD_TOO_LARGE => PortalError::new(
-                status,
-                "body_too_large",
-                "the request body exceeds the portal's limit (max_body_bytes)",
-            ),
-            StatusCode::NOT_FOUND => PortalError::new(
-                status,
-                "not_found",
-                "no such route; the portal relays POST /v1/services/{service}/register and /messages",
-            ),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                PortalError::new(status, "method_not_allowed", "this route takes POST")
-            }
-            s => PortalError::new(
-                s,
-                "http_error",
-                s.canonical_reason().unwrap_or("HTTP error").to_owned(),
-            ),
-        }
-    }
-}
-
-impl PortalError {
-    /// The JSON body `{"error": code, "message": message}`.
-    pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&ErrorBody {
-            error: self.code,
-            message: &self.message,
-        })
-        .unwrap_or_default()
-    }
-}
-
-impl IntoResponse for PortalError {
-    fn into_response(self) -> Response {
-        let body = self.body();
-        let mut resp = (self.status, body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp
-    }
-}
+/// What the portal says for statuses its layers produce (timeout, body limit, no route).
+/// Its own answers use the shared `{"error", "message"}` shape of [`http_serve::error`].
+const STATUS_TEXTS: StatusTexts = StatusTexts {
+    timeout:
+        "the request took too long (the body was not received in time, or the server was slow)",
+    body_too_large: "the request body exceeds the portal's limit (max_body_bytes)",
+    not_found:
+        "no such route; the portal relays POST /v1/services/{service}/register and /messages",
+};
 
 /// An error status produced by a layer (timeout, body limit) or the router, without a JSON
 /// body, gets one. Answers relayed from the server keep their body.
 async fn json_error_bodies(resp: Response) -> Response {
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return resp;
-    }
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
-        return resp;
-    }
-    PortalError::for_status(status).into_response()
+    http_serve::error::with_json_body(resp, &STATUS_TEXTS)
 }
 
 /// The relay's shared state: the configuration and one HTTP client (connection pool).
@@ -213,7 +137,7 @@ async fn forward_inner(
     service: &str,
     body: Body,
     route: &'static str,
-) -> Result<Response, PortalError> {
+) -> Result<Response, ApiError> {
     // An unknown service is answered 404 before the body is read.
     let url = upstream_url(&relay.config, service, route, &[])?;
     let limit = relay.config.max_body_bytes;
@@ -237,7 +161,7 @@ async fn forward_inner(
     let status = upstream.status();
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
     let body = read_limited(upstream, limit).await.map_err(|e| match e {
-        ReadError::TooLarge => PortalError::new(
+        ReadError::TooLarge => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_error",
             format!("the server of service `{service}` answered more than {limit} bytes"),
@@ -251,8 +175,8 @@ async fn forward_inner(
     Ok(resp)
 }
 
-fn too_large(limit: usize) -> PortalError {
-    PortalError::new(
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
         format!("the request body exceeds the portal's limit of {limit} bytes"),
@@ -267,9 +191,9 @@ pub fn upstream_url(
     service: &str,
     route: &str,
     body: &[u8],
-) -> Result<String, PortalError> {
+) -> Result<String, ApiError> {
     let Some(base) = config.services.get(service) else {
-        return Err(PortalError::new(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_service",
             format!(
@@ -311,7 +235,7 @@ async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Bytes
     Ok(Bytes::from(out))
 }
 
-fn upstream_error(service: &str, base: &str, e: &reqwest::Error) -> PortalError {
+fn upstream_error(service: &str, base: &str, e: &reqwest::Error) -> ApiError {
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -320,7 +244,7 @@ fn upstream_error(service: &str, base: &str, e: &reqwest::Error) -> PortalError 
         source = s.source();
     }
     if e.is_timeout() {
-        PortalError::new(
+        ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             format!(
@@ -328,7 +252,7 @@ fn upstream_error(service: &str, base: &str, e: &reqwest::Error) -> PortalError 
             ),
         )
     } else if e.is_connect() {
-        PortalError::new(
+        ApiError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_unavailable",
             format!(
@@ -336,7 +260,7 @@ fn upstream_error(service: &str, base: &str, e: &reqwest::Error) -> PortalError 
             ),
         )
     } else {
-        PortalError::new(
+        ApiError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_error",
             format!("relaying to the server of service `{service}` at {base} failed ({detail})"),

@@ -50,19 +50,19 @@ impl AuthClientError {
 pub fn advice(command: &str, status: Status) -> String {
     let sw = status.to_u16();
     let text = match (command, sw) {
-        ("SELECT", 0x6A82) => "no activated container holds the authentication applet; enable one: reader-client containers enable ID",
+        ("SELECT", 0x6A82) => "no enabled container holds the authentication applet; enable one: reader-client containers enable ID",
         ("VERIFY", 0x6983) => "the container PIN is blocked; unblock it with the PUK (RESET RETRY COUNTER)",
         ("VERIFY", s) if s & 0xFFF0 == 0x63C0 => {
             return format!("wrong container PIN, {} tries left", s & 0x0F)
         }
         (_, 0x6982) => "the container PIN is not verified (VERIFY first, on the same connection)",
-        (_, 0x9306) => "the activated container trusts no server key for this service; install it: reader-client gp install-anchor --container ISDP_AID --service ID --server-key HEX",
+        (_, 0x9306) => "the enabled container trusts no server key for this service; install it: reader-client gp install-anchor --container ISDP_AID --service ID --server-key HEX",
         (_, 0x6985) => "no pending registration (already answered, or the container was switched): run reader-client register again",
         (_, 0x9301) => "the server's answer is not signed by the trusted server key, or does not answer this registration (modified or foreign R')",
         ("SECURE SEND", 0x9302) => "the call is outside the scope the server granted",
         (_, 0x9302) => "the server did not grant this service: check its grant policy",
         (_, 0x9303) => "the grant or the secure connection expired: run reader-client register again",
-        (_, 0x9304) => "no secure connection in the activated container: run reader-client register first (a container switch discards it)",
+        (_, 0x9304) => "no secure connection in the enabled container: run reader-client register first (a container switch discards it)",
         (_, 0x9305) => "the server's message failed authentication (modified, replayed, reordered or truncated): nothing was accepted",
         (_, 0x6A80) => "the card refused the command data as malformed",
         (_, 0x6A84) => "not enough memory on the card for the credential",
@@ -101,7 +101,7 @@ fn bytes(command: &'static str, cmd: &Command<'_>) -> Result<Vec<u8>, AuthClient
     })
 }
 
-/// SELECT the authentication applet of the activated container (`00 A4 04 00 07 <AID> 00`).
+/// SELECT the authentication applet of the enabled container (`00 A4 04 00 07 <AID> 00`).
 pub fn select(t: &mut dyn Transport) -> Result<(), AuthClientError> {
     let cmd = Command::new(0x00, 0xA4, 0x04, 0x00)
         .with_data(auth::AID.to_vec())
@@ -189,7 +189,7 @@ pub fn secure_receive(t: &mut dyn Transport, down: &[u8]) -> Result<CallResult, 
     })
 }
 
-/// READ BINARY of the credential EF 6F10 of the activated container; VERIFY of the
+/// READ BINARY of the credential EF 6F10 of the enabled container; VERIFY of the
 /// container PIN first (the EF is readable after it only).
 pub fn read_credential(t: &mut dyn Transport, pin: &[u8]) -> Result<Vec<u8>, AuthClientError> {
     select(t)?;

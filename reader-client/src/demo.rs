@@ -16,12 +16,10 @@ use crate::gp;
 use crate::pcsc_reader::Pcsc;
 use crate::portal_client::PortalClient;
 use crate::scp::{Scp, ScpOptions, ScpVersion};
-use crate::{InProcess, Transport};
+use crate::Transport;
 use apdu_specs::auth::{Call, TrustAnchor};
 use apdu_specs::es10::{ProfileId, ProfileState};
 use apdu_specs::hexfmt;
-use card_emulator::store::FileStore;
-use card_emulator::Card;
 use secure_channel::{SecurityLevel, StaticKeys};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -257,7 +255,8 @@ enum Link {
         _card: Managed,
         _pcscd: Option<Managed>,
     },
-    InProcess(Box<InProcess<Card>>),
+    #[cfg(feature = "in-process")]
+    InProcess(Box<crate::InProcess<card_emulator::Card>>),
 }
 
 impl Link {
@@ -268,6 +267,7 @@ impl Link {
                 ctx.connect(reader)
                     .map_err(|e| card_err("connecting to the card")(&e))?,
             )),
+            #[cfg(feature = "in-process")]
             Link::InProcess(c) => {
                 c.reset().map_err(|e| card_err("resetting the card")(&e))?;
                 Ok(Box::new(c.as_mut()))
@@ -370,16 +370,30 @@ fn start_pcscd() -> Result<Managed, String> {
     }
 }
 
+/// The card in this process, on the demo's state file.
+#[cfg(feature = "in-process")]
+fn in_process_link(state: &Path, why: String) -> Result<(Link, String), DemoError> {
+    use card_emulator::store::FileStore;
+    use card_emulator::Card;
+    let store = FileStore::open(state).map_err(|e| card_err("opening the card state")(&e))?;
+    let card = Card::open(Box::new(store)).map_err(|e| card_err("loading the card")(&e))?;
+    Ok((
+        Link::InProcess(Box::new(crate::InProcess::new(card))),
+        format!("in-process card (no PC/SC: {why})"),
+    ))
+}
+
+#[cfg(not(feature = "in-process"))]
+fn in_process_link(_state: &Path, why: String) -> Result<(Link, String), DemoError> {
+    Err(DemoError::Card(format!(
+        "no in-process card: this reader-client was built without the `in-process` feature, \
+         and PC/SC is not usable ({why})"
+    )))
+}
+
 /// Choose and open the card link.
 fn open_link(mode: CardMode, ce: &Path, state: &Path) -> Result<(Link, String), DemoError> {
-    let in_process = |why: String| -> Result<(Link, String), DemoError> {
-        let store = FileStore::open(state).map_err(|e| card_err("opening the card state")(&e))?;
-        let card = Card::open(Box::new(store)).map_err(|e| card_err("loading the card")(&e))?;
-        Ok((
-            Link::InProcess(Box::new(InProcess::new(card))),
-            format!("in-process card (no PC/SC: {why})"),
-        ))
-    };
+    let in_process = |why: String| in_process_link(state, why);
     if mode == CardMode::InProcess {
         return in_process("--in-process given".into());
     }

@@ -63,3 +63,11 @@ impl ClientError {
         }
     }
 }
+
+impl From<apdu_specs::ResponseError> for ClientError {
+    fn from(e: apdu_specs::ResponseError) -> ClientError {
+        match e {
+            apdu_specs::ResponseError::TooShort(n) => ClientError::ShortResponse(n),
+        }
+    }
+}

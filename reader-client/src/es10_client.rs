@@ -10,24 +10,26 @@
 //! Works over any [`Transport`]: PC/SC, the in-process card, or a secure channel
 //! ([`crate::scp::Scp`]) bound to an already selected channel via [`Es10Client::attach`].
 
-use crate::exchange::{transmit_following, Reply};
+use crate::exchange::transmit_following;
 use crate::{ClientError, Transport};
 use apdu_specs::es10::{
     self, store_data_apdus, Aid, DeleteResult, DisableResult, EnableResult, Es10Error, Es10Request,
     Iccid, ProfileClass, ProfileId, ProfileInfo, ProfileInfoListRequest, ProfileInfoListResponse,
     ProfileState, ResultCode, SetNicknameResult, StoreDataError,
 };
+use apdu_specs::ins::{es10 as es10_ins, iso};
+use apdu_specs::Response;
 use apdu_specs::Status;
 use std::fmt;
 
 /// TERMINAL CAPABILITIES as lpac sends it before anything else (ETSI TS 102 221 §11.1.19).
+#[rustfmt::skip]
 pub const TERMINAL_CAPABILITIES: [u8; 15] = [
-    0x80, 0xAA, 0x00, 0x00, 0x0A, 0xA9, 0x08, 0x81, 0x00, 0x82, 0x01, 0x01, 0x83, 0x01, 0x07,
+    0x80, es10_ins::TERMINAL_CAPABILITIES, 0x00, 0x00, 0x0A,
+    0xA9, 0x08, 0x81, 0x00, 0x82, 0x01, 0x01, 0x83, 0x01, 0x07,
 ];
 /// MANAGE CHANNEL open, the card picks the channel (ISO 7816-4 §11.1.2).
-pub const MANAGE_CHANNEL_OPEN: [u8; 5] = [0x00, 0x70, 0x00, 0x00, 0x01];
-/// INS of GET RESPONSE.
-const INS_GET_RESPONSE: u8 = 0xC0;
+pub const MANAGE_CHANNEL_OPEN: [u8; 5] = [0x00, iso::MANAGE_CHANNEL, 0x00, 0x00, 0x01];
 /// Most GET RESPONSE commands one ES10 function may need before the card is declared broken.
 const MAX_GET_RESPONSE: usize = 1024;
 
@@ -163,7 +165,7 @@ impl fmt::Display for Outcome {
     }
 }
 
-fn status_of(r: &Reply) -> u16 {
+fn status_of(r: &Response) -> u16 {
     r.status.to_u16()
 }
 
@@ -180,7 +182,7 @@ impl<'t> Es10Client<'t> {
     ) -> Result<Es10Client<'t>, Es10ClientError> {
         // SGP.22 §5.7 / lpac: sent and its answer ignored (cards that do not know it say 6D00).
         let _ = t.transmit(&TERMINAL_CAPABILITIES)?;
-        let r = Reply::parse(&t.transmit(&MANAGE_CHANNEL_OPEN)?)?;
+        let r = crate::exchange::parse_response(&t.transmit(&MANAGE_CHANNEL_OPEN)?)?;
         let channel = match (r.data.as_slice(), r.status) {
             ([ch @ 1..=3], Status::Success) => *ch,
             (data, status) => {
@@ -221,7 +223,7 @@ impl<'t> Es10Client<'t> {
 
     fn select(&mut self, aid: &[u8]) -> Result<(), Es10ClientError> {
         let lc = u8::try_from(aid.len()).unwrap_or(u8::MAX);
-        let mut apdu = vec![self.channel, 0xA4, 0x04, 0x00, lc];
+        let mut apdu = vec![self.channel, iso::SELECT, 0x04, 0x00, lc];
         apdu.extend_from_slice(aid);
         // No Le, as lpac; the FCI (if announced with 61xx) is fetched and discarded.
         let r = transmit_following(self.t, &apdu, true)?;
@@ -244,7 +246,7 @@ impl<'t> Es10Client<'t> {
         let mut data = Vec::new();
         let last = blocks.len().saturating_sub(1);
         for (i, block) in blocks.iter().enumerate() {
-            let mut r = Reply::parse(&self.t.transmit(block)?)?;
+            let mut r = crate::exchange::parse_response(&self.t.transmit(block)?)?;
             let mut get_responses = 0;
             while let Status::BytesAvailable(n) = r.status {
                 data.extend_from_slice(&r.data);
@@ -252,7 +254,13 @@ impl<'t> Es10Client<'t> {
                 if get_responses > MAX_GET_RESPONSE {
                     return Err(Es10ClientError::EndlessGetResponse { function });
                 }
-                r = Reply::parse(&self.t.transmit(&[cla, INS_GET_RESPONSE, 0, 0, n])?)?;
+                r = crate::exchange::parse_response(&self.t.transmit(&[
+                    cla,
+                    iso::GET_RESPONSE,
+                    0,
+                    0,
+                    n,
+                ])?)?;
             }
             data.extend_from_slice(&r.data);
             // lpac: success is SW1 = 9x.
@@ -352,7 +360,13 @@ impl<'t> Es10Client<'t> {
             return Ok(());
         }
         self.closed = true;
-        let r = Reply::parse(&self.t.transmit(&[0x00, 0x70, 0x80, self.channel, 0x00])?)?;
+        let r = crate::exchange::parse_response(&self.t.transmit(&[
+            0x00,
+            iso::MANAGE_CHANNEL,
+            0x80,
+            self.channel,
+            0x00,
+        ])?)?;
         if r.status != Status::Success {
             return Err(Es10ClientError::ChannelOpen(format!(
                 "MANAGE CHANNEL close of channel {} answered {}",

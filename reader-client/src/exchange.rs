@@ -2,36 +2,14 @@
 //! (GET RESPONSE after `61xx`, resend with the right Le after `6Cxx`).
 
 use crate::{ClientError, Transport};
-use apdu_specs::{Cla, Command, Status};
+use apdu_specs::{Cla, Command, Response, Status};
 
 /// Most GET RESPONSE commands one exchange sends before declaring the card broken.
 pub const MAX_GET_RESPONSE: usize = 1024;
 
-/// The outcome of one command: all response data (joined across GET RESPONSE) and the last SW.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub data: Vec<u8>,
-    pub status: Status,
-}
-
-impl Reply {
-    /// Split a raw R-APDU.
-    pub fn parse(resp: &[u8]) -> Result<Reply, ClientError> {
-        match resp.len() {
-            n if n < 2 => Err(ClientError::ShortResponse(n)),
-            n => Ok(Reply {
-                data: resp[..n - 2].to_vec(),
-                status: Status::from_u16(u16::from_be_bytes([resp[n - 2], resp[n - 1]])),
-            }),
-        }
-    }
-
-    /// Data followed by SW1 SW2.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.data.clone();
-        v.extend_from_slice(&self.status.to_bytes());
-        v
-    }
+/// Split a raw R-APDU from the card, as a client error when it is shorter than its SW.
+pub fn parse_response(bytes: &[u8]) -> Result<Response, ClientError> {
+    Ok(Response::parse(bytes)?)
 }
 
 /// The GET RESPONSE that fetches `61xx` data: class `00` with the channel of `cla`.
@@ -54,14 +32,14 @@ pub fn transmit_following(
     t: &mut dyn Transport,
     apdu: &[u8],
     follow: bool,
-) -> Result<Reply, ClientError> {
+) -> Result<Response, ClientError> {
     let cla = apdu.first().copied().unwrap_or(0);
     let mut cmd = apdu.to_vec();
     let mut data = Vec::new();
     let mut le_corrected = false;
     let mut get_responses = 0usize;
     loop {
-        let reply = Reply::parse(&t.transmit(&cmd)?)?;
+        let reply = parse_response(&t.transmit(&cmd)?)?;
         match reply.status {
             Status::BytesAvailable(n) if follow => {
                 data.extend_from_slice(&reply.data);
@@ -79,7 +57,7 @@ pub fn transmit_following(
                 }
                 None => {
                     data.extend_from_slice(&reply.data);
-                    return Ok(Reply {
+                    return Ok(Response {
                         data,
                         status: reply.status,
                     });
@@ -87,7 +65,7 @@ pub fn transmit_following(
             },
             status => {
                 data.extend_from_slice(&reply.data);
-                return Ok(Reply { data, status });
+                return Ok(Response { data, status });
             }
         }
     }

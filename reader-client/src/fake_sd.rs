@@ -1,6 +1,6 @@
 //! Test double: a GlobalPlatform security domain made of secure-channel's card side in front of the in-process card.
 //!
-//! INITIALIZE UPDATE and EXTERNAL AUTHENTICATE are answered by `scp02`/`scp03::CardSession`;
+//! INITIALIZE UPDATE and EXTERNAL AUTHENTICATE are answered by secure-channel's [`AnySession`];
 //! afterwards every command is unwrapped, answered by the GP hook or by the real
 //! [`card_emulator::Card`] (its `61xx` chunks joined), wrapped whole, and then split into
 //! `61xx` chunks of `chunk` bytes served by GET RESPONSE in the clear. PUT KEY is
@@ -10,32 +10,12 @@
 use crate::exchange::get_response_for;
 use crate::scp::ScpVersion;
 use apdu_specs::es10::GP_ISD_AID;
-use apdu_specs::Command;
+use apdu_specs::{gp, Command};
 use card_emulator::{profile, Card, VirtualCard};
 use secure_channel::{
-    kcv_aes, kcv_des3, scp02, scp03, CardChallenge, CardConfig, CardSecureChannel,
+    kcv_aes, kcv_des3, scp02, scp03, AnySession, CardChallenge, CardConfig, CardSecureChannel,
     InitializeUpdate, StaticKeys,
 };
-
-enum CardSide {
-    V02(scp02::CardSession),
-    V03(scp03::CardSession),
-}
-
-impl CardSide {
-    fn channel(&mut self) -> &mut dyn CardSecureChannel {
-        match self {
-            CardSide::V02(s) => s,
-            CardSide::V03(s) => s,
-        }
-    }
-    fn is_aborted(&self) -> bool {
-        match self {
-            CardSide::V02(s) => s.is_aborted(),
-            CardSide::V03(s) => s.is_aborted(),
-        }
-    }
-}
 
 /// Plain command in, plain answer (data + SW) out, or `None` to let the card answer.
 pub type GpHook = Box<dyn FnMut(&[u8]) -> Option<Vec<u8>>>;
@@ -44,7 +24,7 @@ pub struct FakeSd {
     card: Card,
     pub keys: StaticKeys,
     pub version: ScpVersion,
-    session: Option<CardSide>,
+    session: Option<AnySession>,
     /// A wrapped answer being served in chunks: (data + SW, position).
     out: Option<(Vec<u8>, usize)>,
     /// Most data bytes per R-APDU.
@@ -105,6 +85,9 @@ impl FakeSd {
         out
     }
 
+    /// PUT KEY through the card's own parser (`apdu_specs::gp::PutKey`), answered with this
+    /// fake's status words: `9484` for a key type the session's protocol does not use,
+    /// `9485` for a wrong check value, `6A80` for anything else malformed.
     fn put_key(&mut self, plain: &[u8]) -> Vec<u8> {
         let Some(session) = &self.session else {
             return sw(0x6985);
@@ -112,40 +95,31 @@ impl FakeSd {
         let Ok(cmd) = Command::parse(plain) else {
             return sw(0x6700);
         };
-        let data = cmd.data();
-        let Some((&kvn, mut rest)) = data.split_first() else {
-            return sw(0x6A80);
+        let put = match gp::PutKey::parse(&cmd) {
+            Ok(p) => p,
+            Err(apdu_specs::Status::IncorrectData) => return sw(0x9484),
+            Err(_) => return sw(0x6A80),
         };
         let mut new = Vec::new();
-        let mut answer = vec![kvn];
-        while let [key_type, len, tail @ ..] = rest {
-            let Some((component, tail)) = tail.split_at_checked(usize::from(*len)) else {
-                return sw(0x6A80);
-            };
-            let clear = match (self.version, key_type, session) {
-                (ScpVersion::Scp03, 0x88, CardSide::V03(s)) => match component.split_first() {
-                    Some((&n, block)) => s.decrypt_key(block, usize::from(n)),
-                    None => return sw(0x6A80),
-                },
-                (ScpVersion::Scp02, 0x80, CardSide::V02(s)) => s.decrypt_key(component, 16),
+        for k in &put.keys {
+            let clear = match (self.version, k.key_type, session) {
+                (ScpVersion::Scp03, gp::KeyType::Aes, AnySession::Scp03(_))
+                | (ScpVersion::Scp02, gp::KeyType::Des, AnySession::Scp02(_)) => {
+                    session.decrypt_key(&k.encrypted, usize::from(k.key_len))
+                }
                 _ => return sw(0x9484),
             };
             let Ok(clear) = clear else {
-                return sw(0x6A80);
-            };
-            let [3, k0, k1, k2, tail @ ..] = tail else {
                 return sw(0x6A80);
             };
             let kcv = match self.version {
                 ScpVersion::Scp03 => kcv_aes(&clear),
                 ScpVersion::Scp02 => kcv_des3(&clear),
             };
-            if kcv != Ok([*k0, *k1, *k2]) {
+            if kcv != Ok(k.kcv) {
                 return sw(0x9485);
             }
-            answer.extend_from_slice(&[*k0, *k1, *k2]);
             new.push(clear.to_vec());
-            rest = tail;
         }
         let [enc, mac, dek] = new.as_slice() else {
             return sw(0x6A80);
@@ -154,6 +128,7 @@ impl FakeSd {
             Ok(k) => self.keys = k,
             Err(_) => return sw(0x6A80),
         }
+        let mut answer = put.confirmation().to_bytes();
         answer.extend_from_slice(&[0x90, 0x00]);
         answer
     }
@@ -171,7 +146,7 @@ impl FakeSd {
                 &iu,
                 CardChallenge::FromConfig,
             )
-            .map(|(s, d)| (CardSide::V03(s), d)),
+            .map(|(s, d)| (AnySession::from(s), d)),
             ScpVersion::Scp02 => scp02::CardSession::initialize_update(
                 &self.keys,
                 &CardConfig::scp02(0x20, &GP_ISD_AID),
@@ -179,7 +154,7 @@ impl FakeSd {
                 &iu,
                 CardChallenge::FromConfig,
             )
-            .map(|(s, d)| (CardSide::V02(s), d)),
+            .map(|(s, d)| (AnySession::from(s), d)),
         };
         match made {
             Ok((s, mut data)) => {
@@ -235,27 +210,23 @@ impl VirtualCard for FakeSd {
         if session.is_aborted() {
             return sw(0x6982);
         }
-        if session.channel().security_level().is_none() {
+        if session.security_level().is_none() {
             if cmd.ins == 0x82 {
-                let r = match session {
-                    CardSide::V02(s) => s.external_authenticate(apdu).map(|_| ()),
-                    CardSide::V03(s) => s.external_authenticate(apdu).map(|_| ()),
-                };
-                return match r {
-                    Ok(()) => sw(0x9000),
+                return match session.external_authenticate(apdu) {
+                    Ok(_) => sw(0x9000),
                     Err(e) => sw(e.status_word()),
                 };
             }
             self.session = None;
             return self.card.transmit(apdu);
         }
-        let plain = match session.channel().unwrap_command(apdu) {
+        let plain = match session.unwrap_command(apdu) {
             Ok(p) => p,
             Err(e) => return sw(e.status_word()),
         };
         let answer = match (self.hook)(&plain) {
             Some(a) => a,
-            None if plain.get(1) == Some(&0xD8) => self.put_key(&plain),
+            None if plain.get(1) == Some(&apdu_specs::ins::gp::PUT_KEY) => self.put_key(&plain),
             None => self.card_full(&plain),
         };
         let (data, status) = answer.split_at(answer.len().saturating_sub(2));
@@ -264,7 +235,7 @@ impl VirtualCard for FakeSd {
             _ => 0x6F00,
         };
         let wrapped = match self.session.as_mut() {
-            Some(s) => s.channel().wrap_response(data, status),
+            Some(s) => s.wrap_response(data, status),
             None => sw(0x6F00),
         };
         self.serve(wrapped, 0, 256)

@@ -109,7 +109,7 @@ pub struct Registered {
 
 /// Seed steps 1-5 on one card connection: SELECT, VERIFY of the container PIN, GET
 /// REGISTRATION, R to the portal, R' back, VERIFY SERVER. On success the SE holds an open
-/// secure connection (durable, in the activated container).
+/// secure connection (durable, in the enabled container).
 pub fn register(
     t: &mut dyn Transport,
     portal_client: &PortalClient,
@@ -333,7 +333,7 @@ pub fn service(
         say(
             out,
             Some(6),
-            "the SE stored the issued credential in EF 6F10 of the activated container (it crossed the terminal and the portal encrypted)",
+            "the SE stored the issued credential in EF 6F10 of the enabled container (it crossed the terminal and the portal encrypted)",
         )?;
         if let Some(pin) = pin {
             let ef = auth_client::read_credential(t, pin)

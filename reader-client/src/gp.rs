@@ -4,13 +4,17 @@
 //! personalization] + STORE DATA of a trust anchor (DGI A001).
 //!
 //! Each function takes any [`Transport`]: inside a secure channel pass the [`Scp`]
-//! decorator, in the clear the bare transport.
+//! decorator, in the clear the bare transport. Commands are built, and answers parsed, by
+//! the same `apdu_specs::gp` types the card uses; this module adds the conversation
+//! (61xx, 6310, the check of PUT KEY's confirmation) and advice for humans.
 
-use crate::exchange::{transmit_following, Reply};
+use crate::exchange::transmit_following;
 use crate::scp::{Scp, ScpOptions, ScpVersion};
 use crate::{ClientError, Transport};
-use apdu_specs::es10::der;
-use apdu_specs::{hexfmt, Status};
+use apdu_specs::gp::{self as codec, GpDataError};
+use apdu_specs::ins::iso;
+use apdu_specs::Response;
+use apdu_specs::{hexfmt, Command, Status};
 use secure_channel::{kcv_aes, kcv_des3, ScpError, SecurityLevel, StaticKeys};
 use serde::Serialize;
 use std::fmt;
@@ -21,21 +25,11 @@ pub const ISD_AID: [u8; 8] = apdu_specs::es10::GP_ISD_AID;
 /// GET DATA objects (GP Card Spec §11.3.3.1, §H.2, and the CPLC of Visa/GP).
 pub mod object {
     /// Card Data (card recognition data in `73`).
-    pub const CARD_DATA: u16 = 0x0066;
+    pub const CARD_DATA: u16 = apdu_specs::gp::object::CARD_DATA;
     /// Card Production Life Cycle data.
-    pub const CPLC: u16 = 0x9F7F;
+    pub const CPLC: u16 = apdu_specs::gp::object::CPLC;
     /// Key Information Template.
-    pub const KEY_INFO: u16 = 0x00E0;
-}
-
-/// INS codes used here, declared once.
-mod ins {
-    pub const SELECT: u8 = 0xA4;
-    pub const GET_DATA: u8 = 0xCA;
-    pub const GET_STATUS: u8 = 0xF2;
-    pub const PUT_KEY: u8 = 0xD8;
-    pub const INSTALL: u8 = 0xE6;
-    pub const STORE_DATA: u8 = 0xE2;
+    pub const KEY_INFO: u16 = apdu_specs::gp::object::KEY_INFORMATION;
 }
 
 /// Why a GlobalPlatform command failed.
@@ -57,6 +51,15 @@ pub enum GpError {
     Key(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<GpDataError> for GpError {
+    fn from(e: GpDataError) -> GpError {
+        GpError::Malformed {
+            what: e.what,
+            reason: e.reason,
+        }
+    }
 }
 
 fn advice(sw: u16) -> &'static str {
@@ -82,7 +85,7 @@ fn run(t: &mut dyn Transport, command: &'static str, apdu: &[u8]) -> Result<Vec<
     expect_success(command, r)
 }
 
-fn expect_success(command: &'static str, r: Reply) -> Result<Vec<u8>, GpError> {
+fn expect_success(command: &'static str, r: Response) -> Result<Vec<u8>, GpError> {
     match r.status {
         Status::Success => Ok(r.data),
         status => Err(GpError::Status {
@@ -98,66 +101,28 @@ fn cla(proprietary: bool, channel: u8) -> u8 {
     apdu_specs::Cla::encode(proprietary, channel, false, false).unwrap_or(0x80)
 }
 
+/// A GlobalPlatform command of the codec (built for channel 0) as bytes for `channel`.
+fn apdu_on(mut cmd: Command<'_>, channel: u8) -> Result<Vec<u8>, GpError> {
+    cmd.cla = cla(cmd.cla & 0x80 != 0, channel);
+    cmd.to_bytes().map_err(|e| GpError::Invalid(e.to_string()))
+}
+
 /// SELECT a security domain by AID on `channel` (GP Card Spec §11.9); returns the FCI.
 pub fn select(t: &mut dyn Transport, aid: &[u8], channel: u8) -> Result<Vec<u8>, GpError> {
-    let mut apdu = vec![
-        cla(false, channel),
-        ins::SELECT,
-        0x04,
-        0x00,
-        u8::try_from(aid.len()).unwrap_or(0),
-    ];
-    apdu.extend_from_slice(aid);
-    apdu.push(0x00);
-    run(t, "SELECT of the security domain", &apdu)
+    let cmd = Command::new(0x00, iso::SELECT, 0x04, 0x00)
+        .with_data(aid)
+        .with_le(256);
+    run(t, "SELECT of the security domain", &apdu_on(cmd, channel)?)
 }
 
 /// GET DATA `80 CA <tag> 00` (GP Card Spec §11.3); returns the data object with its tag.
 pub fn get_data(t: &mut dyn Transport, tag: u16, channel: u8) -> Result<Vec<u8>, GpError> {
-    let [p1, p2] = tag.to_be_bytes();
-    run(
-        t,
-        "GET DATA",
-        &[cla(true, channel), ins::GET_DATA, p1, p2, 0x00],
-    )
-}
-
-fn malformed(what: &'static str) -> impl Fn(apdu_specs::es10::Es10Error) -> GpError {
-    move |e| GpError::Malformed {
-        what,
-        reason: e.to_string(),
-    }
+    let cmd = codec::GetData { object: tag }.to_command();
+    run(t, "GET DATA", &apdu_on(cmd, channel)?)
 }
 
 /// An object identifier in dotted form (`1.2.840.114283.4.3.112` style).
-pub fn oid_string(bytes: &[u8]) -> String {
-    let mut parts: Vec<u64> = Vec::new();
-    let mut acc: u64 = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        acc = (acc << 7) | u64::from(b & 0x7F);
-        if b & 0x80 == 0 {
-            if parts.is_empty() && i < 8 {
-                let (first, second) = match acc {
-                    0..=39 => (0, acc),
-                    40..=79 => (1, acc - 40),
-                    _ => (2, acc - 80),
-                };
-                parts.extend([first, second]);
-            } else {
-                parts.push(acc);
-            }
-            acc = 0;
-        }
-    }
-    parts
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-/// GlobalPlatform's OID arc `1.2.840.114283`.
-const GP_ARC: &str = "1.2.840.114283.";
+pub use apdu_specs::gp::oid_string;
 
 /// Card recognition data (GP Card Spec §H.2), decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -172,75 +137,29 @@ pub struct CardData {
 
 /// Parse `66 { 73 { 06 <oid> 60 {06} 63 {06} 64 {06} … } }`.
 pub fn parse_card_data(bytes: &[u8]) -> Result<CardData, GpError> {
-    let what = "card data (GET DATA 66)";
-    let outer = der::read_expected(bytes, 0x66).map_err(malformed(what))?;
-    let inner = der::read_expected(outer, 0x73).map_err(malformed(what))?;
-    let mut out = CardData::default();
-    for o in der::read_all(inner).map_err(malformed(what))? {
-        let oid = if o.tag == 0x06 {
-            oid_string(o.value)
-        } else {
-            match der::read_all(o.value)
-                .ok()
-                .and_then(|c| der::find(&c, 0x06))
-            {
-                Some(v) => oid_string(v),
-                None => continue,
-            }
-        };
-        match (o.tag, oid.strip_prefix(GP_ARC)) {
-            (0x60, Some(rest)) => {
-                out.gp_version = rest.strip_prefix("2.").map(str::to_string);
-            }
-            (0x64, Some(rest)) => {
-                let nums: Vec<u8> = rest.split('.').filter_map(|n| n.parse().ok()).collect();
-                if let [4, scp, i, ..] = nums.as_slice() {
-                    out.scp.push((*scp, *i));
-                }
-            }
-            _ => {}
-        }
-        out.oids.push((format!("{:02X}", o.tag), oid));
-    }
-    Ok(out)
+    let data = codec::CardRecognitionData::parse(bytes)?;
+    Ok(CardData {
+        gp_version: data.gp_version(),
+        scp: data.scps(),
+        oids: data
+            .objects
+            .iter()
+            .map(|o| (format!("{:02X}", o.tag), oid_string(&o.oid)))
+            .collect(),
+    })
 }
 
-/// The CPLC fields in order, with their lengths (GP Card Spec §H.4; 42 bytes).
-pub const CPLC_FIELDS: [(&str, usize); 18] = [
-    ("IC fabricator", 2),
-    ("IC type", 2),
-    ("operating system ID", 2),
-    ("operating system release date", 2),
-    ("operating system release level", 2),
-    ("IC fabrication date", 2),
-    ("IC serial number", 4),
-    ("IC batch identifier", 2),
-    ("IC module fabricator", 2),
-    ("IC module packaging date", 2),
-    ("ICC manufacturer", 2),
-    ("IC embedding date", 2),
-    ("IC pre-personalizer", 2),
-    ("IC pre-personalization date", 2),
-    ("IC pre-personalization equipment", 4),
-    ("IC personalizer", 2),
-    ("IC personalization date", 2),
-    ("IC personalization equipment", 4),
-];
+/// The CPLC fields in order, with their lengths (GP Card Spec §H.6; 42 bytes).
+pub const CPLC_FIELDS: [(&str, usize); 18] = codec::Cplc::FIELDS;
 
 /// Parse `9F7F 2A <42 bytes>` into named hex fields.
 pub fn parse_cplc(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, GpError> {
-    let what = "CPLC (GET DATA 9F7F)";
-    let mut v = der::read_expected(bytes, 0x9F7F).map_err(malformed(what))?;
-    let mut out = Vec::new();
-    for (name, len) in CPLC_FIELDS {
-        let (field, rest) = v.split_at_checked(len).ok_or_else(|| GpError::Malformed {
-            what,
-            reason: format!("{} bytes, 42 expected", bytes.len()),
-        })?;
-        out.push((name, hexfmt::upper(field)));
-        v = rest;
-    }
-    Ok(out)
+    let cplc = codec::Cplc::parse(bytes)?;
+    Ok(cplc
+        .fields()
+        .into_iter()
+        .map(|(name, field)| (name, hexfmt::upper(field)))
+        .collect())
 }
 
 /// One key of the Key Information Template (GP Card Spec §11.3.3.1, `C0`).
@@ -267,48 +186,19 @@ pub fn key_type_name(t: u8) -> String {
 
 /// Parse `E0 { C0 <id> <version> (<type> <len>)… … }`, basic and extended (`FF` type marker).
 pub fn parse_key_info(bytes: &[u8]) -> Result<Vec<KeyInfo>, GpError> {
-    let what = "key information template (GET DATA E0)";
-    let bad = |reason: &str| GpError::Malformed {
-        what,
-        reason: reason.to_string(),
-    };
-    let body = der::read_expected(bytes, 0xE0).map_err(malformed(what))?;
-    let mut out = Vec::new();
-    for k in der::read_all(body).map_err(malformed(what))? {
-        if k.tag != 0xC0 {
-            continue;
-        }
-        let (head, mut rest) = k
-            .value
-            .split_at_checked(2)
-            .ok_or_else(|| bad("C0 shorter than 2 bytes"))?;
-        let mut components = Vec::new();
-        while let Some((&t, tail)) = rest.split_first() {
-            if t == 0xFF {
-                // Extended format: FF <type> <len(2)> <usage len> … ; keep type and length.
-                let (ext, tail) = tail
-                    .split_at_checked(3)
-                    .ok_or_else(|| bad("truncated extended key component"))?;
-                components.push((ext[0], u16::from_be_bytes([ext[1], ext[2]])));
-                let (&skip, tail) = tail.split_first().unwrap_or((&0, &[]));
-                let tail = tail.get(usize::from(skip)..).unwrap_or(&[]);
-                let (&skip, tail) = tail.split_first().unwrap_or((&0, &[]));
-                rest = tail.get(usize::from(skip)..).unwrap_or(&[]);
-            } else {
-                let (&len, tail) = tail
-                    .split_first()
-                    .ok_or_else(|| bad("key type without a length"))?;
-                components.push((t, u16::from(len)));
-                rest = tail;
-            }
-        }
-        out.push(KeyInfo {
-            id: head[0],
-            version: head[1],
-            components,
-        });
-    }
-    Ok(out)
+    Ok(codec::KeyInformation::parse(bytes)?
+        .keys
+        .into_iter()
+        .map(|k| KeyInfo {
+            id: k.id,
+            version: k.version,
+            components: k
+                .components
+                .iter()
+                .map(|c| (c.key_type, c.length))
+                .collect(),
+        })
+        .collect())
 }
 
 /// What GET STATUS lists (P1, GP Card Spec §11.4.2.1).
@@ -323,12 +213,17 @@ pub enum StatusScope {
 }
 
 impl StatusScope {
-    pub fn p1(self) -> u8 {
+    /// The codec's scope.
+    pub fn to_codec(self) -> codec::StatusScope {
         match self {
-            StatusScope::Isd => 0x80,
-            StatusScope::Applications => 0x40,
-            StatusScope::LoadFiles => 0x20,
+            StatusScope::Isd => codec::StatusScope::Isd,
+            StatusScope::Applications => codec::StatusScope::Applications,
+            StatusScope::LoadFiles => codec::StatusScope::LoadFiles,
         }
+    }
+
+    pub fn p1(self) -> u8 {
+        self.to_codec().p1()
     }
 }
 
@@ -377,36 +272,14 @@ pub fn life_cycle_name(scope: StatusScope, v: u8) -> String {
 
 /// Parse the entries of one GET STATUS answer (tag format, P2 b2 = 1).
 pub fn parse_status(data: &[u8]) -> Result<Vec<StatusEntry>, GpError> {
-    let what = "GET STATUS answer";
-    let mut out = Vec::new();
-    for e in der::read_all(data).map_err(malformed(what))? {
-        if e.tag != 0xE3 {
-            return Err(GpError::Malformed {
-                what,
-                reason: format!("entry with tag {:X}, E3 expected", e.tag),
-            });
-        }
-        let fields = der::read_all(e.value).map_err(malformed(what))?;
-        let aid = der::find(&fields, 0x4F).ok_or_else(|| GpError::Malformed {
-            what,
-            reason: "entry without AID (4F)".to_string(),
-        })?;
-        let life_cycle = match der::find(&fields, 0x9F70) {
-            Some([v, ..]) => *v,
-            _ => {
-                return Err(GpError::Malformed {
-                    what,
-                    reason: "entry without life cycle state (9F70)".to_string(),
-                })
-            }
-        };
-        out.push(StatusEntry {
-            aid: aid.to_vec(),
-            life_cycle,
-            privileges: der::find(&fields, 0xC5).map(<[u8]>::to_vec),
-        });
-    }
-    Ok(out)
+    Ok(codec::RegistryEntry::parse_all(data)?
+        .into_iter()
+        .map(|e| StatusEntry {
+            aid: e.aid,
+            life_cycle: e.life_cycle,
+            privileges: e.privileges,
+        })
+        .collect())
 }
 
 /// Most GET STATUS continuations before the card is declared broken.
@@ -420,18 +293,9 @@ pub fn get_status(
     channel: u8,
 ) -> Result<Vec<StatusEntry>, GpError> {
     let mut out = Vec::new();
-    let mut p2 = 0x02;
+    let mut query = codec::GetStatus::all(scope.to_codec());
     for _ in 0..MAX_STATUS_ROUNDS {
-        let apdu = [
-            cla(true, channel),
-            ins::GET_STATUS,
-            scope.p1(),
-            p2,
-            0x02,
-            0x4F,
-            0x00,
-            0x00,
-        ];
+        let apdu = apdu_on(query.to_command(), channel)?;
         let r = transmit_following(t, &apdu, true)?;
         match r.status {
             Status::Success => {
@@ -440,7 +304,7 @@ pub fn get_status(
             }
             Status::MoreDataAvailable => {
                 out.extend(parse_status(&r.data)?);
-                p2 = 0x03;
+                query.next = true;
             }
             Status::ReferencedDataNotFound if out.is_empty() => return Ok(out),
             status => {
@@ -482,8 +346,7 @@ pub fn put_key_command(
     channel: u8,
     encrypt: &EncryptKey<'_>,
 ) -> Result<PutKey, GpError> {
-    let mut data = vec![new_kvn];
-    let mut expected = vec![new_kvn];
+    let mut components = Vec::with_capacity(3);
     for key in [keys.enc(), keys.mac(), keys.dek()] {
         let kcv = match version {
             ScpVersion::Scp03 => kcv_aes(key),
@@ -498,35 +361,38 @@ pub fn put_key_command(
             }
         }
         .map_err(|e| GpError::Key(e.to_string()))?;
-        let cryptogram = encrypt(key)?;
+        let encrypted = encrypt(key)?;
         let too_long = || GpError::Key(format!("key of {} bytes is too long", key.len()));
-        match version {
-            ScpVersion::Scp03 => {
-                data.push(0x88);
-                data.push(u8::try_from(cryptogram.len() + 1).map_err(|_| too_long())?);
-                data.push(u8::try_from(key.len()).map_err(|_| too_long())?);
-            }
-            ScpVersion::Scp02 => {
-                data.push(0x80);
-                data.push(u8::try_from(cryptogram.len()).map_err(|_| too_long())?);
-            }
-        }
-        data.extend_from_slice(&cryptogram);
-        data.push(0x03);
-        data.extend_from_slice(&kcv);
-        expected.extend_from_slice(&kcv);
+        let key_type = match version {
+            ScpVersion::Scp03 => codec::KeyType::Aes,
+            ScpVersion::Scp02 => codec::KeyType::Des,
+        };
+        // The component's length byte covers the key length byte (AES) and the cryptogram.
+        let length_byte = encrypted.len() + usize::from(key_type == codec::KeyType::Aes);
+        u8::try_from(length_byte).map_err(|_| too_long())?;
+        components.push(codec::KeyComponent {
+            key_type,
+            key_len: u8::try_from(key.len()).map_err(|_| too_long())?,
+            encrypted,
+            kcv,
+        });
     }
-    let lc = u8::try_from(data.len()).map_err(|_| GpError::Key("key set too long".into()))?;
-    let mut apdu = vec![
-        cla(true, channel),
-        ins::PUT_KEY,
-        replace_kvn.unwrap_or(0x00),
-        0x81,
-        lc,
-    ];
-    apdu.extend_from_slice(&data);
-    apdu.push(0x00);
-    Ok(PutKey { apdu, expected })
+    let keys: [codec::KeyComponent; 3] = components
+        .try_into()
+        .map_err(|_| GpError::Key("a key set has three keys".into()))?;
+    let put = codec::PutKey {
+        replace_kvn,
+        new_kvn,
+        keys,
+    };
+    let cmd = put.to_command();
+    if cmd.data().len() > 255 {
+        return Err(GpError::Key("key set too long".into()));
+    }
+    Ok(PutKey {
+        apdu: apdu_on(cmd, channel)?,
+        expected: put.confirmation().to_bytes(),
+    })
 }
 
 /// Replace (or add, with `replace_kvn` `None`) a key set inside a secure channel and check
@@ -782,44 +648,37 @@ fn rotate_one(
 /// `80 E6 20 00 Lc 00 00 <len> <aid> 00 00 00 00`: no load file, no module, no privileges,
 /// no parameters, no token. The STORE DATA commands that follow go to that application.
 pub fn install_for_personalization_command(aid: &[u8], channel: u8) -> Result<Vec<u8>, GpError> {
-    let len = u8::try_from(aid.len())
-        .ok()
-        .filter(|l| (5..=16).contains(l))
-        .ok_or_else(|| GpError::Invalid(format!("an AID has 5..16 bytes, not {}", aid.len())))?;
-    let mut data = vec![0x00, 0x00, len];
-    data.extend_from_slice(aid);
-    data.extend_from_slice(&[0x00, 0x00, 0x00]);
-    let mut apdu = vec![cla(true, channel), ins::INSTALL, 0x20, 0x00];
-    apdu.push(u8::try_from(data.len()).unwrap_or(u8::MAX));
-    apdu.extend_from_slice(&data);
-    apdu.push(0x00);
-    Ok(apdu)
+    if !(5..=16).contains(&aid.len()) {
+        return Err(GpError::Invalid(format!(
+            "an AID has 5..16 bytes, not {}",
+            aid.len()
+        )));
+    }
+    let install = codec::Install::ForPersonalization { aid: aid.to_vec() };
+    apdu_on(install.to_command(), channel)
 }
 
 /// STORE DATA of one DGI as the last (only) block (GP Card Spec §11.11): P1 `88` = last
 /// block, DGI format; P2 = block number 0. Data: DGI (2 bytes), length (1 byte, or
 /// `FF` + 2 bytes from 255 on), value.
 pub fn store_dgi_command(dgi: u16, value: &[u8], channel: u8) -> Result<Vec<u8>, GpError> {
-    let mut data = dgi.to_be_bytes().to_vec();
-    match u8::try_from(value.len()) {
-        Ok(l) if l < 0xFF => data.push(l),
-        _ => {
-            let l = u16::try_from(value.len())
-                .map_err(|_| GpError::Invalid(format!("DGI value of {} bytes", value.len())))?;
-            data.push(0xFF);
-            data.extend_from_slice(&l.to_be_bytes());
-        }
+    if value.len() > usize::from(u16::MAX) {
+        return Err(GpError::Invalid(format!(
+            "DGI value of {} bytes",
+            value.len()
+        )));
     }
-    data.extend_from_slice(value);
-    let lc = u8::try_from(data.len()).map_err(|_| {
-        GpError::Invalid(format!(
+    let store = codec::StoreData::dgis(&[codec::Dgi {
+        dgi,
+        value: value.to_vec(),
+    }]);
+    if store.data.len() > 255 {
+        return Err(GpError::Invalid(format!(
             "DGI of {} bytes does not fit one short STORE DATA",
-            data.len()
-        ))
-    })?;
-    let mut apdu = vec![cla(true, channel), ins::STORE_DATA, 0x88, 0x00, lc];
-    apdu.extend_from_slice(&data);
-    Ok(apdu)
+            store.data.len()
+        )));
+    }
+    apdu_on(store.to_command(), channel)
 }
 
 /// Install `anchor` (the server key trusted for one service) into the container whose

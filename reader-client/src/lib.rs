@@ -1,7 +1,7 @@
 //! The terminal side: talks to cards over PC/SC (and in-process for tests).
 //!
 //! Layers: [`transport`] (bytes in, bytes out: PC/SC in [`pcsc_reader`], a
-//! [`card_emulator::VirtualCard`] in-process, or a tracing decorator) -> [`exchange`]
+//! [`apdu_specs::VirtualCard`] in-process, or a tracing decorator) -> [`exchange`]
 //! (GET RESPONSE and wrong-Le follow-ups) -> [`script`] (scriptor files) and [`conform`]
 //! (conformance suites with expected answers). [`atr`] decodes answers-to-reset.
 //!
@@ -12,6 +12,10 @@
 //! Mutual authentication (seed document 1): [`auth_client`] drives the card's
 //! authentication applet, [`portal_client`] the portal's HTTP API, [`flow`] runs the seed
 //! steps 1-6 with a printed transcript, and [`demo`] orchestrates server, portal and card.
+//!
+//! [`InProcess`] drives any [`apdu_specs::VirtualCard`], so only the `in-process` feature
+//! (default) links the card emulator: for the binary's `--in-process` and the demo's
+//! fallback. The binary's command line is `src/cli.rs`, what each command does `src/cmd/`.
 #![forbid(unsafe_code)]
 
 pub mod atr;
@@ -32,6 +36,7 @@ pub mod scp;
 pub mod script;
 pub mod transport;
 
+pub use apdu_specs::Response;
 pub use error::ClientError;
-pub use exchange::{transmit_following, Reply};
+pub use exchange::transmit_following;
 pub use transport::{InProcess, Traced, Transport};

@@ -10,10 +10,14 @@
 //! with GET RESPONSE (never wrapped: class `00|ch`, no MAC) and only then unwraps the joined
 //! answer. Callers above therefore never see `61xx` for a wrapped command.
 
-use crate::exchange::{get_response_for, transmit_following, Reply, MAX_GET_RESPONSE};
+use crate::exchange::{get_response_for, transmit_following, MAX_GET_RESPONSE};
 use crate::{ClientError, Transport};
 use apdu_specs::Status;
-use secure_channel::{scp02, scp03, HostSecureChannel, ScpError, SecurityLevel, StaticKeys};
+use secure_channel::scp::{scp02::Scp02, scp03::Scp03};
+use secure_channel::{
+    AnyHostSession, HostHandshake, HostSecureChannel, HostSession, Protocol, ScpError,
+    SecurityLevel, StaticKeys,
+};
 use std::fmt;
 use std::str::FromStr;
 
@@ -103,25 +107,11 @@ impl ScpOptions {
     }
 }
 
-enum Session {
-    V02(scp02::HostSession),
-    V03(scp03::HostSession),
-}
-
-impl Session {
-    fn channel(&mut self) -> &mut dyn HostSecureChannel {
-        match self {
-            Session::V02(s) => s,
-            Session::V03(s) => s,
-        }
-    }
-}
-
 /// A transport whose commands travel inside a GlobalPlatform secure channel.
 pub struct Scp<T: Transport> {
     inner: T,
     /// `None` once the card was reset or a security error ended the session.
-    session: Option<Session>,
+    session: Option<AnyHostSession>,
     options: ScpOptions,
     /// The key version the card answered with.
     card_kvn: u8,
@@ -139,51 +129,15 @@ impl<T: Transport> Scp<T> {
         keys: &StaticKeys,
         options: &ScpOptions,
     ) -> Result<Scp<T>, ClientError> {
-        let (session, card_kvn) = match options.version {
+        let session = match options.version {
             ScpVersion::Scp03 => {
-                let hs = match &options.host_challenge {
-                    Some(c) => scp03::HostHandshake::with_challenge(keys, options.kvn, c),
-                    None => scp03::HostHandshake::new(keys, options.kvn),
-                }
-                .and_then(|h| h.on_channel(options.channel))
-                .map_err(scp_err("preparing INITIALIZE UPDATE"))?;
-                let iu = initialize_update(&mut inner, &hs.initialize_update())?;
-                let (session, ext_auth) = hs
-                    .authenticate(&iu, options.level)
-                    .map_err(scp_err("INITIALIZE UPDATE"))?;
-                session
-                    .confirm(&inner.transmit(&ext_auth)?)
-                    .map_err(scp_err("EXTERNAL AUTHENTICATE"))?;
-                let kvn = session.kvn();
-                (Session::V03(session), kvn)
+                AnyHostSession::from(authenticate::<Scp03, T>(&mut inner, keys, options)?)
             }
             ScpVersion::Scp02 => {
-                let hs = match &options.host_challenge {
-                    Some(c) => {
-                        let c: [u8; 8] = c.as_slice().try_into().map_err(|_| ClientError::Scp {
-                            step: "preparing INITIALIZE UPDATE",
-                            source: ScpError::Unsupported(format!(
-                                "SCP02 host challenge of {} bytes (8 needed)",
-                                c.len()
-                            )),
-                        })?;
-                        scp02::HostHandshake::with_challenge(keys, options.kvn, &c)
-                    }
-                    None => scp02::HostHandshake::new(keys, options.kvn),
-                }
-                .and_then(|h| h.on_channel(options.channel))
-                .map_err(scp_err("preparing INITIALIZE UPDATE"))?;
-                let iu = initialize_update(&mut inner, &hs.initialize_update())?;
-                let (session, ext_auth) = hs
-                    .authenticate(&iu, options.level)
-                    .map_err(scp_err("INITIALIZE UPDATE"))?;
-                session
-                    .confirm(&inner.transmit(&ext_auth)?)
-                    .map_err(scp_err("EXTERNAL AUTHENTICATE"))?;
-                let kvn = session.kvn();
-                (Session::V02(session), kvn)
+                AnyHostSession::from(authenticate::<Scp02, T>(&mut inner, keys, options)?)
             }
         };
+        let card_kvn = session.kvn();
         Ok(Scp {
             inner,
             session: Some(session),
@@ -194,10 +148,7 @@ impl<T: Transport> Scp<T> {
 
     /// The negotiated level; `None` once the session ended.
     pub fn security_level(&self) -> Option<SecurityLevel> {
-        self.session.as_ref().map(|s| match s {
-            Session::V02(s) => s.security_level(),
-            Session::V03(s) => s.security_level(),
-        })
+        self.session.as_ref().map(|s| s.security_level())
     }
 
     pub fn version(&self) -> ScpVersion {
@@ -218,8 +169,7 @@ impl<T: Transport> Scp<T> {
     /// (AES-CBC, GP Amd D §7.2.1), SCP02 under the session S-DEK (3DES-ECB, GP CS E.4.7).
     pub fn encrypt_key(&self, key: &[u8]) -> Result<Vec<u8>, ClientError> {
         let r = match &self.session {
-            Some(Session::V03(s)) => s.encrypt_key(key),
-            Some(Session::V02(s)) => s.encrypt_key(key),
+            Some(s) => s.encrypt_key(key),
             None => Err(ScpError::NotOpen),
         };
         r.map_err(scp_err("encrypting a key for PUT KEY"))
@@ -233,6 +183,28 @@ impl<T: Transport> Scp<T> {
     pub fn into_inner(self) -> T {
         self.inner
     }
+}
+
+/// INITIALIZE UPDATE and EXTERNAL AUTHENTICATE through secure-channel's host handshake.
+fn authenticate<P: Protocol, T: Transport>(
+    inner: &mut T,
+    keys: &StaticKeys,
+    options: &ScpOptions,
+) -> Result<HostSession<P>, ClientError> {
+    let hs = match &options.host_challenge {
+        Some(c) => HostHandshake::<P>::with_challenge(keys, options.kvn, c),
+        None => HostHandshake::<P>::new(keys, options.kvn),
+    }
+    .and_then(|h| h.on_channel(options.channel))
+    .map_err(scp_err("preparing INITIALIZE UPDATE"))?;
+    let iu = initialize_update(inner, &hs.initialize_update())?;
+    let (session, ext_auth) = hs
+        .authenticate(&iu, options.level)
+        .map_err(scp_err("INITIALIZE UPDATE"))?;
+    session
+        .confirm(&inner.transmit(&ext_auth)?)
+        .map_err(scp_err("EXTERNAL AUTHENTICATE"))?;
+    Ok(session)
 }
 
 /// Send INITIALIZE UPDATE (case 4: follow `61xx`) and return its whole answer.
@@ -259,12 +231,11 @@ impl<T: Transport> Transport for Scp<T> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ClientError> {
         let session = self.session.as_mut().ok_or(ClientError::ScpClosed)?;
         let wire = session
-            .channel()
             .wrap_command(apdu)
             .map_err(scp_err("wrapping a command"))?;
         // Join every 61xx chunk first: the card protected the whole answer (GP Amd D §6.2.5).
         let mut joined = Vec::new();
-        let mut r = Reply::parse(&self.inner.transmit(&wire)?)?;
+        let mut r = crate::exchange::parse_response(&self.inner.transmit(&wire)?)?;
         let mut n = 0usize;
         while let Status::BytesAvailable(le) = r.status {
             joined.extend_from_slice(&r.data);
@@ -273,11 +244,11 @@ impl<T: Transport> Transport for Scp<T> {
                 return Err(ClientError::EndlessGetResponse(MAX_GET_RESPONSE));
             }
             let get_response = get_response_for(apdu.first().copied().unwrap_or(0), le);
-            r = Reply::parse(&self.inner.transmit(&get_response)?)?;
+            r = crate::exchange::parse_response(&self.inner.transmit(&get_response)?)?;
         }
         joined.extend_from_slice(&r.data);
         joined.extend_from_slice(&r.status.to_bytes());
-        match session.channel().unwrap_response(&joined) {
+        match session.unwrap_response(&joined) {
             Ok((mut data, sw)) => {
                 data.extend_from_slice(&sw.to_be_bytes());
                 Ok(data)

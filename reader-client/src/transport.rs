@@ -1,7 +1,7 @@
 //! The `Transport` trait (bytes in, bytes out, reset) and its in-process and tracing (PIN-redacting) forms.
 
 use crate::ClientError;
-use card_emulator::VirtualCard;
+use apdu_specs::VirtualCard;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -105,10 +105,13 @@ pub fn fmt_duration(d: Duration) -> String {
 impl<T: Transport, W: Write> Transport for Traced<T, W> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ClientError> {
         let shown = match apdu {
-            // PIN commands: header and length only (the data is the PIN).
-            [_, ins, ..] if apdu.len() > 4 && card_emulator::trace::SECRET_INS.contains(ins) => {
-                card_emulator::trace::redacted_command(apdu)
-            }
+            // Secret-bearing commands (PINs, keys: flagged in the INS table): header and
+            // length only. Same text as the card's trace, without linking the card.
+            [_, ins, ..] if apdu.len() > 4 && apdu_specs::ins::carries_secrets(*ins) => format!(
+                "{} <{} byte(s) redacted>",
+                apdu_specs::hexfmt::upper(&apdu[..4]),
+                apdu.len() - 4
+            ),
             _ => apdu_specs::hexfmt::spaced(apdu),
         };
         let _ = writeln!(self.out, "=> {shown}");

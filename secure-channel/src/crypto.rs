@@ -332,6 +332,30 @@ pub(crate) fn retail_mac(
     Ok(h)
 }
 
+/// A key as PUT KEY encrypts it: right-padded with zeros to whole cipher blocks, at least one
+/// (the clear length travels beside it).
+pub(crate) fn zero_padded(key: &[u8], block: usize) -> Zeroizing<Vec<u8>> {
+    let mut padded = Zeroizing::new(key.to_vec());
+    padded.resize(key.len().div_ceil(block).max(1) * block, 0);
+    padded
+}
+
+/// A PUT KEY key component must be whole cipher blocks that hold a `key_len`-byte key.
+pub(crate) fn check_key_block(
+    component: &[u8],
+    key_len: usize,
+    block: usize,
+    cipher: &str,
+) -> Result<(), ScpError> {
+    if component.is_empty() || component.len() % block != 0 || key_len > component.len() {
+        return Err(ScpError::MalformedApdu(format!(
+            "key component of {} bytes cannot hold a {key_len}-byte key in whole {cipher} blocks",
+            component.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Fill a fresh buffer from the operating system's generator.
 pub(crate) fn random<const N: usize>() -> Result<[u8; N], ScpError> {
     let mut b = [0u8; N];

@@ -3,10 +3,7 @@
 use crate::ScpError;
 use apdu_specs::Command;
 
-/// INITIALIZE UPDATE instruction (GP Card Spec v2.3 §11.12).
-pub const INS_INITIALIZE_UPDATE: u8 = 0x50;
-/// EXTERNAL AUTHENTICATE instruction (GP Card Spec v2.3 §11.11).
-pub const INS_EXTERNAL_AUTHENTICATE: u8 = 0x82;
+use apdu_specs::ins::gp::INITIALIZE_UPDATE;
 
 /// A parsed or to-be-sent INITIALIZE UPDATE: `80 50 <KVN> 00 <Lc> <host challenge> 00`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +22,7 @@ impl InitializeUpdate {
         let cmd = Command::parse(command).map_err(|e| ScpError::MalformedApdu(e.to_string()))?;
         let cla =
             apdu_specs::Cla::decode(cmd.cla).map_err(|e| ScpError::MalformedApdu(e.to_string()))?;
-        if cmd.ins != INS_INITIALIZE_UPDATE {
+        if cmd.ins != INITIALIZE_UPDATE {
             return Err(ScpError::MalformedApdu(format!(
                 "INS {:02X} is not INITIALIZE UPDATE (50)",
                 cmd.ins
@@ -60,7 +57,7 @@ impl InitializeUpdate {
     /// Serialise as the host sends it (case 4, Le `00`).
     pub fn to_bytes(&self) -> Result<Vec<u8>, ScpError> {
         let cla = channel_cla(self.channel, false)?;
-        Command::new(cla, INS_INITIALIZE_UPDATE, self.kvn, 0x00)
+        Command::new(cla, INITIALIZE_UPDATE, self.kvn, 0x00)
             .with_data(self.host_challenge.as_slice())
             .with_le(256)
             .to_bytes()
@@ -91,6 +88,17 @@ impl CardConfig {
             i: 0x70,
             sd_aid: sd_aid.to_vec(),
         }
+    }
+    /// The SD AID as the input of a pseudo-random card challenge (GP Card Spec E.4.2.1,
+    /// Amd D §6.2.2.1), which needs one of 5 to 16 bytes.
+    pub(crate) fn pseudo_random_aid(&self) -> Result<&[u8], ScpError> {
+        if !(5..=16).contains(&self.sd_aid.len()) {
+            return Err(ScpError::Unsupported(format!(
+                "pseudo-random challenge needs the SD AID (5 to 16 bytes), got {} bytes",
+                self.sd_aid.len()
+            )));
+        }
+        Ok(&self.sd_aid)
     }
     /// SCP02 with i = `55`, KDD of zeros.
     pub fn scp02(kvn: u8, sd_aid: &[u8]) -> CardConfig {
@@ -215,6 +223,17 @@ pub(crate) fn split_response(response: &[u8]) -> Result<(&[u8], u16), ScpError> 
     }
 }
 
+/// Host side: the data of the card's answer to INITIALIZE UPDATE, which must end in `9000`.
+pub(crate) fn initialize_update_data(response: &[u8]) -> Result<&[u8], ScpError> {
+    match split_response(response)? {
+        (data, 0x9000) => Ok(data),
+        (_, sw) => Err(ScpError::Refused {
+            step: "INITIALIZE UPDATE",
+            sw,
+        }),
+    }
+}
+
 /// Host side: the card's answer to EXTERNAL AUTHENTICATE must be a bare `9000`.
 pub(crate) fn check_authentication_response(response: &[u8]) -> Result<(), ScpError> {
     match split_response(response)? {
@@ -246,27 +265,6 @@ pub(crate) fn plain_is_extended(wire: &Command<'_>, plain_len: usize) -> bool {
         .is_some_and(|le| le > apdu_specs::command::MAX_NE_SHORT);
     let wire_needed = wire.data().len() > 255 || le_ext;
     plain_len > 255 || le_ext || (wire.is_extended() && !wire_needed)
-}
-
-/// The side that answers: the card. Implemented by the SCP02 and SCP03 card sessions.
-pub trait CardSecureChannel {
-    /// The negotiated level, once EXTERNAL AUTHENTICATE succeeded.
-    fn security_level(&self) -> Option<crate::SecurityLevel>;
-    /// Verify (and decrypt) one wrapped C-APDU; returns the plain C-APDU.
-    fn unwrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError>;
-    /// Protect the response to the last unwrapped command; returns the R-APDU bytes.
-    fn wrap_response(&mut self, data: &[u8], sw: u16) -> Vec<u8>;
-    /// End the session (after a security error, DESELECT, or a new INITIALIZE UPDATE).
-    fn close(&mut self);
-}
-
-/// The side that asks: the host. Implemented by the SCP02 and SCP03 host sessions.
-pub trait HostSecureChannel {
-    fn security_level(&self) -> crate::SecurityLevel;
-    /// Protect one plain C-APDU for the wire.
-    fn wrap_command(&mut self, command: &[u8]) -> Result<Vec<u8>, ScpError>;
-    /// Verify (and decrypt) the R-APDU answering the last wrapped command.
-    fn unwrap_response(&mut self, response: &[u8]) -> Result<(Vec<u8>, u16), ScpError>;
 }
 
 #[cfg(test)]

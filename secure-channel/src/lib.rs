@@ -4,19 +4,26 @@
 //! connection) lives in [`mutual`], used by the authentication applet and the server.
 //!
 //! GlobalPlatform SCP03 ([`scp03`], AES-128/192/256, S8 and S16) and SCP02 ([`scp02`], 3DES,
-//! i = 15/55), written once and used from both ends:
+//! i = 15/55) live in [`scp`]: one session state machine ([`scp::core`]: security level, MAC
+//! chaining, the command counter, wrap and unwrap, the abort rule, the channel binding) with
+//! each protocol reduced to its key derivation, cryptograms, padding and MAC rules (the
+//! [`Protocol`] trait, implemented by [`scp02::Scp02`] and [`scp03::Scp03`]). Its two ends:
 //!
-//! * the **card** (card-emulator) answers INITIALIZE UPDATE with
-//!   `CardSession::initialize_update`, checks EXTERNAL AUTHENTICATE with
-//!   `CardSession::external_authenticate`, then per command calls `unwrap_command` (C-APDU on the
-//!   wire → plain C-APDU) and `wrap_response` (plain data + SW → R-APDU on the wire);
-//! * the **host** (reader-client) builds INITIALIZE UPDATE with `HostHandshake`, turns the card's
-//!   answer into a `HostSession` plus the EXTERNAL AUTHENTICATE command, then per command calls
-//!   `wrap_command` and `unwrap_response`. A transport decorator is a thin loop around these two.
+//! * the **card** ([`CardSession`], [`scp::card`]; card-emulator) answers INITIALIZE UPDATE
+//!   with `CardSession::initialize_update`, checks EXTERNAL AUTHENTICATE with
+//!   `external_authenticate`, then per command calls `unwrap_command` (C-APDU on the wire →
+//!   plain C-APDU) and `wrap_response` (plain data + SW → R-APDU on the wire);
+//! * the **host** ([`HostHandshake`] → [`HostSession`], [`scp::host`]; reader-client) builds
+//!   INITIALIZE UPDATE, turns the card's answer into a session plus the EXTERNAL AUTHENTICATE
+//!   command, then per command calls `wrap_command` and `unwrap_response`. A transport
+//!   decorator is a thin loop around these two.
+//!
+//! [`AnySession`] (card) and [`AnyHostSession`] (host) hold a session of either protocol;
+//! both ends also implement [`CardSecureChannel`] / [`HostSecureChannel`] for trait objects.
+//! `scp03::CardSession` and the like name one protocol's sessions.
 //!
 //! Everything is sans-IO and byte-in/byte-out; every parser of outside bytes returns
-//! [`ScpError`] instead of panicking. [`CardSecureChannel`] and [`HostSecureChannel`] let callers
-//! hold either protocol behind one trait object. Keys live in [`StaticKeys`] (zeroized on drop);
+//! [`ScpError`] instead of panicking. Keys live in [`StaticKeys`] (zeroized on drop);
 //! [`kcv_aes`], [`kcv_des3`] and the sessions' `encrypt_key`/`decrypt_key` serve PUT KEY.
 //!
 //! Rules the sessions enforce (GP Card Spec v2.3.1 Appendix E, Amendment D v1.2):
@@ -24,8 +31,9 @@
 //! * C-MAC covers header, Lc and data, never Le; the class byte enters the MAC with the logical
 //!   channel zeroed, so a session is bound to the channel its INITIALIZE UPDATE came on and
 //!   refuses commands from any other.
-//! * SCP03 encrypts first, then MACs; the encryption counter counts every command, also those
-//!   without data (which are not encrypted).
+//! * SCP03 encrypts first, then MACs; SCP02 MACs the plain command, then encrypts. The
+//!   encryption counter counts every command, also those without data (which are not
+//!   encrypted).
 //! * Responses to error status words (all but `9000`, `62xx`, `63xx`) carry neither data nor
 //!   R-MAC; the response to EXTERNAL AUTHENTICATE is never protected.
 //! * Any security error aborts a card session: every later command is refused with `6982`
@@ -38,7 +46,10 @@
 //! INITIALIZE UPDATE.
 //!
 //! ```
-//! use secure_channel::{scp03, CardChallenge, CardConfig, InitializeUpdate, SecurityLevel, StaticKeys};
+//! use secure_channel::{
+//!     scp03, AnySession, CardChallenge, CardConfig, CardSecureChannel, InitializeUpdate,
+//!     SecurityLevel, StaticKeys,
+//! };
 //!
 //! # fn main() -> Result<(), secure_channel::ScpError> {
 //! let keys = StaticKeys::gp_default();
@@ -50,8 +61,10 @@
 //!
 //! // Card: answer it (the card picks its key set by the requested KVN first).
 //! let request = InitializeUpdate::parse(&iu)?;
-//! let (mut card, iu_data) =
+//! let (card, iu_data) =
 //!     scp03::CardSession::initialize_update(&keys, &card_config, 1, &request, CardChallenge::FromConfig)?;
+//! // A card keeps either protocol's session per logical channel.
+//! let mut card = AnySession::from(card);
 //! let iu_response = [iu_data.as_slice(), &[0x90, 0x00]].concat();
 //!
 //! // Host: check the card cryptogram, send EXTERNAL AUTHENTICATE; card: verify it, answer 9000.
@@ -83,13 +96,15 @@ pub mod gp;
 pub mod keys;
 mod level;
 pub mod mutual;
-pub mod scp02;
-pub mod scp03;
+pub mod scp;
+
+pub use scp::{scp02, scp03};
+pub use scp::{
+    AnyHostSession, AnySession, CardSecureChannel, CardSession, HostHandshake, HostSecureChannel,
+    HostSession, Protocol,
+};
 
 pub use error::ScpError;
-pub use gp::{
-    is_protected_status, CardChallenge, CardConfig, CardSecureChannel, HostSecureChannel,
-    InitializeUpdate,
-};
+pub use gp::{is_protected_status, CardChallenge, CardConfig, InitializeUpdate};
 pub use keys::{kcv_aes, kcv_des3, well_known_key, Diversification, StaticKeys};
 pub use level::SecurityLevel;

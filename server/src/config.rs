@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::policy::{Grant, Policy, SubjectPattern};
 use crate::store::{Durability, PruneLimits};
+
+use http_serve::config::invalid;
+pub use http_serve::ConfigError;
 
 /// Default address: loopback only; exposing the server is an explicit decision.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -39,27 +42,6 @@ pub const DEFAULT_REGISTRATIONS_PER_MINUTE_PER_SE: u32 = 60;
 
 /// The longest service identifier R may carry (mutual-auth.md, tag `81`).
 pub const MAX_SERVICE_ID_LEN: usize = 32;
-
-/// A configuration error: which entry, and what is wrong with it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid TOML for the server: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{what}: {reason}")]
-    Invalid { what: String, reason: String },
-}
-
-fn invalid(what: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        what: what.into(),
-        reason: reason.into(),
-    }
-}
 
 /// `server.toml` as written by a human (see the starter file that `server init` writes).
 #[derive(Debug, Default, Deserialize)]
@@ -184,14 +166,7 @@ pub struct Config {
 impl Config {
     /// Reads `path` (absent file: an error naming `server init`) and applies `overrides`.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let file: ConfigFile = http_serve::config::read_toml(path, "server")?;
         Config::from_parts(file, overrides)
     }
 
@@ -535,10 +510,8 @@ mod tests {
     }
 
     fn parse(text: &str, o: &Overrides) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "t".into(),
-            message: e.to_string(),
-        })?;
+        let file: ConfigFile =
+            http_serve::config::parse_toml(text, std::path::Path::new("t"), "server")?;
         Config::from_parts(file, o)
     }
 

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::error::{json_error_bodies, ApiError};
+use crate::error::{json_error_bodies, ApiError, STATUS_TEXTS};
 use crate::service::Engine;
 
 /// The routes of mutual-auth.md ("HTTP") plus `GET /healthz`, with the body limit and the
@@ -35,7 +35,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
 
 fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+        ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE, &STATUS_TEXTS)
     } else {
         ApiError::bad_request(
             "bad_body",

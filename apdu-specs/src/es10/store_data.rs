@@ -10,8 +10,6 @@ use crate::Status;
 pub const P1_MORE_BLOCKS: u8 = 0x11;
 /// P1 of the last block.
 pub const P1_LAST_BLOCK: u8 = 0x91;
-/// INS of STORE DATA.
-pub const INS_STORE_DATA: u8 = 0xE2;
 /// lpac's default segment size.
 pub const DEFAULT_MSS: usize = 120;
 /// Largest block (short Lc).
@@ -182,7 +180,7 @@ pub fn store_data_apdus(
         .map(|(p1, p2, chunk)| {
             let mut apdu = Vec::with_capacity(5 + chunk.len());
             // chunk.len() <= mss <= 255, checked by `segment`.
-            apdu.extend_from_slice(&[cla, INS_STORE_DATA, p1, p2, chunk.len() as u8]);
+            apdu.extend_from_slice(&[cla, crate::ins::gp::STORE_DATA, p1, p2, chunk.len() as u8]);
             apdu.extend_from_slice(chunk);
             apdu
         })

@@ -1,10 +1,10 @@
 //! The authentication applet of seed document 1 (AID `F04D4155544801`): one instance per
-//! container, the activated container's answers. It builds and signs R, verifies R' with
+//! container, the enabled container's answers. It builds and signs R, verifies R' with
 //! the server key the container trusts for the service, and runs the secure connection.
 //! Formats and status words: `apdu-specs/docs/mutual-auth.md`.
 
 use super::Applet;
-use crate::commands::{Ctx, Outcome, Reply};
+use crate::commands::{Ctx, Outcome, Response};
 use crate::state::{ContainerId, FileBody, Pending};
 use crate::vm::Tree;
 use apdu_specs::auth::{self, AuthCommand, Call, Certificate, ProtectedMessage, SealedAnswer};
@@ -16,7 +16,7 @@ pub struct AuthApplet;
 /// Per-channel state: which container's instance is selected (by identity; `None` only
 /// before SELECT completes).
 #[derive(Debug, Default)]
-pub struct Session {
+pub struct AuthInstance {
     pub container: Option<ContainerId>,
 }
 
@@ -24,27 +24,30 @@ pub struct Session {
 pub const CREDENTIAL_EF: u16 = 0x6F10;
 
 impl Applet for AuthApplet {
-    type Session = Session;
+    type Instance = AuthInstance;
 
     fn matches(name: &[u8]) -> bool {
         name.len() >= 5 && auth::AID.starts_with(name)
     }
 
-    fn select(ctx: &mut Ctx, session: &mut Session, _name: &[u8]) -> Outcome {
-        // Only the activated container's instance exists at runtime.
-        let i = ctx.vm.active().ok_or(Status::FileNotFound)?;
+    fn select(ctx: &mut Ctx, session: &mut AuthInstance, _name: &[u8]) -> Outcome {
+        // Only the enabled container's instance exists at runtime.
+        let i = ctx.vm.enabled().ok_or(Status::FileNotFound)?;
         ctx.vm.reachable(Tree::Container(i))?;
         session.container = Some(i);
         // The container's PIN and files are the ones in reach while the applet is selected.
         ctx.chan.tree = Tree::Container(i);
         ctx.chan.current_df = 0;
         ctx.chan.current_ef = None;
-        Ok(Reply::ok(tlv::build(0x6F, &tlv::build(0x84, &auth::AID))))
+        Ok(Response::ok(tlv::build(
+            0x6F,
+            &tlv::build(0x84, &auth::AID),
+        )))
     }
 
-    fn process(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+    fn process(ctx: &mut Ctx, session: &mut AuthInstance, cmd: &Command) -> Outcome {
         let i = session.container.ok_or(Status::ConditionsNotSatisfied)?;
-        // Runtime mode: only the activated container's instance exists.
+        // Runtime mode: only the enabled container's instance exists.
         ctx.vm.reachable(Tree::Container(i))?;
         match AuthCommand::parse(cmd)? {
             AuthCommand::GetRegistration(g) => {
@@ -114,7 +117,7 @@ fn get_registration(ctx: &mut Ctx, i: ContainerId, service: &str) -> Outcome {
     let auth = ctx.vm.auth_mut(i)?;
     auth.counter = counter;
     auth.pending = Some(Pending(pending));
-    Ok(Reply::ok(answer))
+    Ok(Response::ok(answer))
 }
 
 // VERIFY SERVER: `80 12 00 00 Lc {78 sealed R'}`.
@@ -143,7 +146,7 @@ fn verify_server(ctx: &mut Ctx, i: ContainerId, answer: &SealedAnswer) -> Outcom
     let auth = ctx.vm.auth_mut(i)?;
     auth.pending = None;
     auth.connection = Some(connection);
-    Ok(Reply::ok(summary.to_bytes()))
+    Ok(Response::ok(summary.to_bytes()))
 }
 
 /// The container's open connection, still within its grant's expiry.
@@ -165,7 +168,7 @@ fn secure_send(ctx: &mut Ctx, i: ContainerId, call: &Call) -> Outcome {
     let mut next = conn.clone();
     let msg = next.seal_call(call).map_err(status)?;
     ctx.vm.auth_mut(i)?.connection = Some(next);
-    Ok(Reply::ok(msg.to_bytes()))
+    Ok(Response::ok(msg.to_bytes()))
 }
 
 // SECURE RECEIVE: `80 16 00 00 Lc {73 down message}` -> the result, the credential stored.
@@ -199,7 +202,7 @@ fn secure_receive(ctx: &mut Ctx, i: ContainerId, msg: &ProtectedMessage) -> Outc
         data[..credential.len()].copy_from_slice(&credential);
     }
     ctx.vm.auth_mut(i)?.connection = Some(next);
-    Ok(Reply::ok(result.to_bytes()))
+    Ok(Response::ok(result.to_bytes()))
 }
 
 // GET DATA `80 CA 7F 21`: the certificate.
@@ -208,7 +211,7 @@ fn certificate(ctx: &mut Ctx, i: ContainerId) -> Outcome {
     if c.auth.certificate.is_empty() {
         return Err(Status::ReferencedDataNotFound);
     }
-    Ok(Reply::ok(c.auth.certificate.clone()))
+    Ok(Response::ok(c.auth.certificate.clone()))
 }
 
 // GET DATA `80 CA 00 5A`: the container identity (ICCID, ISD-P AID, certificate subject).
@@ -218,5 +221,5 @@ fn identity(ctx: &mut Ctx, i: ContainerId) -> Outcome {
     let mut out = tlv::build(0x5A, &c.iccid);
     out.extend(tlv::build(0x4F, &c.isdp_aid));
     out.extend(tlv::build(0x5F20, &[eid, c.iccid.as_slice()].concat()));
-    Ok(Reply::ok(out))
+    Ok(Response::ok(out))
 }

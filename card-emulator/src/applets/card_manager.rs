@@ -5,7 +5,7 @@
 //! through that scope like everything else.
 
 use super::Applet;
-use crate::commands::{Ctx, Outcome, Reply};
+use crate::commands::{Ctx, Outcome, Response};
 use crate::state::{Container, ContainerId};
 use crate::vm::policy::{enter_admin, Function};
 use crate::vm::Admin;
@@ -15,13 +15,17 @@ use apdu_specs::es10::{
     ProfileId, ProfileInfo, ProfileInfoListResponse, ProfileState, RatResponse, ResultCode,
     SetNicknameResult, StoreDataAssembler, StoreDataProgress,
 };
+use apdu_specs::gp::StoreData;
+use apdu_specs::ins::{es10 as es10_ins, gp};
 use apdu_specs::{tlv, Command, Status};
 
 pub struct CardManager;
 
-/// Per-channel state of the card manager.
+/// The card manager's management session on one channel: what a multi-command exchange
+/// (STORE DATA blocks, GET STATUS continuation, personalization target) keeps between
+/// commands. Not the secure channel, which is the channel's [`crate::secure::ChannelScp`].
 #[derive(Debug, Default)]
-pub struct Session {
+pub struct ManagementSession {
     /// The AID it was selected with (ISD-R or GlobalPlatform ISD).
     pub aid: Vec<u8>,
     store_data: StoreDataAssembler,
@@ -32,22 +36,8 @@ pub struct Session {
     pub personalize: Option<ContainerId>,
 }
 
-/// GlobalPlatform / ES10 instructions the card manager answers.
-mod ins {
-    pub const STORE_DATA: u8 = 0xE2;
-    pub const TERMINAL_CAPABILITIES: u8 = 0xAA;
-    pub const INITIALIZE_UPDATE: u8 = 0x50;
-    pub const GET_STATUS: u8 = 0xF2;
-    pub const GET_DATA: u8 = 0xCA;
-    pub const PUT_KEY: u8 = 0xD8;
-    pub const INSTALL: u8 = 0xE6;
-}
-
-/// STORE DATA P1 b5-b4 = 01: the data are DGIs (personalization), not ES10 BER-TLV.
-const P1_DGI_FORMAT: u8 = 0x08;
-
 impl Applet for CardManager {
-    type Session = Session;
+    type Instance = ManagementSession;
 
     fn matches(name: &[u8]) -> bool {
         let prefix_of = |aid: &[u8]| name.len() >= 5 && aid.starts_with(name);
@@ -55,7 +45,7 @@ impl Applet for CardManager {
     }
 
     // GlobalPlatform Card Spec §11.1.3: FCI with the AID and proprietary data.
-    fn select(_ctx: &mut Ctx, session: &mut Session, name: &[u8]) -> Outcome {
+    fn select(_ctx: &mut Ctx, session: &mut ManagementSession, name: &[u8]) -> Outcome {
         session.aid = if es10::ISD_R_AID.starts_with(name) {
             es10::ISD_R_AID.to_vec()
         } else {
@@ -66,41 +56,46 @@ impl Applet for CardManager {
         let mut fci = Vec::new();
         tlv::push(&mut fci, 0x84, &session.aid);
         tlv::push(&mut fci, 0xA5, &proprietary);
-        Ok(Reply::ok(tlv::build(0x6F, &fci)))
+        Ok(Response::ok(tlv::build(0x6F, &fci)))
     }
 
-    fn process(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+    fn process(ctx: &mut Ctx, session: &mut ManagementSession, cmd: &Command) -> Outcome {
         if cmd.cla & 0x80 == 0 {
             return Err(Status::ClaNotSupported);
         }
         match cmd.ins {
             // SGP.22 §5.7.1 / ETSI TS 102 221: accepted, nothing to keep.
-            ins::TERMINAL_CAPABILITIES => Ok(Reply::done()),
-            ins::STORE_DATA if cmd.p1 & P1_DGI_FORMAT != 0 => {
-                super::gp::store_dgi(ctx, session, cmd)
+            es10_ins::TERMINAL_CAPABILITIES => Ok(Response::done()),
+            // P1 says DGIs (personalization) or else ES10 BER-TLV.
+            gp::STORE_DATA => {
+                let block = StoreData::parse(cmd)?;
+                if block.is_dgi_format() {
+                    super::gp::store_dgi(ctx, session, &block)
+                } else {
+                    store_data(ctx, session, &block)
+                }
             }
-            ins::STORE_DATA => store_data(ctx, session, cmd),
-            ins::INITIALIZE_UPDATE => super::gp::initialize_update(ctx, session, cmd),
-            ins::GET_STATUS => super::gp::get_status(ctx, session, cmd),
-            ins::GET_DATA => super::gp::get_data(ctx, cmd),
-            ins::PUT_KEY => super::gp::put_key(ctx, cmd),
-            ins::INSTALL => super::gp::install(ctx, session, cmd),
+            gp::INITIALIZE_UPDATE => super::gp::initialize_update(ctx, session, cmd),
+            gp::GET_STATUS => super::gp::get_status(ctx, session, cmd),
+            gp::GET_DATA => super::gp::get_data(ctx, cmd),
+            gp::PUT_KEY => super::gp::put_key(ctx, cmd),
+            gp::INSTALL => super::gp::install(ctx, session, cmd),
             _ => Err(Status::InsNotSupported),
         }
     }
 }
 
 // GlobalPlatform Card Spec §11.11 STORE DATA, SGP.22 §5.7: ES10 functions in blocks.
-fn store_data(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
-    match session.store_data.feed(cmd.p1, cmd.p2, cmd.data()) {
+fn store_data(ctx: &mut Ctx, session: &mut ManagementSession, block: &StoreData) -> Outcome {
+    match session.store_data.feed(block.p1, block.block, &block.data) {
         Err(e) => Err(e.status()),
-        Ok(StoreDataProgress::Incomplete) => Ok(Reply::done()),
+        Ok(StoreDataProgress::Incomplete) => Ok(Response::done()),
         Ok(StoreDataProgress::Complete(payload)) => {
             let request = Es10Request::parse(&payload).map_err(|e| e.status())?;
             let Ok(mut admin) = enter_admin(&mut ctx.vm, Function::Es10, ctx.secure) else {
-                return Ok(Reply::ok(refused_by_policy(&request)));
+                return Ok(Response::ok(refused_by_policy(&request)));
             };
-            es10c(&mut admin, request).map(Reply::ok)
+            es10c(&mut admin, request).map(Response::ok)
         }
     }
 }

@@ -1,18 +1,26 @@
 //! The card manager's GlobalPlatform commands (Card Specification v2.3.1 §11, Amendment D):
 //! INITIALIZE UPDATE, GET STATUS, GET DATA, PUT KEY, and INSTALL [for personalization] with
 //! STORE DATA of DGIs, which writes into any container (admin mode, inside a secure channel).
+//!
+//! Each command is parsed by its `apdu_specs::gp` type after the card's policy had its say
+//! (so a refused channel answers 6982 before any parameter is looked at); what needs the
+//! card's state (key sets, containers, the session's DEK) is checked here.
 
-use super::card_manager::Session;
-use crate::commands::{Ctx, Outcome, Reply};
-use crate::secure::{self, ChannelScp};
+use super::card_manager::ManagementSession;
+use crate::commands::{Ctx, Outcome, Response};
+use crate::secure::ChannelScp;
 use crate::state::{FileBody, KeySet, TrustAnchor};
 use crate::vm::policy::{enter_admin, Function};
 use crate::vm::{Admin, Vm};
-use apdu_specs::{tlv, Command, Status};
+use apdu_specs::gp::{
+    self, CardRecognitionData, Cplc, GetData, GetStatus, Install, KeyInfo, KeyInformation, KeyType,
+    PutKey, RegistryEntry, StatusScope, StoreData,
+};
+use apdu_specs::{Command, Status};
 use secure_channel::SecurityLevel;
 use secure_channel::{
-    kcv_aes, kcv_des3, scp02, scp03, CardChallenge, CardConfig, InitializeUpdate, ScpError,
-    StaticKeys,
+    kcv_aes, kcv_des3, scp02, scp03, AnySession, CardChallenge, CardConfig, InitializeUpdate,
+    ScpError, StaticKeys,
 };
 
 fn scp_status(e: ScpError) -> Status {
@@ -31,10 +39,16 @@ fn admin<'v, 'a>(
 }
 
 // GP Amendment D §7.1 (SCP03) / Card Spec E.5.1 (SCP02): INITIALIZE UPDATE.
-pub fn initialize_update(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+pub fn initialize_update(ctx: &mut Ctx, session: &mut ManagementSession, cmd: &Command) -> Outcome {
     ctx.chan.scp = None;
-    let bytes = cmd.to_bytes().map_err(|_| Status::WrongLength)?;
-    let iu = InitializeUpdate::parse(&bytes).map_err(scp_status)?;
+    let parsed = gp::InitializeUpdate::parse(cmd)?;
+    let iu = InitializeUpdate {
+        channel: apdu_specs::Cla::decode(cmd.cla)
+            .map_err(|_| Status::WrongLength)?
+            .channel(),
+        kvn: parsed.kvn,
+        host_challenge: parsed.host_challenge,
+    };
     // KVN 00 means "the default key set": the first SCP03 set.
     let set: KeySet = ctx
         .vm
@@ -67,7 +81,7 @@ pub fn initialize_update(ctx: &mut Ctx, session: &mut Session, cmd: &Command) ->
                 CardChallenge::FromConfig,
             )
             .map_err(scp_status)?;
-            (secure::Session::Scp03(s), data)
+            (AnySession::Scp03(s), data)
         }
         _ => {
             let config = CardConfig::scp02(set.kvn, &session.aid);
@@ -85,11 +99,11 @@ pub fn initialize_update(ctx: &mut Ctx, session: &mut Session, cmd: &Command) ->
                 CardChallenge::FromConfig,
             )
             .map_err(scp_status)?;
-            (secure::Session::Scp02(s), data)
+            (AnySession::Scp02(s), data)
         }
     };
     ctx.chan.scp = Some(ChannelScp::new(session, set.kvn));
-    Ok(Reply::ok(data))
+    Ok(Response::ok(data))
 }
 
 /// Largest GET STATUS answer before 6310 asks for the rest.
@@ -105,41 +119,41 @@ fn isdp_life_cycle(enabled: bool) -> u8 {
 }
 
 // GP Card Spec §11.4: GET STATUS, P1 80 (ISD) or 40 (applications and security domains),
-// P2 02 (first, TLV format) or 03 (next); 6310 when more entries follow.
-pub fn get_status(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+// P2 02 (first, TLV format) or 03 (next); 6310 when more entries follow. A "next" without
+// a listing in progress is 6A88.
+pub fn get_status(ctx: &mut Ctx, session: &mut ManagementSession, cmd: &Command) -> Outcome {
     let admin = admin(&mut ctx.vm, Function::GetStatus, ctx.secure)?;
-    let mut rest = match cmd.p2 {
-        0x03 if !session.status_rest.is_empty() => std::mem::take(&mut session.status_rest),
-        0x03 => return Err(Status::ReferencedDataNotFound),
-        0x02 => {
-            let filter = match cmd.data() {
-                [0x4F, n, aid @ ..] if *n as usize == aid.len() => aid.to_vec(),
-                _ => return Err(Status::IncorrectData),
-            };
-            let mut entries = Vec::new();
-            let mut push = |aid: &[u8], life_cycle: u8, privileges: [u8; 3]| {
-                if aid.starts_with(&filter) {
-                    let mut e = Vec::new();
-                    tlv::push(&mut e, 0x4F, aid);
-                    tlv::push(&mut e, 0x9F70, &[life_cycle]);
-                    tlv::push(&mut e, 0xC5, &privileges);
-                    entries.extend(tlv::build(0xE3, &e));
-                }
-            };
-            match cmd.p1 {
-                // ISD: SECURED, security domain with card lock, terminate, CVM, ... privileges.
-                0x80 => push(&session.aid, 0x0F, [0x9E, 0xFE, 0x80]),
-                0x40 => {
-                    for c in admin.containers() {
-                        push(&c.isdp_aid, isdp_life_cycle(c.enabled), [0x80, 0x00, 0x00]);
-                    }
-                }
-                0x10 | 0x20 => {}
-                _ => return Err(Status::IncorrectP1P2),
-            }
-            entries
+    let query = GetStatus::parse(cmd)?;
+    let mut rest = if query.next {
+        if session.status_rest.is_empty() {
+            return Err(Status::ReferencedDataNotFound);
         }
-        _ => return Err(Status::IncorrectP1P2),
+        std::mem::take(&mut session.status_rest)
+    } else {
+        let mut entries = Vec::new();
+        let mut push = |aid: &[u8], life_cycle: u8, privileges: [u8; 3]| {
+            if aid.starts_with(&query.aid_prefix) {
+                let entry = RegistryEntry {
+                    aid: aid.to_vec(),
+                    life_cycle,
+                    privileges: Some(privileges.to_vec()),
+                };
+                entries.extend(entry.to_bytes());
+            }
+        };
+        match query.scope {
+            // ISD: SECURED, security domain with card lock, terminate, CVM, ... privileges.
+            StatusScope::Isd => push(&session.aid, gp::life_cycle::SECURED, [0x9E, 0xFE, 0x80]),
+            StatusScope::Applications => {
+                for c in admin.containers() {
+                    push(&c.isdp_aid, isdp_life_cycle(c.enabled), [0x80, 0x00, 0x00]);
+                }
+            }
+            // No load files: the containers are not executable load files.
+            StatusScope::LoadFiles | StatusScope::LoadFilesAndModules => {}
+            StatusScope::Other(_) => return Err(Status::IncorrectP1P2),
+        }
+        entries
     };
     if rest.is_empty() {
         return Err(Status::ReferencedDataNotFound);
@@ -158,15 +172,15 @@ pub fn get_status(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcom
     let cut = cut.min(rest.len());
     let more = rest.split_off(cut);
     if more.is_empty() {
-        Ok(Reply::ok(rest))
+        Ok(Response::ok(rest))
     } else {
         session.status_rest = more;
-        Ok(Reply::warn(rest, Status::MoreDataAvailable))
+        Ok(Response::warn(rest, Status::MoreDataAvailable))
     }
 }
 
 /// CPLC (GP Card Spec §H.6): 42 bytes of chip and personalization data, serial from the EID.
-fn cplc(eid: &[u8]) -> Vec<u8> {
+fn cplc(eid: &[u8]) -> Cplc {
     let mut v = vec![
         0x56, 0x53, // IC fabricator: "VS"
         0x00, 0x01, // IC type
@@ -177,108 +191,85 @@ fn cplc(eid: &[u8]) -> Vec<u8> {
     ];
     let serial = eid.get(eid.len().saturating_sub(4)..).unwrap_or(&[]);
     v.extend_from_slice(serial);
-    v.resize(42, 0x00);
-    v
+    v.resize(Cplc::LEN, 0x00);
+    let mut data = [0; Cplc::LEN];
+    data.copy_from_slice(&v);
+    Cplc { data }
 }
 
 /// Card recognition data (GP Card Spec §H.2): GP 2.3.1, SCP03 i=70 and SCP02 i=55.
-fn card_data() -> Vec<u8> {
-    let gp = [0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B];
-    let oid = |tail: &[u8]| tlv::build(0x06, &[&gp[..], tail].concat());
-    let mut inner = oid(&[0x01]);
-    inner.extend(tlv::build(0x60, &oid(&[0x02, 0x02, 0x03, 0x01])));
-    inner.extend(tlv::build(0x63, &oid(&[0x03])));
-    inner.extend(tlv::build(0x64, &oid(&[0x04, 0x03, 0x70])));
-    inner.extend(tlv::build(0x64, &oid(&[0x04, 0x02, 0x55])));
-    tlv::build(0x66, &tlv::build(0x73, &inner))
+fn card_data() -> CardRecognitionData {
+    CardRecognitionData::new(&[2, 3, 1], &[(3, 0x70), (2, 0x55)])
 }
 
 // GP Card Spec §11.3: GET DATA of the card manager: CPLC, card data, key information.
 pub fn get_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
-    match (cmd.p1, cmd.p2) {
-        (0x9F, 0x7F) => Ok(Reply::ok(tlv::build(0x9F7F, &cplc(ctx.vm.eid())))),
-        (0x00, 0x66) => Ok(Reply::ok(card_data())),
-        (0x00, 0xE0) => {
-            let mut info = Vec::new();
+    let object = GetData::parse(cmd)?.object;
+    Ok(Response::ok(match object {
+        gp::object::CPLC => cplc(ctx.vm.eid()).to_bytes(),
+        gp::object::CARD_DATA => card_data().to_bytes(),
+        _ => {
+            let mut info = KeyInformation::default();
             for set in ctx.vm.key_sets() {
                 let (key_type, len) = if set.scp == 3 {
-                    (0x88, set.enc.len() as u8)
+                    (gp::key_type::AES, set.enc.len() as u8)
                 } else {
-                    (0x80, 0x10)
+                    (gp::key_type::DES, 0x10)
                 };
                 for id in 1..=3u8 {
-                    tlv::push(&mut info, 0xC0, &[id, set.kvn, key_type, len]);
+                    info.keys.push(KeyInfo::basic(id, set.kvn, key_type, len));
                 }
             }
-            Ok(Reply::ok(tlv::build(0xE0, &info)))
+            info.to_bytes()
         }
-        _ => Err(Status::ReferencedDataNotFound),
-    }
+    }))
 }
 
 // GP Card Spec §11.8 / Amendment D §7.2: PUT KEY replacing (P1 = KVN) or adding (P1 = 00)
 // a key set of three keys (P2 = 81), each encrypted under the DEK and checked by its KCV.
 pub fn put_key(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let mut admin = admin(&mut ctx.vm, Function::PutKey, ctx.secure)?;
-    if cmd.p2 != 0x81 {
+    // The card looks at P2 before it asks for the session's DEK, and at the data after.
+    let parsed = PutKey::parse(cmd);
+    if parsed == Err(Status::IncorrectP1P2) {
         return Err(Status::IncorrectP1P2);
     }
     let Some(scp) = ctx.chan.scp.as_ref() else {
         return Err(Status::SecurityStatusNotSatisfied);
     };
-    let data = cmd.data();
-    let (&new_kvn, mut rest) = data.split_first().ok_or(Status::WrongLength)?;
+    let put = parsed?;
     let mut keys = Vec::new();
-    let mut kcvs = vec![new_kvn];
-    let mut kind = None;
-    for _ in 0..3 {
-        let [key_type, len, tail @ ..] = rest else {
-            return Err(Status::WrongLength);
-        };
-        let len = *len as usize;
-        let (block, tail) = tail.split_at_checked(len).ok_or(Status::WrongLength)?;
-        let [3, k0, k1, k2, tail @ ..] = tail else {
-            return Err(Status::WrongLength);
-        };
-        rest = tail;
-        let (clear, kcv) = match key_type {
-            0x88 => {
-                let (&key_len, enc) = block.split_first().ok_or(Status::WrongLength)?;
+    for k in &put.keys {
+        let (clear, kcv) = match k.key_type {
+            KeyType::Aes => {
                 let clear = scp
-                    .decrypt_key(enc, key_len as usize)
+                    .decrypt_key(&k.encrypted, usize::from(k.key_len))
                     .map_err(|_| Status::IncorrectData)?;
                 let kcv = kcv_aes(&clear).map_err(|_| Status::IncorrectData)?;
                 (clear, kcv)
             }
-            0x80 => {
+            KeyType::Des => {
                 let clear = scp
-                    .decrypt_key(block, 16)
+                    .decrypt_key(&k.encrypted, usize::from(k.key_len))
                     .map_err(|_| Status::IncorrectData)?;
                 let kcv = kcv_des3(&clear).map_err(|_| Status::IncorrectData)?;
                 (clear, kcv)
             }
-            _ => return Err(Status::IncorrectData),
         };
-        if kind.is_some_and(|k| k != *key_type) {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&kcv[..], &k.kcv[..])) {
             return Err(Status::IncorrectData);
         }
-        kind = Some(*key_type);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            &kcv[..],
-            &[*k0, *k1, *k2][..],
-        )) {
-            return Err(Status::IncorrectData);
-        }
-        kcvs.extend_from_slice(&kcv);
         keys.push(clear.to_vec());
     }
-    if !rest.is_empty() {
-        return Err(Status::WrongLength);
-    }
+    let new_kvn = put.new_kvn;
     let [enc, mac, dek] = <[Vec<u8>; 3]>::try_from(keys).map_err(|_| Status::WrongLength)?;
     let set = KeySet {
         kvn: new_kvn,
-        scp: if kind == Some(0x88) { 3 } else { 2 },
+        scp: if put.keys[0].key_type == KeyType::Aes {
+            3
+        } else {
+            2
+        },
         enc,
         mac,
         dek,
@@ -286,36 +277,31 @@ pub fn put_key(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let sets = admin.key_sets_mut();
     let clash = sets
         .iter()
-        .any(|k| k.kvn == new_kvn && (cmd.p1 == 0 || k.kvn != cmd.p1));
+        .any(|k| k.kvn == new_kvn && put.replace_kvn.is_none_or(|old| k.kvn != old));
     if clash {
         return Err(Status::IncorrectData);
     }
-    match cmd.p1 {
-        0x00 => sets.push(set),
-        old => {
+    match put.replace_kvn {
+        None => sets.push(set),
+        Some(old) => {
             *sets
                 .iter_mut()
                 .find(|k| k.kvn == old)
                 .ok_or(Status::ReferencedDataNotFound)? = set
         }
     }
-    Ok(Reply::ok(kcvs))
+    Ok(Response::ok(put.confirmation().to_bytes()))
 }
 
 // GP Card Spec §11.5.2.3: INSTALL [for personalization] names the container (by its ISD-P
 // AID or its application's AID) that the following DGI STORE DATA commands write into.
-pub fn install(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
+pub fn install(ctx: &mut Ctx, session: &mut ManagementSession, cmd: &Command) -> Outcome {
     let admin = admin(&mut ctx.vm, Function::Personalize, ctx.secure)?;
-    if (cmd.p1, cmd.p2) != (0x20, 0x00) {
-        return Err(Status::IncorrectP1P2);
-    }
-    let aid = match cmd.data() {
-        [0, 0, n, rest @ ..] if rest.len() >= *n as usize => &rest[..*n as usize],
-        _ => return Err(Status::IncorrectData),
-    };
+    let Install::ForPersonalization { aid } = Install::parse(cmd)?;
+    let aid = aid.as_slice();
     let containers = admin.containers();
     // By ISD-P AID (the identity); by application AID only where that names one container
-    // (or, shared by several, the activated one among them): never the first in the list.
+    // (or, shared by several, the enabled one among them): never the first in the list.
     let by_app: Vec<_> = containers
         .iter()
         .filter(|c| c.files.first().and_then(|f| f.name.as_deref()) == Some(aid))
@@ -333,7 +319,7 @@ pub fn install(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
         },
     };
     session.personalize = Some(id);
-    Ok(Reply::ok(vec![0x00]))
+    Ok(Response::ok(vec![0x00]))
 }
 
 /// DGI of a trust anchor: `80` service id (UTF-8), `81` public key.
@@ -354,8 +340,8 @@ fn trust_anchor(value: &[u8]) -> Result<TrustAnchor, Status> {
 // GP Card Spec §11.11 STORE DATA in DGI format, in admin mode: DGI = FID of a transparent EF
 // of the container (its content from offset 0), or A001 = a trust anchor for a service, which
 // the policy allows only under secret keys and C-MAC + C-DECRYPTION (Function::InstallTrustAnchor).
-pub fn store_dgi(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome {
-    let writes = dgis(cmd.data());
+pub fn store_dgi(ctx: &mut Ctx, session: &mut ManagementSession, store: &StoreData) -> Outcome {
+    let writes = store.read_dgis();
     // A trust anchor asks the policy for more (writes that do not parse are refused below,
     // after the policy had its say on the channel).
     let function = match &writes {
@@ -390,25 +376,5 @@ pub fn store_dgi(ctx: &mut Ctx, session: &mut Session, cmd: &Command) -> Outcome
         }
         Ok(())
     })?;
-    Ok(Reply::done())
-}
-
-/// The DGIs of a STORE DATA: DGI (2 bytes), length (1 byte, or `FF` + 2 bytes), value.
-fn dgis(mut rest: &[u8]) -> Result<Vec<(u16, &[u8])>, Status> {
-    let mut writes = Vec::new();
-    while !rest.is_empty() {
-        let (dgi, len, tail) = match rest {
-            [a, b, 0xFF, h, l, tail @ ..] => (
-                u16::from_be_bytes([*a, *b]),
-                u16::from_be_bytes([*h, *l]) as usize,
-                tail,
-            ),
-            [a, b, n, tail @ ..] => (u16::from_be_bytes([*a, *b]), *n as usize, tail),
-            _ => return Err(Status::WrongLength),
-        };
-        let (value, tail) = tail.split_at_checked(len).ok_or(Status::WrongLength)?;
-        writes.push((dgi, value));
-        rest = tail;
-    }
-    Ok(writes)
+    Ok(Response::done())
 }

@@ -1,5 +1,5 @@
 //! Applets: programs selected by AID that run under the virtual machine. The card manager
-//! (ISD-R / GlobalPlatform ISD) is the first; each keeps a session per logical channel.
+//! (ISD-R / GlobalPlatform ISD) is the first; each keeps an instance (its per-channel state) per logical channel.
 
 pub mod auth;
 pub mod card_manager;
@@ -10,21 +10,22 @@ use apdu_specs::Command;
 
 /// One applet: how it is found, what it answers to SELECT, how it processes commands.
 pub trait Applet {
-    /// Per-channel state, created at SELECT and dropped at deselection.
-    type Session: Default + std::fmt::Debug;
+    /// Per-channel state (the applet instance selected there), created at SELECT and dropped
+    /// at deselection.
+    type Instance: Default + std::fmt::Debug;
     /// Whether SELECT by DF name with `name` (possibly right-truncated) selects this applet.
     fn matches(name: &[u8]) -> bool;
     /// The answer to SELECT (FCI); `name` is the (possibly partial) AID that selected it.
-    fn select(ctx: &mut Ctx, session: &mut Self::Session, name: &[u8]) -> Outcome;
+    fn select(ctx: &mut Ctx, instance: &mut Self::Instance, name: &[u8]) -> Outcome;
     /// A command sent to the selected applet (class and instruction not handled by the OS).
-    fn process(ctx: &mut Ctx, session: &mut Self::Session, cmd: &Command) -> Outcome;
+    fn process(ctx: &mut Ctx, instance: &mut Self::Instance, cmd: &Command) -> Outcome;
 }
 
-/// The applet selected on a channel, with its session.
+/// The applet selected on a channel, with its instance state.
 #[derive(Debug)]
 pub enum Selected {
-    CardManager(<card_manager::CardManager as Applet>::Session),
-    Auth(<auth::AuthApplet as Applet>::Session),
+    CardManager(<card_manager::CardManager as Applet>::Instance),
+    Auth(<auth::AuthApplet as Applet>::Instance),
 }
 
 impl Selected {
@@ -37,7 +38,7 @@ impl Selected {
     }
 }
 
-/// Find the applet a SELECT by name designates and open a session for it.
+/// Find the applet a SELECT by name designates and open an instance of it.
 pub fn select_by_name(ctx: &mut Ctx, name: &[u8]) -> Option<(Selected, Outcome)> {
     if card_manager::CardManager::matches(name) {
         let mut s = Default::default();

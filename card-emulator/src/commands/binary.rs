@@ -1,6 +1,6 @@
 //! READ BINARY and UPDATE BINARY (ISO 7816-4 §11.3.3, §11.3.5) on transparent EFs.
 
-use super::{Ctx, Outcome, Reply};
+use super::{Ctx, Outcome, Response};
 use crate::state::FileBody;
 use apdu_specs::command::MAX_NE_SHORT;
 use apdu_specs::{Command, Status};
@@ -43,9 +43,9 @@ pub fn read(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let end = (offset + ne).min(data.len());
     let out = super::response_data(&data[offset..end]);
     if cmd.le().is_some() && out.len() < ne {
-        Ok(Reply::warn(out, Status::EndOfFile))
+        Ok(Response::warn(out, Status::EndOfFile))
     } else {
-        Ok(Reply::ok(out))
+        Ok(Response::ok(out))
     }
 }
 
@@ -73,5 +73,5 @@ pub fn update(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         return Err(Status::IncompatibleFileStructure);
     };
     data[offset..end].copy_from_slice(cmd.data());
-    Ok(Reply::done())
+    Ok(Response::done())
 }

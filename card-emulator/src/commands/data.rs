@@ -1,6 +1,6 @@
 //! GET DATA (ISO 7816-4 §11.5.1) for card-level data objects, GET CHALLENGE (§11.5.5).
 
-use super::{expect_p1p2, Ctx, Outcome, Reply};
+use super::{expect_p1p2, Ctx, Outcome, Response};
 use apdu_specs::{tlv, Command, Status};
 
 /// Tag of the historical bytes data object, answered from the ATR configuration.
@@ -18,7 +18,7 @@ pub fn get_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         ctx.vm.data_object(tag)
     };
     let value = value.ok_or(Status::ReferencedDataNotFound)?;
-    Ok(Reply::ok(tlv::build(tag as u32, value)))
+    Ok(Response::ok(tlv::build(tag as u32, value)))
 }
 
 // ISO 7816-4 §11.5.5: Ne random bytes (1..=256) from the OS CSPRNG.
@@ -33,5 +33,5 @@ pub fn get_challenge(_ctx: &mut Ctx, cmd: &Command) -> Outcome {
         tracing::error!("OS random generator failed: {e}");
         Status::NoPreciseDiagnosis
     })?;
-    Ok(Reply::ok(out))
+    Ok(Response::ok(out))
 }

@@ -2,16 +2,17 @@
 //! the directory listing that OpenSC's tcos driver sends for `opensc-explorer ls`
 //! (P1 01: DFs, P1 02: EFs of the current DF, as 2-byte FIDs).
 
-use super::{Ctx, Outcome, Reply};
+use super::{Ctx, Outcome, Response};
 use crate::fs;
 use apdu_specs::{Command, Status};
 
-pub const INS: u8 = 0xAA;
+/// The instruction, from the one table (lpac sends it first, as TERMINAL CAPABILITY).
+pub const INS: u8 = apdu_specs::ins::es10::TERMINAL_CAPABILITIES;
 
 pub fn terminal_capability_or_list(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     match (cmd.p1, cmd.p2) {
         // ETSI TS 102 221 §11.1.19: the terminal states its capabilities; nothing to keep.
-        (0x00, 0x00) => Ok(Reply::done()),
+        (0x00, 0x00) => Ok(Response::done()),
         (0x01 | 0x02, 0x00) if cmd.data().is_empty() => {
             let want_df = cmd.p1 == 0x01;
             let files = ctx.files()?;
@@ -23,7 +24,7 @@ pub fn terminal_capability_or_list(ctx: &mut Ctx, cmd: &Command) -> Outcome {
             if fids.is_empty() {
                 Err(Status::FileNotFound)
             } else {
-                Ok(Reply::ok(fids))
+                Ok(Response::ok(fids))
             }
         }
         (0x01 | 0x02, 0x00) => Err(Status::WrongLength),

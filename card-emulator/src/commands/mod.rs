@@ -20,27 +20,9 @@ use apdu_specs::ins::iso;
 use apdu_specs::{Command, Status};
 use secure_channel::SecurityLevel;
 
-/// The answer of a handler that completed: data plus a success or warning SW.
-#[derive(Debug)]
-pub struct Reply {
-    pub data: Vec<u8>,
-    pub status: Status,
-}
-
-impl Reply {
-    pub fn ok(data: Vec<u8>) -> Reply {
-        Reply {
-            data,
-            status: Status::Success,
-        }
-    }
-    pub fn done() -> Reply {
-        Reply::ok(Vec::new())
-    }
-    pub fn warn(data: Vec<u8>, status: Status) -> Reply {
-        Reply { data, status }
-    }
-}
+/// The answer of a handler that completed: data plus a success or warning SW (the one
+/// response type of the workspace; the dispatcher fits it to Le).
+pub use apdu_specs::Response;
 
 /// A copy of `bytes` as response data, with room for the status word the dispatcher
 /// appends (READ commands answer on every call; a second allocation would double theirs).
@@ -52,7 +34,7 @@ pub fn response_data(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Error SW or a reply.
-pub type Outcome = Result<Reply, Status>;
+pub type Outcome = Result<Response, Status>;
 
 /// What a handler may touch: the card's state only through the virtual machine, and the
 /// volatile state of its own channel.

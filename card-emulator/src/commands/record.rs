@@ -1,6 +1,6 @@
 //! READ RECORD, UPDATE RECORD and APPEND RECORD (ISO 7816-4 §11.4) on linear-fixed and cyclic EFs.
 
-use super::{Ctx, Outcome, Reply};
+use super::{Ctx, Outcome, Response};
 use crate::state::{Access, FileBody, FileId};
 use apdu_specs::{Command, Status};
 
@@ -41,7 +41,7 @@ pub fn read(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let rec = records
         .get(cmd.p1 as usize - 1)
         .ok_or(Status::RecordNotFound)?;
-    Ok(Reply::ok(super::response_data(rec)))
+    Ok(Response::ok(super::response_data(rec)))
 }
 
 // ISO 7816-4 §11.4.5 UPDATE RECORD: P2 b3-b1 = 100 replaces record number P1.
@@ -69,7 +69,7 @@ pub fn update(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         return Err(Status::IncompatibleFileStructure);
     };
     records[n].copy_from_slice(cmd.data());
-    Ok(Reply::done())
+    Ok(Response::done())
 }
 
 // ISO 7816-4 §11.4.6 APPEND RECORD: P1 = 00, P2 = SFI << 3.
@@ -108,5 +108,5 @@ pub fn append(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     } else {
         records.push(cmd.data().to_vec());
     }
-    Ok(Reply::done())
+    Ok(Response::done())
 }

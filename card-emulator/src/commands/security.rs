@@ -3,7 +3,7 @@
 //! Anti-tearing: every try counter is decremented and committed durably *before* the
 //! secret is compared, so cutting power after a wrong PIN never gives the try back.
 
-use super::{Ctx, Outcome, Reply};
+use super::{Ctx, Outcome, Response};
 use crate::pin;
 use crate::state::PinRecord;
 use crate::vm::Tree;
@@ -53,14 +53,14 @@ pub fn verify(ctx: &mut Ctx, cmd: &Command) -> Outcome {
                 return Err(Status::WrongLength);
             }
             ctx.chan.set_verified(idx.0, cmd.p2, false);
-            Ok(Reply::done())
+            Ok(Response::done())
         }
         0x00 => {
             let idx = idx?;
             let p = ctx.pin(idx)?;
             if cmd.data().is_empty() {
                 return if ctx.chan.is_verified(idx.0, p.reference) {
-                    Ok(Reply::done())
+                    Ok(Response::done())
                 } else if p.tries_left == 0 {
                     Err(Status::AuthenticationMethodBlocked)
                 } else {
@@ -76,7 +76,7 @@ pub fn verify(ctx: &mut Ctx, cmd: &Command) -> Outcome {
             let r = p.reference;
             if try_pin(ctx, idx, cmd.data())? {
                 ctx.chan.set_verified(idx.0, r, true);
-                Ok(Reply::done())
+                Ok(Response::done())
             } else {
                 Err(wrong(ctx, idx))
             }
@@ -125,7 +125,7 @@ pub fn change_reference_data(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     p.value = secret;
     p.tries_left = p.max_tries;
     ctx.chan.set_verified(idx.0, r, true);
-    Ok(Reply::done())
+    Ok(Response::done())
 }
 
 // ISO 7816-4 §11.5.10 RESET RETRY COUNTER: P1 00 data = PUK || new PIN; P1 01 data = PUK.
@@ -171,5 +171,5 @@ pub fn reset_retry_counter(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     if let Some(s) = secret {
         p.value = s;
     }
-    Ok(Reply::done())
+    Ok(Response::done())
 }

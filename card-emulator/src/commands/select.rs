@@ -1,6 +1,6 @@
 //! SELECT (ISO 7816-4 §11.2.2): by FID, child DF, EF, parent, DF name and path.
 
-use super::{Ctx, Outcome, Reply};
+use super::{Ctx, Outcome, Response};
 use crate::fs;
 use crate::state::FileId;
 use crate::vm::Tree;
@@ -119,7 +119,7 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
             let fci = fci?;
             ctx.chan.selected = Some(selected);
             ctx.chan.scp = None;
-            return Ok(Reply::ok(match answer {
+            return Ok(Response::ok(match answer {
                 0x0C => Vec::new(),
                 _ => fci.data,
             }));
@@ -145,5 +145,5 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         ctx.chan.current_df = df_of;
         ctx.chan.current_ef = Some(target);
     }
-    Ok(Reply::ok(answer))
+    Ok(Response::ok(answer))
 }

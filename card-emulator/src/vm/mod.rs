@@ -1,6 +1,6 @@
 //! The virtual machine: the only door from a command or applet to the card's persistent
 //! state. A handler receives a [`Vm`], a capability that offers what runtime mode allows
-//! (the card-global objects and the one activated container) and never the raw
+//! (the card-global objects and the one enabled container) and never the raw
 //! [`CardState`]. Admin mode is a scope, an [`Admin`] guard that borrows the `Vm` and ends
 //! when dropped; exactly one function creates it, [`policy::enter_admin`], the card
 //! manager's policy. The `Vm` also records what each transaction changed, so the store
@@ -63,7 +63,7 @@ impl<'a> Vm<'a> {
         }
     }
 
-    /// Whether `tree` exists for runtime mode: the card-global tree and the activated
+    /// Whether `tree` exists for runtime mode: the card-global tree and the enabled
     /// container's. A disabled or unknown container answers as absent (6A82).
     pub fn reachable(&self, tree: Tree) -> Result<(), Status> {
         match tree {
@@ -72,15 +72,15 @@ impl<'a> Vm<'a> {
         }
     }
 
-    /// The activated container, if any.
-    pub fn active(&self) -> Option<ContainerId> {
-        self.state.active_id()
+    /// The enabled container, if any.
+    pub fn enabled(&self) -> Option<ContainerId> {
+        self.state.enabled_id()
     }
 
-    /// The trees visible to SELECT by name: card-global first, then the activated one.
+    /// The trees visible to SELECT by name: card-global first, then the enabled one.
     /// (An iterator, not a Vec: SELECT runs it on every call and must not allocate.)
     pub fn visible_trees(&self) -> impl Iterator<Item = Tree> {
-        std::iter::once(Tree::Global).chain(self.active().map(Tree::Container))
+        std::iter::once(Tree::Global).chain(self.enabled().map(Tree::Container))
     }
 
     pub fn tree(&self, tree: Tree) -> Result<&[FileNode], Status> {
@@ -122,19 +122,19 @@ impl<'a> Vm<'a> {
         Ok(pin)
     }
 
-    /// The activated container `id` (read only); 6A82 for any other.
+    /// The enabled container `id` (read only); 6A82 for any other.
     pub fn container(&self, id: ContainerId) -> Result<&Container, Status> {
         self.reached(id)
     }
 
-    /// The authentication applet's state in the activated container `id`.
+    /// The authentication applet's state in the enabled container `id`.
     pub fn auth_mut(&mut self, id: ContainerId) -> Result<&mut AuthState, Status> {
         let auth = &mut reached_mut(self.state, id)?.auth;
         record(&mut self.work).container_cores.insert(id);
         Ok(auth)
     }
 
-    /// Container `id` if runtime mode reaches it (it is the activated one), one look-up.
+    /// Container `id` if runtime mode reaches it (it is the enabled one), one look-up.
     fn reached(&self, id: ContainerId) -> Result<&Container, Status> {
         match self.state.container(id) {
             Some(c) if c.enabled => Ok(c),
@@ -331,13 +331,13 @@ impl Admin<'_, '_> {
         Ok(())
     }
 
-    /// Activate `target` (or none), disabling the activated one in the same commit. A
+    /// Enable `target` (or none), disabling the enabled one in the same commit. A
     /// switch ends the authentication applet's pending registration and connection.
     pub fn switch(&mut self, target: Option<ContainerId>) -> Result<(), Status> {
         if let Some(t) = target {
             self.container_any(t)?;
         }
-        let before = self.vm.state.active_id();
+        let before = self.vm.state.enabled_id();
         let mut touched = Vec::new();
         for c in self.vm.state.containers_mut().iter_mut() {
             let id = c.id();

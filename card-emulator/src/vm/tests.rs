@@ -14,7 +14,7 @@ fn card_with_second_active() -> CardState {
 }
 
 #[test]
-fn runtime_reaches_only_the_activated_container_admin_reaches_all() {
+fn runtime_reaches_only_the_enabled_container_admin_reaches_all() {
     let mut s = card_with_second_active();
     let (a, b) = (s.containers()[0].id(), s.containers()[1].id());
     let mut store = MemoryStore::new(s.clone());
@@ -120,7 +120,7 @@ fn a_switch_leaves_the_old_container_and_deleting_needs_it_disabled() {
     let (committed, outcome) = vm.finish();
     committed.unwrap();
     assert_eq!(outcome.left, vec![b, b]);
-    assert_eq!(s.active_id(), Some(a));
+    assert_eq!(s.enabled_id(), Some(a));
     assert_eq!(s.containers().len(), 1);
 }
 

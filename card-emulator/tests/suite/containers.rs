@@ -116,7 +116,7 @@ fn eight_containers_switch_with_exactly_one_enabled() {
             tx(&mut c, &format!("80E2910014BF3111A00C5A0A{iccid}81010000")),
             "BF31038001009000"
         );
-        assert_eq!(c.state().active_container(), Some(i));
+        assert_eq!(c.state().enabled_container(), Some(i));
         assert_eq!(
             c.state().containers().iter().filter(|c| c.enabled).count(),
             1

@@ -186,7 +186,7 @@ fn switches_survive_a_restart() {
     );
     drop(c);
     let c = Card::open(Box::new(FileStore::open(&path).unwrap())).unwrap();
-    assert_eq!(c.state().active_container(), Some(1));
+    assert_eq!(c.state().enabled_container(), Some(1));
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn policy_can_require_a_secure_channel_for_management() {
         es10(&mut c, &format!("BF3111A00C5A0A{ICCID_B}810100")),
         "BF3103800103"
     );
-    assert_eq!(c.state().active_container(), Some(0));
+    assert_eq!(c.state().enabled_container(), Some(0));
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn version_2_state_with_containers_still_loads_and_serves_its_content() {
     let (path, bytes) = golden("card-state-v2.json");
     let state = decode(&bytes, &path).unwrap();
     assert_eq!(state.containers().len(), 2);
-    assert_eq!(state.active_container(), Some(0));
+    assert_eq!(state.enabled_container(), Some(0));
     assert_eq!(state.containers()[0].pins[0].tries_left, 2);
     let mut card = Card::in_memory(state);
     card.power_on();

@@ -246,7 +246,7 @@ fn policy_lets_es10c_management_through_only_inside_a_secure_channel() {
     let mut host = open03(&mut c, &StaticKeys::gp_default(), 0, SecurityLevel::FULL).unwrap();
     let (data, sw) = sec(&mut c, &mut host, enable_b);
     assert_eq!((data, sw), (hex("BF3103800100"), 0x9000));
-    assert_eq!(c.state().active_container(), Some(1));
+    assert_eq!(c.state().enabled_container(), Some(1));
 }
 
 #[test]

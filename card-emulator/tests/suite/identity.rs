@@ -157,7 +157,7 @@ fn personalization_keeps_writing_the_named_container_after_an_earlier_one_is_del
     } else {
         assert!(*b_after == b_before, "refused ({sw:04X}) but B changed");
     }
-    assert_eq!(c.state().active_container(), Some(0));
+    assert_eq!(c.state().enabled_container(), Some(0));
     assert!(b_after.enabled);
 }
 

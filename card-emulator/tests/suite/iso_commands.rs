@@ -416,7 +416,7 @@ fn get_response_rules() {
 
 #[test]
 fn a_channel_opened_from_a_container_channel_inherits_the_container_tree_not_just_its_position() {
-    // Channel 1 selects the activated container's application and its EF 6F01; a channel
+    // Channel 1 selects the enabled container's application and its EF 6F01; a channel
     // opened from channel 1 starts at the same file of the same tree (ISO 7816-4 §5.4.2),
     // not at the card-global file that happens to have the same arena position.
     let mut c = common::card();

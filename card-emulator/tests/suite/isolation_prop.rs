@@ -2,7 +2,7 @@
 //! logical channels 0-3, of ES10c management, GlobalPlatform personalization in SCP03,
 //! SELECT / READ / UPDATE of files and records, PINs, the authentication applet, resets,
 //! power loss and crashes. After every step: (a) a runtime step neither returns nor
-//! changes a byte of a disabled container, (b) at most one container is activated, (c) an
+//! changes a byte of a disabled container, (b) at most one container is enabled, (c) an
 //! admin write reaches exactly the container that INSTALL [for personalization] named by
 //! ISD-P AID and no other, and (d) the card's state is the committed one. Containers are
 //! tracked by ISD-P AID, never by list position (ES10c DeleteProfile shifts the list).
@@ -68,12 +68,12 @@ fn now() -> u64 {
 
 const ISD_R: &str = "A0000005591010FFFFFFFF8900000100";
 const GP_ISD: &str = "A000000151000000";
-/// The DF name every container's application has (INSTALL by it means the activated one).
+/// The DF name every container's application has (INSTALL by it means the enabled one).
 const APP_AID: &str = "F0565345434F4E54";
 const UNKNOWN_AID: &str = "A0000005591010FFFFFFFF8900001F00";
 
 /// What identifies a container and what of it must never reach the terminal while it is
-/// not the activated one.
+/// not the enabled one.
 struct Ident {
     aid: Vec<u8>,
     iccid: Vec<u8>,
@@ -83,7 +83,7 @@ struct Ident {
     se_key: Vec<u8>,
 }
 
-/// One starting card: three containers (A activated), each authentication applet
+/// One starting card: three containers (A enabled), each authentication applet
 /// personalized and trusting `server` for "demo" (installed the admin way).
 struct Base {
     state: CardState,
@@ -689,7 +689,7 @@ impl Run {
         let enabled = state.containers().iter().filter(|c| c.enabled).count();
         prop_assert!(
             enabled <= 1,
-            "{} containers activated after {:?}",
+            "{} containers enabled after {:?}",
             enabled,
             step
         );
@@ -712,7 +712,7 @@ impl Run {
     }
 
     /// (a): a runtime step keeps the containers, their states and every byte of the
-    /// disabled ones, and answers nothing of a container that is not the activated one.
+    /// disabled ones, and answers nothing of a container that is not the enabled one.
     fn check_runtime(&self, step: &Step, before: &CardState) -> Checked {
         let after = self.card.state();
         let shape = |s: &CardState| -> Vec<(Vec<u8>, bool)> {
@@ -752,7 +752,7 @@ impl Run {
                 for m in &id.markers {
                     prop_assert!(
                         !contains(r, m),
-                        "runtime step {:?} answered {} of container {}, which is not activated: {}",
+                        "runtime step {:?} answered {} of container {}, which is not enabled: {}",
                         step,
                         upper(m),
                         upper(&id.aid),
@@ -929,7 +929,7 @@ impl Run {
         };
         // The card resolves the AID now; from here on the session means that container:
         // by ISD-P AID, or by application AID when that names one container (shared by
-        // several: the activated one among them; none activated: ambiguous, 6A80).
+        // several: the enabled one among them; none enabled: ambiguous, 6A80).
         let by_app: Vec<&Container> = before
             .containers()
             .iter()
@@ -1351,7 +1351,7 @@ proptest! {
         let store = Shared(Arc::new(Mutex::new(state)));
         let mut card = open_card(&store);
         for s in steps {
-            let before = card.state().active_container();
+            let before = card.state().enabled_container();
             match s {
                 SimpleStep::Runtime(a) => {
                     let r = card.transmit(&hex(a));
@@ -1368,7 +1368,7 @@ proptest! {
                     let code = simple_es10(&mut card, format!("BF3111A00C5A0A{}810100", ICCID[i]));
                     let expect = if locked { 3 } else if before == Some(i) { 2 } else { 0 };
                     prop_assert_eq!(code, expect);
-                    let after = card.state().active_container();
+                    let after = card.state().enabled_container();
                     prop_assert_eq!(after, if locked { before } else { Some(i) });
                 }
                 SimpleStep::Disable(i) => {
@@ -1376,7 +1376,7 @@ proptest! {
                     let expect = if locked { 3 } else if before == Some(i) { 0 } else { 2 };
                     prop_assert_eq!(code, expect);
                     if !locked && before == Some(i) {
-                        prop_assert_eq!(card.state().active_container(), None);
+                        prop_assert_eq!(card.state().enabled_container(), None);
                     }
                 }
                 SimpleStep::PowerCycle => {
@@ -1386,7 +1386,7 @@ proptest! {
                 SimpleStep::Crash => {
                     drop(card);
                     card = open_card(&store);
-                    prop_assert_eq!(card.state().active_container(), before);
+                    prop_assert_eq!(card.state().enabled_container(), before);
                 }
             }
             let enabled = card.state().containers().iter().filter(|c| c.enabled).count();

@@ -362,7 +362,7 @@ fn a_container_switch_discards_the_connection_and_the_selected_instance() {
 }
 
 #[test]
-fn with_no_activated_container_the_applet_is_not_found() {
+fn with_no_enabled_container_the_applet_is_not_found() {
     let mut w = World::new();
     assert_eq!(tx(&mut w.card, "0070000001"), "019000");
     assert_eq!(

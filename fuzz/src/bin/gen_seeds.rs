@@ -22,9 +22,9 @@ use apdu_specs::es10::{EuiccInfo1, EuiccInfo2, ExtCardResource};
 use apdu_specs::Command;
 use card_emulator::VirtualCard;
 use secure_channel::mutual::{self, Grant, SigningKey, VerifyingKey};
-use secure_channel::{scp02, scp03, StaticKeys};
+use secure_channel::{scp02, scp03, HostSecureChannel, StaticKeys};
 use vse_fuzz::{
-    fresh_card, handshake, mutual_pair, push_record, scp02_pair, scp03_pair, script_steps,
+    fresh_card, handshake, mutual_pair, push_record, scp_pair, script_steps, ScpConfig,
     FILLER_CALL, HOST_CHALLENGE, SCP02_LEVELS, SCP03_LEVELS,
 };
 
@@ -181,40 +181,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hex::decode("00A4040008A000000151000000")?,
         hex::decode("8050000008111111111111111100")?,
     ];
-    for (i, level) in SCP03_LEVELS.iter().enumerate() {
-        for s16 in [false, true] {
-            let config = i as u8 | if s16 { 8 } else { 0 };
-            let (mut wrap, mut raw) = (vec![config], vec![config]);
-            let (_, mut host) = scp03_pair(*level, s16).ok_or("scp03 handshake")?;
-            for p in &plains {
-                push_record(&mut wrap, 1, p);
-                if let Ok(w) = host.wrap_command(p) {
-                    push_record(&mut raw, 0, &w);
-                }
-            }
-            let mut tamper = vec![config];
-            push_record(&mut tamper, 2, &[plains[0].as_slice(), &[3, 0x80]].concat());
-            for s in [wrap, raw, tamper] {
-                t.entry("scp03_unwrap").or_default().add(s);
+    for config in ScpConfig::all() {
+        let byte = config.to_byte();
+        let (mut wrap, mut raw) = (vec![byte], vec![byte]);
+        let (_, mut host) = scp_pair(config).ok_or("scp handshake")?;
+        for p in &plains {
+            push_record(&mut wrap, 1, p);
+            if let Ok(w) = host.wrap_command(p) {
+                push_record(&mut raw, 0, &w);
             }
         }
-    }
-    for (i, level) in SCP02_LEVELS.iter().enumerate() {
-        for i15 in [false, true] {
-            let config = i as u8 | if i15 { 8 } else { 0 };
-            let (mut wrap, mut raw) = (vec![config], vec![config]);
-            let (_, mut host) = scp02_pair(*level, i15).ok_or("scp02 handshake")?;
-            for p in &plains {
-                push_record(&mut wrap, 1, p);
-                if let Ok(w) = host.wrap_command(p) {
-                    push_record(&mut raw, 0, &w);
-                }
-            }
-            let mut tamper = vec![config];
-            push_record(&mut tamper, 2, &[plains[0].as_slice(), &[3, 0x80]].concat());
-            for s in [wrap, raw, tamper] {
-                t.entry("scp02_unwrap").or_default().add(s);
-            }
+        let mut tamper = vec![byte];
+        push_record(&mut tamper, 2, &[plains[0].as_slice(), &[3, 0x80]].concat());
+        for s in [wrap, raw, tamper] {
+            t.entry("scp_unwrap").or_default().add(s);
         }
     }
 

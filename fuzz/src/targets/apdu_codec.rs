@@ -1,8 +1,12 @@
 //! Command APDUs: any bytes parse or fail with a typed error, and whatever parses
 //! re-encodes to the same bytes; a command built from arbitrary fields serializes and
 //! parses back to the same fields. Response APDUs, class bytes and status words too.
+//! GlobalPlatform (`apdu_specs::gp`): a command the card's parser accepts rebuilds, through
+//! the host's `to_command`, to a command that parses to the same value; an answer that
+//! parses re-encodes to bytes that parse to the same value.
 
 use apdu_specs::command::{MAX_NC, MAX_NE_EXTENDED, MAX_NE_SHORT};
+use apdu_specs::gp::{self, GpCommand};
 use apdu_specs::{Cla, Command, Response, Status};
 
 /// One input: panics exactly where the fuzz target reports a failure.
@@ -16,6 +20,17 @@ pub fn run(data: &[u8]) {
             assert!(cmd.is_extended() || le <= MAX_NE_SHORT);
         }
     }
+
+    // 1b. A C-APDU as a GlobalPlatform command: one codec for card and host.
+    if let Ok(cmd) = Command::parse(data) {
+        if let Ok(gp) = GpCommand::parse(&cmd) {
+            let rebuilt = gp.to_command();
+            assert_eq!(GpCommand::parse(&rebuilt), Ok(gp));
+        }
+    }
+
+    // 1c. Any bytes as a GlobalPlatform answer.
+    gp_answers(data);
 
     // 2. Any bytes as an R-APDU.
     if let Ok(resp) = Response::parse(data) {
@@ -70,5 +85,25 @@ pub fn run(data: &[u8]) {
         assert_eq!(back.to_bytes().expect("serializes again"), bytes);
         // try_with_data agrees with the limit.
         assert!(Command::new(0, 0, 0, 0).try_with_data(payload).is_ok());
+    }
+}
+
+/// Card data, CPLC, key information, GET STATUS entries and the PUT KEY confirmation: what
+/// parses re-encodes to bytes that parse to the same value.
+fn gp_answers(data: &[u8]) {
+    macro_rules! round_trip {
+        ($parse:path) => {
+            if let Ok(v) = $parse(data) {
+                assert_eq!($parse(&v.to_bytes()).as_ref(), Ok(&v));
+            }
+        };
+    }
+    round_trip!(gp::CardRecognitionData::parse);
+    round_trip!(gp::Cplc::parse);
+    round_trip!(gp::KeyInformation::parse);
+    round_trip!(gp::PutKeyConfirmation::parse);
+    if let Ok(entries) = gp::RegistryEntry::parse_all(data) {
+        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_bytes()).collect();
+        assert_eq!(gp::RegistryEntry::parse_all(&bytes), Ok(entries));
     }
 }

@@ -6,8 +6,8 @@
 //! Input: records. Kind 1: power off, then on. Kind 2: warm reset. Kind 3: power off,
 //! power on, and the ATR must not change. Any other kind: transmit the bytes.
 
-use card_emulator::VirtualCard;
 use crate::{fresh_card, records};
+use card_emulator::VirtualCard;
 
 /// One input: panics exactly where the fuzz target reports a failure.
 pub fn run(data: &[u8]) {

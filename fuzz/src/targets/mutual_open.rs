@@ -18,12 +18,12 @@
 //! (position and mask from the bytes). Kind 8: the bytes as a sealed R to the server's key;
 //! kind 9: the genuine sealed R altered.
 
+use crate::{handshake, mutual_pair, records, FILLER_CALL};
 use apdu_specs::auth::{
     Call, CallResult, ProtectedMessage, SealedAnswer, SealedRegistration, GCM_TAG_LEN,
     MESSAGE_BUCKETS,
 };
 use secure_channel::mutual::{self, Connection};
-use crate::{handshake, mutual_pair, records, FILLER_CALL};
 
 /// Bring both ends to the same counters. After kind 0 the server still owes the answer to
 /// the SE's last up message: it seals it, and the SE takes it unless a raw record already

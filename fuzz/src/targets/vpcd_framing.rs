@@ -6,11 +6,11 @@
 //! Input: records `kind || len || bytes`; each record is one chunk as read from the socket.
 //! Kind bit 0 set: drain complete frames after this chunk (otherwise they wait).
 
+use crate::{fresh_card, records};
 use card_emulator::vpcd::{
     encode_frame, handle_frame, FrameDecoder, Request, ServeOptions, MAX_PAYLOAD,
 };
 use card_emulator::VirtualCard;
-use crate::{fresh_card, records};
 
 /// The reference: frames of the whole stream so far, and the unconsumed tail.
 fn reference(stream: &[u8]) -> (Vec<Vec<u8>>, &[u8]) {

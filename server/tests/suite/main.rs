@@ -1,8 +1,8 @@
 //! Integration tests, one binary (one link instead of one per file on a 2-core machine):
 //! each module is one former test file.
 
-mod common;
 mod cli;
+mod common;
 mod flow;
 mod http;
 mod limits;

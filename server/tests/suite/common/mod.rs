@@ -1,5 +1,6 @@
-//! Test harness: an in-process server and portal on ephemeral loopback ports, a movable
-//! clock, a fake SE built from the shared crypto, and a small HTTP client.
+//! Test harness: an in-process server on an ephemeral loopback port, a movable clock, a
+//! fake SE built from the shared crypto, and a small HTTP client. The whole-system tests and
+//! benches in `tests/` (which add the portal) include this file too.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -162,14 +163,16 @@ impl World {
     }
 }
 
-type ServeFn = fn(
+/// How to serve a router until the given future completes (`server::serve`, `portal::serve`).
+pub type ServeFn = fn(
     tokio::net::TcpListener,
     axum::Router,
     Duration,
     std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-async fn spawn_http(
+/// Serves `router` on an ephemeral loopback port: (base URL, stop sender, task).
+pub async fn spawn_http(
     router: axum::Router,
     header_timeout: Duration,
     serve: ServeFn,
@@ -212,43 +215,6 @@ impl TestServer {
                 .await
                 .expect("server stops in time")
                 .expect("server task");
-        }
-    }
-}
-
-/// A running in-process portal relaying `services`.
-pub struct TestPortal {
-    pub url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-pub async fn start_portal(services: &[(&str, &str)]) -> TestPortal {
-    let flags: Vec<String> = services.iter().map(|(s, u)| format!("{s}={u}")).collect();
-    let mut config =
-        portal::Config::from_parts(Default::default(), None, &flags).expect("portal config");
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    let relay = portal::Relay::new(config).expect("relay");
-    let (url, stop, task) = spawn_http(portal::router(relay), WAIT, |l, r, t, s| {
-        Box::pin(async move {
-            let _ = portal::serve(l, r, t, s).await;
-        })
-    })
-    .await;
-    TestPortal {
-        url,
-        stop: Some(stop),
-        task: Some(task),
-    }
-}
-
-impl TestPortal {
-    pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(WAIT, t).await;
         }
     }
 }

@@ -57,7 +57,7 @@ pub struct Terminal {
 }
 
 /// A card of the default profile with its own EID, certified by `ca`, trusting `server_key`
-/// for [`SERVICE`] in the activated container. The trust anchor is written into the state
+/// for [`SERVICE`] in the enabled container. The trust anchor is written into the state
 /// directly: a fixture, the product installs it over SCP03 (tests/tests/mutual_auth.rs).
 pub fn card(ca: &IssuerCa, server_key: &[u8], n: usize) -> Result<InProcess<Card>, String> {
     let mut state = profile::build(profile::DEFAULT_PROFILE).map_err(|e| e.to_string())?;

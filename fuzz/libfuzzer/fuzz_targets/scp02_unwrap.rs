@@ -1,2 +1,0 @@
-#![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| vse_fuzz::targets::scp02_unwrap::run(data));
