@@ -10,6 +10,7 @@
 use crate::exchange::get_response_for;
 use crate::scp::ScpVersion;
 use apdu_specs::es10::GP_ISD_AID;
+use apdu_specs::ins::{gp as gp_ins, iso};
 use apdu_specs::{gp, Command};
 use card_emulator::{profile, Card, VirtualCard};
 use secure_channel::{
@@ -190,7 +191,7 @@ impl VirtualCard for FakeSd {
             return sw(0x6700);
         };
         let has_sm = cmd.cla & 0x04 != 0;
-        if cmd.ins == 0xC0 && !has_sm {
+        if cmd.ins == iso::GET_RESPONSE && !has_sm {
             if let Some((whole, pos)) = self.out.take() {
                 let le = cmd.le().unwrap_or(256);
                 return self.serve(whole, pos, le);
@@ -198,10 +199,10 @@ impl VirtualCard for FakeSd {
         }
         self.out = None;
         // A SELECT in the clear ends the session (the OPEN selects anew; GP CS §10.4).
-        if cmd.ins == 0xA4 && !has_sm {
+        if cmd.ins == iso::SELECT && !has_sm {
             self.session = None;
         }
-        if cmd.cla & 0x80 != 0 && cmd.ins == 0x50 {
+        if cmd.cla & 0x80 != 0 && cmd.ins == gp_ins::INITIALIZE_UPDATE {
             return self.initialize_update(apdu);
         }
         let Some(session) = self.session.as_mut() else {
@@ -211,7 +212,7 @@ impl VirtualCard for FakeSd {
             return sw(0x6982);
         }
         if session.security_level().is_none() {
-            if cmd.ins == 0x82 {
+            if cmd.ins == gp_ins::EXTERNAL_AUTHENTICATE {
                 return match session.external_authenticate(apdu) {
                     Ok(_) => sw(0x9000),
                     Err(e) => sw(e.status_word()),
@@ -226,7 +227,7 @@ impl VirtualCard for FakeSd {
         };
         let answer = match (self.hook)(&plain) {
             Some(a) => a,
-            None if plain.get(1) == Some(&apdu_specs::ins::gp::PUT_KEY) => self.put_key(&plain),
+            None if plain.get(1) == Some(&gp_ins::PUT_KEY) => self.put_key(&plain),
             None => self.card_full(&plain),
         };
         let (data, status) = answer.split_at(answer.len().saturating_sub(2));

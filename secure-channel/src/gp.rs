@@ -1,11 +1,12 @@
 //! What SCP02 and SCP03 share: INITIALIZE UPDATE, the card's identity, class-byte and status-word rules.
 
 use crate::ScpError;
+use apdu_specs::gp as codec;
 use apdu_specs::Command;
 
-use apdu_specs::ins::gp::INITIALIZE_UPDATE;
-
-/// A parsed or to-be-sent INITIALIZE UPDATE: `80 50 <KVN> 00 <Lc> <host challenge> 00`.
+/// INITIALIZE UPDATE on a logical channel: the command itself is the one codec's
+/// ([`apdu_specs::gp::InitializeUpdate`], which holds the rules for its class, P2 and
+/// challenge); the session needs the channel it came on too, to bind itself to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitializeUpdate {
     /// Logical channel the command travels on (0..=19).
@@ -22,45 +23,34 @@ impl InitializeUpdate {
         let cmd = Command::parse(command).map_err(|e| ScpError::MalformedApdu(e.to_string()))?;
         let cla =
             apdu_specs::Cla::decode(cmd.cla).map_err(|e| ScpError::MalformedApdu(e.to_string()))?;
-        if cmd.ins != INITIALIZE_UPDATE {
-            return Err(ScpError::MalformedApdu(format!(
-                "INS {:02X} is not INITIALIZE UPDATE (50)",
-                cmd.ins
-            )));
-        }
-        if !cla.is_proprietary() || has_sm(cmd.cla) {
-            return Err(ScpError::MalformedApdu(format!(
-                "INITIALIZE UPDATE needs a GlobalPlatform class 80..83 without secure messaging, got CLA {:02X}",
-                cmd.cla
-            )));
-        }
-        if cmd.p2 != 0x00 {
-            return Err(ScpError::MalformedApdu(format!(
-                "INITIALIZE UPDATE P2 must be 00, got {:02X}",
-                cmd.p2
-            )));
-        }
-        let hc = cmd.data();
-        if hc.len() != 8 && hc.len() != 16 {
-            return Err(ScpError::MalformedApdu(format!(
-                "host challenge must be 8 or 16 bytes, got {}",
-                hc.len()
-            )));
-        }
-        Ok(InitializeUpdate {
-            channel: cla.channel(),
-            kvn: cmd.p1,
-            host_challenge: hc.to_vec(),
-        })
+        let parsed = codec::InitializeUpdate::parse(&cmd).map_err(|status| {
+            ScpError::MalformedApdu(format!(
+                "not an INITIALIZE UPDATE a card takes ({status}): it needs INS 50, a \
+                 GlobalPlatform class 80..83 without secure messaging, P2 00 and a host \
+                 challenge of 8 or 16 bytes"
+            ))
+        })?;
+        Ok(InitializeUpdate::on_channel(cla.channel(), parsed))
     }
 
-    /// Serialise as the host sends it (case 4, Le `00`).
+    /// The codec's command with the channel it came on.
+    pub fn on_channel(channel: u8, command: codec::InitializeUpdate) -> InitializeUpdate {
+        InitializeUpdate {
+            channel,
+            kvn: command.kvn,
+            host_challenge: command.host_challenge,
+        }
+    }
+
+    /// Serialise as the host sends it (case 4, Le `00`), on its channel.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ScpError> {
-        let cla = channel_cla(self.channel, false)?;
-        Command::new(cla, INITIALIZE_UPDATE, self.kvn, 0x00)
-            .with_data(self.host_challenge.as_slice())
-            .with_le(256)
-            .to_bytes()
+        let mut cmd = codec::InitializeUpdate {
+            kvn: self.kvn,
+            host_challenge: self.host_challenge.clone(),
+        }
+        .to_command();
+        cmd.cla = channel_cla(self.channel, false)?;
+        cmd.to_bytes()
             .map_err(|e| ScpError::MalformedApdu(e.to_string()))
     }
 }

@@ -42,13 +42,10 @@ fn admin<'v, 'a>(
 pub fn initialize_update(ctx: &mut Ctx, session: &mut ManagementSession, cmd: &Command) -> Outcome {
     ctx.chan.scp = None;
     let parsed = gp::InitializeUpdate::parse(cmd)?;
-    let iu = InitializeUpdate {
-        channel: apdu_specs::Cla::decode(cmd.cla)
-            .map_err(|_| Status::WrongLength)?
-            .channel(),
-        kvn: parsed.kvn,
-        host_challenge: parsed.host_challenge,
-    };
+    let channel = apdu_specs::Cla::decode(cmd.cla)
+        .map_err(|_| Status::WrongLength)?
+        .channel();
+    let iu = InitializeUpdate::on_channel(channel, parsed);
     // KVN 00 means "the default key set": the first SCP03 set.
     let set: KeySet = ctx
         .vm

@@ -4,7 +4,7 @@ use super::core::{Channel, Protocol};
 use super::{scp02::Scp02, scp03::Scp03};
 use crate::gp::{self, split_response};
 use crate::{crypto, ScpError, SecurityLevel, StaticKeys};
-use apdu_specs::ins::gp::{EXTERNAL_AUTHENTICATE, INITIALIZE_UPDATE};
+use apdu_specs::ins::gp::EXTERNAL_AUTHENTICATE;
 use std::marker::PhantomData;
 use zeroize::Zeroizing;
 
@@ -53,12 +53,14 @@ impl<P: Protocol> HostHandshake<P> {
 
     /// The INITIALIZE UPDATE command to send.
     pub fn initialize_update(&self) -> Vec<u8> {
-        let cla = gp::channel_cla(self.channel, false).unwrap_or(0x80);
-        let mut out = vec![cla, INITIALIZE_UPDATE, self.kvn, 0x00];
-        out.push(u8::try_from(self.host_challenge.len()).unwrap_or(8));
-        out.extend_from_slice(&self.host_challenge);
-        out.push(0x00);
-        out
+        let mut cmd = apdu_specs::gp::InitializeUpdate {
+            kvn: self.kvn,
+            host_challenge: self.host_challenge.clone(),
+        }
+        .to_command();
+        // `on_channel` checked the channel, and the challenge is 8 or 16 bytes: both hold.
+        cmd.cla = gp::channel_cla(self.channel, false).unwrap_or(0x80);
+        cmd.to_bytes().unwrap_or_default()
     }
 
     /// Check the card's answer to INITIALIZE UPDATE (data and SW) and build EXTERNAL
