@@ -56,7 +56,7 @@ impl Card {
     }
 
     fn with_state(state: CardState, store: Box<dyn Store>) -> Card {
-        let atr = atr::build(&state.historical_bytes);
+        let atr = atr::build(&state.historical_bytes, &state.atr_protocols);
         let mut card = Card {
             state,
             store,

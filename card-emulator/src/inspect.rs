@@ -103,7 +103,10 @@ pub fn report(state: &CardState) -> String {
     let _ = writeln!(
         out,
         "ATR: {}",
-        apdu_specs::hexfmt::spaced(&crate::atr::build(&state.historical_bytes))
+        apdu_specs::hexfmt::spaced(&crate::atr::build(
+            &state.historical_bytes,
+            &state.atr_protocols
+        ))
     );
     let _ = writeln!(out, "PINs:");
     pins(&state.pins, "", &mut out);

@@ -39,6 +39,8 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T, ProfileError> {
 struct Profile {
     label: String,
     historical_bytes: Option<String>,
+    /// The protocols the ATR offers: ["T=0"] (default), ["T=1"] or ["T=0", "T=1"].
+    protocols: Option<Vec<String>>,
     #[serde(default)]
     pin: Vec<PinSpec>,
     #[serde(default)]
@@ -239,6 +241,23 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
     if historical_bytes.len() > 15 {
         return invalid("historical_bytes: at most 15 bytes fit in an ATR");
     }
+    let atr_protocols = match p.protocols.as_deref() {
+        None => vec![0],
+        Some(names) => {
+            let names: Vec<&str> = names.iter().map(|n| n.trim()).collect();
+            match names.as_slice() {
+                ["T=0"] => vec![0],
+                ["T=1"] => vec![1],
+                ["T=0", "T=1"] => vec![0, 1],
+                _ => {
+                    return invalid(format!(
+                        "protocols: {names:?} is not one of [\"T=0\"] (the default, as eUICCs), \
+                         [\"T=1\"] or [\"T=0\", \"T=1\"]"
+                    ))
+                }
+            }
+        }
+    };
     let pins = build_pins(&p.pin)?;
     let first_pin = pins.first().map(|p| p.reference);
     let mut data_objects = Vec::new();
@@ -330,6 +349,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
     let state = CardState {
         label: p.label,
         historical_bytes,
+        atr_protocols,
         files,
         pins,
         data_objects,
@@ -529,5 +549,27 @@ mod tests {
             "label = \"x\"\n[[file]]\npath = \"1000\"\ntype = \"transparent\"\nread = \"pin\"\n";
         let e = build(bad).unwrap_err().to_string();
         assert!(e.contains("defines no PIN"), "{e}");
+    }
+
+    #[test]
+    fn protocols_default_to_t0_and_the_profile_chooses_them() {
+        assert_eq!(build(DEFAULT_PROFILE).unwrap().atr_protocols, [0]);
+        let with = |p: &str| build(&format!("label = \"x\"\nprotocols = {p}\n"));
+        assert_eq!(with(r#"["T=0", "T=1"]"#).unwrap().atr_protocols, [0, 1]);
+        assert_eq!(with(r#"["T=1"]"#).unwrap().atr_protocols, [1]);
+        for bad in [
+            r#"[]"#,
+            r#"["T=1", "T=0"]"#,
+            r#"["T=2"]"#,
+            r#"["T=0", "T=0"]"#,
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("protocols:"), "{bad}: {e}");
+        }
+        // The default is not written into the state file: files stay as they were.
+        let text = serde_json::to_string(&build(DEFAULT_PROFILE).unwrap()).unwrap();
+        assert!(!text.contains("atr_protocols"));
+        let both = serde_json::to_string(&with(r#"["T=0", "T=1"]"#).unwrap()).unwrap();
+        assert!(both.contains("\"atr_protocols\":[0,1]"));
     }
 }

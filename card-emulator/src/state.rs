@@ -16,6 +16,12 @@ pub struct CardState {
     /// ATR historical bytes (at most 15).
     #[serde(with = "hex_bytes")]
     pub historical_bytes: Vec<u8>,
+    /// The transmission protocols the ATR offers, in order (the first is the default).
+    /// T=0 alone unless the profile says otherwise: real eUICCs offer T=0 only, and a card
+    /// that also offers T=1 stays in T=1 after a tool negotiated it, which T=0-only LPAs
+    /// (lpac) cannot connect to. Set at personalization; absent from the file when T=0.
+    #[serde(default = "t0_only", skip_serializing_if = "is_t0_only")]
+    pub atr_protocols: Vec<u8>,
     /// The file tree as an arena; `files[0]` is the MF, parents before children.
     pub files: Vec<FileNode>,
     pub pins: Vec<PinRecord>,
@@ -492,6 +498,9 @@ impl CardState {
         if self.historical_bytes.len() > 15 {
             return Err("more than 15 historical bytes".into());
         }
+        if !matches!(self.atr_protocols.as_slice(), [0] | [1] | [0, 1]) {
+            return Err("atr_protocols must be [0], [1] or [0, 1]".into());
+        }
         validate_pins(&self.pins, "card")?;
         if self.containers.iter().filter(|c| c.enabled).count() > 1 {
             return Err("more than one container is enabled".into());
@@ -550,6 +559,14 @@ impl CardState {
     pub(crate) fn container_mut(&mut self, id: ContainerId) -> Option<&mut Container> {
         self.containers.iter_mut().find(|c| c.isdp_aid == id.aid())
     }
+}
+
+fn t0_only() -> Vec<u8> {
+    vec![0]
+}
+
+fn is_t0_only(protocols: &Vec<u8>) -> bool {
+    protocols.as_slice() == [0]
 }
 
 /// A container's stable identity: its ISD-P AID (5 to 16 bytes), which never changes while

@@ -53,6 +53,8 @@ impl<'a> CardCore<'a> {
         let CardState {
             label,
             historical_bytes,
+            // Fixed at personalization: no command changes it, so no entry carries it.
+            atr_protocols: _,
             files: _,
             pins,
             data_objects,
@@ -78,6 +80,8 @@ impl<'a> CardCore<'a> {
         let CardState {
             label,
             historical_bytes,
+            // Fixed at personalization: no command changes it, so no entry carries it.
+            atr_protocols: _,
             files: _,
             pins,
             data_objects,

@@ -79,7 +79,11 @@ fn opensc_tool_and_reader_client_see_a_card_served_over_vpcd() {
     let out = run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && text.contains("TCK = ") && text.contains("correct"),
+        // T=0 only, as real eUICCs: no interface bytes, no TCK, and T=0 is what pcscd chose.
+        out.status.success()
+            && text.contains("Protocols offered: T=0\n")
+            && text.contains("TCK absent")
+            && text.contains("Active protocol: T0"),
         "{}",
         output_text(&out)
     );

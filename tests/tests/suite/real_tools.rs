@@ -409,3 +409,91 @@ fn every_conformance_suite_passes_through_pcscd() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// pyscard as an eSIM LPA connects (lpac: T=0 only, exclusive), or with its default
+/// (T=0 or T=1): prints the protocol pcsc-lite chose and the SW of SELECT ISD-R.
+const PYSCARD_CONNECT: &str = r#"
+import sys
+from smartcard.System import readers
+from smartcard.CardConnection import CardConnection
+from smartcard.scard import SCARD_SHARE_EXCLUSIVE
+r = [r for r in readers() if str(r) == sys.argv[1]][0]
+c = r.createConnection()
+if sys.argv[2] == "t0-exclusive":
+    c.connect(CardConnection.T0_protocol, mode=SCARD_SHARE_EXCLUSIVE)
+else:
+    c.connect()
+isd_r = [0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00]
+data, sw1, sw2 = c.transmit([0x00, 0xA4, 0x04, 0x00, len(isd_r)] + isd_r)
+print("PROTOCOL %d SW %02X%02X" % (c.getProtocol(), sw1, sw2))
+c.disconnect()
+"#;
+
+/// Issue 13's first sentence: the tools work in any order, without a card reset between
+/// them. A card that offered T=1 too was left in T=1 by the first tool that accepts it,
+/// and a T=0-only connection (lpac's) then failed with SCARD_E_PROTO_MISMATCH.
+#[test]
+fn every_tool_works_in_any_order_without_a_reset_between_them() {
+    let test = "every_tool_works_in_any_order_without_a_reset_between_them";
+    let python = Path::new("/usr/bin/python3");
+    let has_pyscard = Command::new(python)
+        .args(["-c", "import smartcard"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pyscard {
+        skipped(
+            test,
+            "/usr/bin/python3 with pyscard is missing (apt-get install python3-pyscard)",
+        );
+        return;
+    }
+    let Some((_pcscd, card)) = setup(test, "scriptor", "pcsc-tools") else {
+        return;
+    };
+    if which("opensc-tool").is_none() {
+        skipped(
+            test,
+            "opensc-tool is not installed (apt-get install opensc)",
+        );
+        return;
+    }
+    let rc = workspace_bin("reader-client").unwrap_or_else(|e| panic!("{e}"));
+    let rc = rc.to_string_lossy().into_owned();
+    let pyscard = |mode: &str| {
+        let out = run(
+            "/usr/bin/python3",
+            &["-c", PYSCARD_CONNECT, &card.reader, mode],
+        );
+        let text = stdout(&out);
+        assert!(
+            out.status.success() && (text.contains("SW 61") || text.contains("SW 9000")),
+            "pyscard {mode}: {}\ncard log:\n{}",
+            output_text(&out),
+            card.log_text()
+        );
+        text
+    };
+    // Each step must succeed after every step before it.
+    let t0 = pyscard("t0-exclusive");
+    assert!(t0.contains("PROTOCOL 1"), "{t0}"); // pyscard's T0_protocol is 1
+    let out = run("opensc-tool", &["-r", &card.reader, "-a"]);
+    assert!(
+        out.status.success(),
+        "opensc-tool -a: {}",
+        output_text(&out)
+    );
+    let t0 = pyscard("t0-exclusive");
+    assert!(t0.contains("PROTOCOL 1"), "after opensc-tool: {t0}");
+    let out = run(&rc, &["containers", "list", "--reader", &card.reader]);
+    assert!(out.status.success(), "reader-client: {}", output_text(&out));
+    let out = run_with_stdin("scriptor", &["-r", &card.reader], "00 A4 00 0C 02 3F 00\n");
+    assert!(
+        out.status.success() && stdout(&out).contains("< 90 00"),
+        "scriptor: {}",
+        output_text(&out)
+    );
+    let default = pyscard("default");
+    assert!(default.contains("PROTOCOL 1"), "pyscard default: {default}");
+    let t0 = pyscard("t0-exclusive");
+    assert!(t0.contains("PROTOCOL 1"), "at the end: {t0}");
+}
