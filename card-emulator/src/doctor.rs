@@ -442,12 +442,18 @@ fn wait_for_card(ctx: &Context, reader: &str, timeout: Duration) -> Result<Vec<u
     }
 }
 
-/// Connect to the card in `reader` (shared, T=0 or T=1) and read its ATR from the connection.
+/// Connect to the card in `reader` (shared) and read its ATR from the connection. T=0 first:
+/// asking for "T=0 or T=1" lets pcscd choose T=1 for a card that offers both, and it keeps
+/// that until the card is reset, locking out T=0-only clients; doctor must not do that.
 fn connect_atr(ctx: &Context, reader: &str) -> Result<Vec<u8>, String> {
     let cname = CString::new(reader).map_err(|_| format!("bad reader name {reader:?}"))?;
-    let card = ctx
-        .connect(&cname, ShareMode::Shared, Protocols::T0 | Protocols::T1)
-        .map_err(|e| pcsc_err("SCardConnect", e))?;
+    let card = match ctx.connect(&cname, ShareMode::Shared, Protocols::T0) {
+        Err(pcsc::Error::ProtoMismatch) => {
+            ctx.connect(&cname, ShareMode::Shared, Protocols::T0 | Protocols::T1)
+        }
+        other => other,
+    }
+    .map_err(|e| pcsc_err("SCardConnect", e))?;
     let atr = card
         .status2_owned()
         .map_err(|e| pcsc_err("SCardStatus", e))?
@@ -456,6 +462,42 @@ fn connect_atr(ctx: &Context, reader: &str) -> Result<Vec<u8>, String> {
     // Leave the card as it is: it may be someone else's running card.
     let _ = card.disconnect(Disposition::LeaveCard);
     Ok(atr)
+}
+
+/// Whether `atr` offers T=0 (ISO 7816-3 §8.2.3: implicit without TD1, else named by a TDi).
+pub fn offers_t0(atr: &[u8]) -> bool {
+    let Some(&t0) = atr.get(1) else {
+        return false;
+    };
+    let (mut y, mut at, mut first) = (t0 >> 4, 2usize, true);
+    loop {
+        // TAi, TBi, TCi present per bits 5..7 of Y; TDi per bit 8.
+        at += (y & 0x7).count_ones() as usize;
+        if y & 0x8 == 0 {
+            return first; // no TD1 at all: T=0 only
+        }
+        let Some(&td) = atr.get(at) else {
+            return false;
+        };
+        if td & 0x0F == 0 {
+            return true;
+        }
+        (y, at, first) = (td >> 4, at + 1, false);
+    }
+}
+
+/// Whether a T=0-only connection (as lpac makes) is refused with a protocol mismatch.
+fn t0_refused(ctx: &Context, reader: &str) -> bool {
+    let Ok(cname) = CString::new(reader) else {
+        return false;
+    };
+    match ctx.connect(&cname, ShareMode::Shared, Protocols::T0) {
+        Ok(card) => {
+            let _ = card.disconnect(Disposition::LeaveCard);
+            false
+        }
+        Err(e) => e == pcsc::Error::ProtoMismatch,
+    }
 }
 
 /// A throwaway in-memory card (default profile) served over one vpcd connection on a thread.
@@ -567,6 +609,18 @@ is a firewall blocking 127.0.0.1 port {port}? (`ss -ltnp | grep {port}` shows wh
             ),
         );
         let atr_check = match connect_atr(&ctx, &reader) {
+            Ok(atr) if offers_t0(&atr) && t0_refused(&ctx, &reader) => Check::warn(
+                ATR,
+                format!(
+                    "{reader:?} holds a card (ATR {}) that pcscd keeps in T=1: an earlier \
+program negotiated T=1, so T=0-only clients (lpac, pySim-shell) fail with \
+SCARD_E_PROTO_MISMATCH (8010000F) until the card is reset",
+                    hex(&atr)
+                ),
+                "reset the card: restart its `card-emulator run` (or unplug and plug it); for \
+good, personalize it with `protocols = [\"T=0\"]` (the default profile's choice, as \
+real eUICCs) so that no program can leave it in T=1",
+            ),
             Ok(atr) => Check::ok(
                 ATR,
                 format!(
@@ -759,6 +813,21 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn offers_t0_reads_the_protocols_of_the_atr() {
+        assert!(super::offers_t0(&[0x3B, 0x00])); // no TD1: T=0 only
+        assert!(super::offers_t0(&card_emulator::atr::build(b"abc", &[0])));
+        assert!(super::offers_t0(&card_emulator::atr::build(
+            b"abc",
+            &[0, 1]
+        )));
+        assert!(!super::offers_t0(&card_emulator::atr::build(b"abc", &[1])));
+        // TA1 and TD1 (T=1), TD2 (T=0... not valid order, but read as offered).
+        assert!(super::offers_t0(&[0x3B, 0x90, 0x11, 0x81, 0x00]));
+        assert!(!super::offers_t0(&[0x3B]));
+        assert!(!super::offers_t0(&[0x3B, 0x80])); // TD1 announced but missing
+    }
+
     use super::*;
 
     fn paths_in(dir: &Path) -> Paths {

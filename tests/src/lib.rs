@@ -509,11 +509,21 @@ pub struct RunningCard {
 
 impl RunningCard {
     pub fn start(slot: u16) -> Result<RunningCard, String> {
+        RunningCard::start_with_profile(slot, None)
+    }
+
+    /// A card personalized from `profile` (TOML text), or the built-in profile with `None`.
+    pub fn start_with_profile(slot: u16, profile: Option<&str>) -> Result<RunningCard, String> {
         let ce = workspace_bin("card-emulator")?;
         let dir = fresh_dir("card-state")?;
         let state = dir.join("card.json");
         let mut init = Command::new(&ce);
         init.args(["init", "--state"]).arg(&state);
+        if let Some(text) = profile {
+            let path = dir.join("profile.toml");
+            fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            init.arg("--profile").arg(path);
+        }
         let out = run_with_timeout(init, Duration::from_secs(60))?;
         if !out.status.success() {
             let _ = fs::remove_dir_all(&dir);

@@ -109,3 +109,41 @@ fn doctor_fails_and_says_how_to_start_pcscd_when_it_is_not_running() {
         output_text(&out)
     );
 }
+
+/// A card that offers T=0 and T=1, left in T=1 by opensc-tool: doctor warns that T=0-only
+/// clients (lpac) cannot connect, and says how to reset it (issue 13).
+#[test]
+fn doctor_warns_when_pcscd_keeps_the_card_in_t1() {
+    let test = "doctor_warns_when_pcscd_keeps_the_card_in_t1";
+    let Some(_pcscd) = Pcscd::start(test).unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    if e2e_tests::which("opensc-tool").is_none() {
+        e2e_tests::skipped(
+            test,
+            "opensc-tool is not installed (apt-get install opensc)",
+        );
+        return;
+    }
+    let profile = format!(
+        "protocols = [\"T=0\", \"T=1\"]\n{}",
+        card_emulator::profile::DEFAULT_PROFILE
+    );
+    let card = RunningCard::start_with_profile(0, Some(&profile)).unwrap_or_else(|e| panic!("{e}"));
+    // pcscd negotiates at the first connection after the card appears, and keeps it: here
+    // opensc-tool (T=0 or T=1) gets T=1. (Had doctor come first, it asks for T=0 and the
+    // card would stay in T=0 for everyone.)
+    let mut tool = Command::new("opensc-tool");
+    tool.args(["-r", &card.reader, "-a"]);
+    let o = run_with_timeout(tool, DOCTOR_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(o.status.success(), "{}", output_text(&o));
+    let out = doctor(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("WARN")
+            && text.contains("keeps in T=1")
+            && text.contains("protocols = [\"T=0\"]"),
+        "{}",
+        output_text(&out)
+    );
+}
