@@ -16,6 +16,9 @@ use apdu_specs::{Command, Status};
 use secure_channel::SecurityLevel;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// The GSM class byte (3GPP TS 51.011): SIM commands, which this card does not take.
+const GSM_CLA: u8 = 0xA0;
+
 /// A virtual card over a store. `transmit` never panics and always answers an SW.
 pub struct Card {
     state: CardState,
@@ -109,6 +112,12 @@ impl Card {
         let Ok(cmd) = Command::parse(apdu) else {
             return sw(Status::WrongLength);
         };
+        // Class A0 is the GSM SIM's (3GPP TS 51.011 §9.2): a card that is not a SIM answers
+        // 6E00 and leaves everything as it was, so a tool that probes for a SIM first does
+        // not lose a pending answer or a chain on the way (ETSI TS 102 221 §10.1.1).
+        if cmd.cla == GSM_CLA {
+            return sw(Status::ClaNotSupported);
+        }
         let Ok(cla) = Cla::decode(cmd.cla) else {
             return sw(Status::ClaNotSupported);
         };

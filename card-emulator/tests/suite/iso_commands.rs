@@ -428,3 +428,28 @@ fn a_channel_opened_from_a_container_channel_inherits_the_container_tree_not_jus
     assert_eq!(tx(&mut c, "0170000000"), "029000");
     assert_eq!(tx(&mut c, "02B0000000"), on_1);
 }
+
+/// Class A0 is the GSM SIM's (TS 51.011): this card is not a SIM, so every A0 command gets
+/// 6E00, and a pending answer or a command chain survives it (TS 102 221 §10.1.1).
+#[test]
+fn gsm_class_a0_answers_6e00_and_disturbs_nothing() {
+    let mut c = common::card();
+    // SELECT by name without Le (as T=0 sends case 4): the FCI waits behind 61xx.
+    assert_eq!(tx(&mut c, "00A4040008F056534544454D4F"), "6116");
+    for gsm in [
+        "A0A40000023F00",
+        "A0F2000016",
+        "A0C0000016",
+        "A0B0000010",
+        "A020000108",
+    ] {
+        assert_eq!(tx(&mut c, gsm), "6E00", "{gsm}");
+    }
+    let fci = tx(&mut c, "00C0000016");
+    assert!(fci.starts_with("6F14") && fci.ends_with("9000"), "{fci}");
+    // A chain in progress survives too.
+    assert_eq!(tx(&mut c, "10D6000002AABB"), "9000");
+    assert_eq!(tx(&mut c, "A0D6000002CCDD"), "6E00");
+    // Still in the chain: a command with another header is refused as the chain demands.
+    assert_eq!(tx(&mut c, "00B0000001"), "6883");
+}
