@@ -87,21 +87,34 @@ fn size_bytes(n: usize) -> Vec<u8> {
     b[skip..].to_vec()
 }
 
-/// The file control parameters (ISO 7816-4 §5.3.3) inside a template tag (`62` FCP, `6F` FCI).
-pub fn control_parameters(files: &[FileNode], id: FileId, template: u32) -> Vec<u8> {
+/// The file control parameters of `id` in `template` (`62` FCP, `6F` FCI), as a UICC
+/// answers them (ETSI TS 102 221 §11.1.1.3, which profiles ISO 7816-4 §5.3.3): file
+/// descriptor with data coding byte `21`, file identifier, DF name, proprietary information
+/// (`A5`, the MF's UICC characteristics), life cycle status, compact security attributes,
+/// for DFs the PIN status template `C6` listing `pins` (the references that guard the DF,
+/// all enabled), and for EFs file size, total file size and SFI.
+pub fn control_parameters(files: &[FileNode], id: FileId, template: u32, pins: &[u8]) -> Vec<u8> {
     let f = &files[id];
-    let mut inner = Vec::with_capacity(40);
+    let mut inner = Vec::with_capacity(48);
     match &f.body {
         FileBody::Df { .. } => {
-            tlv::push(&mut inner, 0x82, &[0x38]);
+            // TS 102 221 §11.1.1.4.3: DF, shareable; data coding byte 21.
+            tlv::push(&mut inner, 0x82, &[0x78, 0x21]);
             tlv::push(&mut inner, 0x83, &f.fid.to_be_bytes());
             if let Some(name) = &f.name {
                 tlv::push(&mut inner, 0x84, name);
             }
+            if f.parent.is_none() && f.fid == apdu_specs::ins::fid::MF {
+                // §11.1.1.4.6.1 UICC characteristics: clock stop allowed, no preferred
+                // level; 3 V and 1.8 V technology (the usual `71`).
+                tlv::push(&mut inner, 0xA5, &tlv::build(0x80, &[0x71]));
+            }
             tlv::push(&mut inner, 0x8A, &[0x05]);
+            // Compact format, no access mode byte set: a DF itself is never read or written.
+            tlv::push(&mut inner, 0x8C, &[0x00]);
+            tlv::push(&mut inner, 0xC6, &pin_status_template(pins));
         }
         FileBody::Transparent { .. } | FileBody::Records { .. } => {
-            // Sizes and descriptor (ISO 7816-4 §5.3.3 tables 12-14), then what every EF has.
             let (size, descriptor) = match &f.body {
                 FileBody::Records {
                     cyclic,
@@ -110,23 +123,20 @@ pub fn control_parameters(files: &[FileNode], id: FileId, template: u32) -> Vec<
                     ..
                 } => (
                     size_bytes(*record_length as usize * *max_records as usize),
+                    // §11.1.1.4.3: shareable, linear fixed (42) or cyclic (46).
                     vec![
-                        if *cyclic { 0x06 } else { 0x02 },
+                        if *cyclic { 0x46 } else { 0x42 },
                         0x21,
                         0x00,
                         *record_length,
                         *max_records,
                     ],
                 ),
-                _ => (size_bytes(size(f)), vec![0x01]),
+                // Shareable, transparent.
+                _ => (size_bytes(size(f)), vec![0x41, 0x21]),
             };
-            tlv::push(&mut inner, 0x80, &size);
-            tlv::push(&mut inner, 0x81, &size);
             tlv::push(&mut inner, 0x82, &descriptor);
             tlv::push(&mut inner, 0x83, &f.fid.to_be_bytes());
-            if let Some(sfi) = f.sfi {
-                tlv::push(&mut inner, 0x88, &[sfi << 3]);
-            }
             tlv::push(&mut inner, 0x8A, &[0x05]);
             let access = [
                 0x03,
@@ -134,9 +144,26 @@ pub fn control_parameters(files: &[FileNode], id: FileId, template: u32) -> Vec<
                 security_condition(f.read),
             ];
             tlv::push(&mut inner, 0x8C, &access);
+            tlv::push(&mut inner, 0x80, &size);
+            tlv::push(&mut inner, 0x81, &size);
+            if let Some(sfi) = f.sfi {
+                tlv::push(&mut inner, 0x88, &[sfi << 3]);
+            }
         }
     }
     tlv::build(template, &inner)
+}
+
+/// TS 102 221 §9.5.2 PIN status template: `90` PS_DO (bit 8 down: the first key references
+/// listed are enabled), then `83` key reference per PIN (at most eight).
+fn pin_status_template(pins: &[u8]) -> Vec<u8> {
+    let pins = &pins[..pins.len().min(8)];
+    let ps_do = (0..pins.len()).fold(0u8, |acc, i| acc | (0x80 >> i));
+    let mut out = tlv::build(0x90, &[ps_do]);
+    for r in pins {
+        tlv::push(&mut out, 0x83, &[*r]);
+    }
+    out
 }
 
 /// The total allocated size of a file's contents, for `inspect`.

@@ -127,9 +127,10 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         None => return Err(Status::FileNotFound),
     };
     let files = ctx.vm.tree(tree)?;
+    // Only an answer with control parameters needs the PINs (P2 0C answers nothing).
     let answer = match answer {
-        0x00 => fs::control_parameters(files, target, 0x6F),
-        0x04 => fs::control_parameters(files, target, 0x62),
+        0x00 => fs::control_parameters(files, target, 0x6F, &guarding_pins(ctx, tree)),
+        0x04 => fs::control_parameters(files, target, 0x62, &guarding_pins(ctx, tree)),
         0x08 => vec![0x64, 0x00],
         _ => Vec::new(),
     };
@@ -146,4 +147,19 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         ctx.chan.current_ef = Some(target);
     }
     Ok(Response::ok(answer))
+}
+
+/// The PIN references that guard a DF of `tree` (its own first, then the card's), for the
+/// PIN status template of its FCP.
+fn guarding_pins(ctx: &Ctx, tree: Tree) -> Vec<u8> {
+    let mut trees = vec![tree];
+    if tree != Tree::Global {
+        trees.push(Tree::Global);
+    }
+    trees
+        .into_iter()
+        .filter_map(|t| ctx.vm.pins(t).ok())
+        .flatten()
+        .map(|p| p.reference)
+        .collect()
 }

@@ -61,27 +61,27 @@ fn select_fcp_carries_size_descriptor_fid_lcs_and_security() {
     select_app(&mut c);
     let r = tx(&mut c, "00A4020402500100");
     assert!(r.starts_with("62"), "{r}");
-    for part in [
-        "80020100",
-        "81020100",
-        "820101",
-        "83025001",
-        "880108",
-        "8A0105",
-        "8C03031000",
-    ] {
-        assert!(r.contains(part), "{part} missing in {r}");
-    }
+    // ETSI TS 102 221 §11.1.1.3, in its order: descriptor (shareable transparent EF, data
+    // coding 21), FID, life cycle, compact security attributes, file size, total size, SFI.
+    assert_eq!(
+        r,
+        "621B 82024121 83025001 8A0105 8C03031000 80020100 81020100 880108 9000".replace(' ', "")
+    );
+    // Linear fixed EF: descriptor 42 21, record length 10, 8 records.
     let r = tx(&mut c, "00A4020402500300");
-    assert!(r.contains("8205022100100"), "{r}");
+    assert!(r.starts_with("621E820542210010"), "{r}");
+    // A DF: descriptor 78 21, its name, and the PIN status template C6 (PIN 81 enabled).
     let r = tx(&mut c, "00A4040408F056534544454D4F00");
-    assert!(
-        r.contains(
-            "8201388302500084 08F056534544454D4F"
-                .replace(' ', "")
-                .as_str()
-        ),
-        "{r}"
+    assert_eq!(
+        r,
+        "6220 82027821 83025000 8408F056534544454D4F 8A0105 8C0100 C606 900180 830181 9000"
+            .replace(' ', "")
+    );
+    // The MF adds its UICC characteristics (A5 { 80 71 }).
+    let r = tx(&mut c, "00A40004023F0000");
+    assert_eq!(
+        r,
+        "621B 82027821 83023F00 A503800171 8A0105 8C0100 C606900180830181 9000".replace(' ', "")
     );
 }
 
@@ -435,7 +435,7 @@ fn a_channel_opened_from_a_container_channel_inherits_the_container_tree_not_jus
 fn gsm_class_a0_answers_6e00_and_disturbs_nothing() {
     let mut c = common::card();
     // SELECT by name without Le (as T=0 sends case 4): the FCI waits behind 61xx.
-    assert_eq!(tx(&mut c, "00A4040008F056534544454D4F"), "6116");
+    assert_eq!(tx(&mut c, "00A4040008F056534544454D4F"), "6122");
     for gsm in [
         "A0A40000023F00",
         "A0F2000016",
@@ -445,8 +445,8 @@ fn gsm_class_a0_answers_6e00_and_disturbs_nothing() {
     ] {
         assert_eq!(tx(&mut c, gsm), "6E00", "{gsm}");
     }
-    let fci = tx(&mut c, "00C0000016");
-    assert!(fci.starts_with("6F14") && fci.ends_with("9000"), "{fci}");
+    let fci = tx(&mut c, "00C0000022");
+    assert!(fci.starts_with("6F20") && fci.ends_with("9000"), "{fci}");
     // A chain in progress survives too.
     assert_eq!(tx(&mut c, "10D6000002AABB"), "9000");
     assert_eq!(tx(&mut c, "A0D6000002CCDD"), "6E00");
