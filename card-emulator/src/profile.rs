@@ -346,7 +346,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         Some(_) => return invalid("eid must be 32 decimal digits"),
         None => parse_hex("eid", DEFAULT_EID)?,
     };
-    let state = CardState {
+    let mut state = CardState {
         label: p.label,
         historical_bytes,
         atr_protocols,
@@ -359,6 +359,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         gp: build_gp(&p.key_set)?,
         time_floor: 0,
     };
+    state.sync_ef_iccid();
     state.validate().map_err(ProfileError::Invalid)?;
     Ok(state)
 }

@@ -543,6 +543,29 @@ impl CardState {
         self.containers.iter().position(|c| c.enabled)
     }
 
+    /// Write the enabled container's ICCID into EF.ICCID (`2FE2` under the MF, TS 102 221
+    /// §13.2), as a UICC shows the ICCID of its active profile; all `FF` with none enabled.
+    /// Returns the EF when its content changed. A card without EF.ICCID (older profiles)
+    /// is left as it is.
+    pub(crate) fn sync_ef_iccid(&mut self) -> Option<FileId> {
+        let ef = crate::fs::child_by_fid(&self.files, crate::fs::MF, EF_ICCID)?;
+        let iccid = self
+            .containers
+            .iter()
+            .find(|c| c.enabled)
+            .map(|c| c.iccid.clone());
+        let FileBody::Transparent { data } = &mut self.files.get_mut(ef)?.body else {
+            return None;
+        };
+        let mut new = iccid.unwrap_or_default();
+        new.resize(data.len(), 0xFF);
+        if *data == new {
+            return None;
+        }
+        *data = new;
+        Some(ef)
+    }
+
     /// The identity of the enabled container, if any.
     pub fn enabled_id(&self) -> Option<ContainerId> {
         self.containers
@@ -560,6 +583,9 @@ impl CardState {
         self.containers.iter_mut().find(|c| c.isdp_aid == id.aid())
     }
 }
+
+/// EF.ICCID's file identifier (ETSI TS 102 221 §13.2).
+pub const EF_ICCID: u16 = 0x2FE2;
 
 fn t0_only() -> Vec<u8> {
     vec![0]

@@ -358,6 +358,14 @@ fn process_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Run a timing-sensitive test alone within this test binary: the guard excludes every
+/// other holder, the pcscd tests included (they hold it while their pcscd runs). The tests
+/// of this crate share one binary, so without it a load campaign with short request
+/// timeouts would run beside real-tool tests on a 2-core machine.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    process_lock()
+}
+
 /// Where Debian's vsmartcard-vpcd installs its reader configuration.
 pub const VPCD_READER_CONF: &str = "/etc/reader.conf.d/vpcd";
 

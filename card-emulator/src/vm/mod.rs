@@ -347,6 +347,10 @@ impl Admin<'_, '_> {
             touched.push(id);
         }
         self.vm.changes_mut().container_cores.extend(touched);
+        // EF.ICCID follows the enabled container, in the same commit.
+        if let Some(ef) = self.vm.state.sync_ef_iccid() {
+            self.vm.changes_mut().files.insert((Tree::Global, ef));
+        }
         self.vm.commit()?;
         if let Some(b) = before.filter(|b| Some(*b) != target) {
             self.vm.work().left.push(b);

@@ -218,3 +218,52 @@ fn the_card_manager_answers_as_the_globalplatform_isd_too() {
     assert_ne!(tx(&mut c, "80E2910003BF7F00"), "9000");
     assert_eq!(tx(&mut c, "80EE0000"), "6D00");
 }
+
+/// EF.ICCID (2FE2 under the MF, TS 102 221 §13.2) shows the enabled container's ICCID, as
+/// a UICC shows its active profile's: it follows EnableProfile and DisableProfile in the
+/// same commit, reads all FF with none enabled, and survives a restart.
+#[test]
+fn ef_iccid_follows_the_enabled_container_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    let state = profile::build(profile::DEFAULT_PROFILE).unwrap();
+    FileStore::create(&path, &state, false).unwrap();
+    let open = || {
+        let mut c = Card::open(Box::new(FileStore::open(&path).unwrap())).unwrap();
+        c.power_on();
+        c
+    };
+    let read = |c: &mut Card| {
+        assert_eq!(tx(c, "00A4000C022FE2"), "9000");
+        tx(c, "00B000000A")
+    };
+    let (a, b) = ("984474560000214251F8", "98001032547698103214");
+    let mut c = open();
+    assert_eq!(read(&mut c), format!("{a}9000"));
+    assert_eq!(tx(&mut c, ISD_R_SELECT), "9000");
+    assert_eq!(
+        tx(
+            &mut c,
+            "80E2910014BF3111A00C5A0A9800103254769810321481010000"
+        ),
+        "BF31038001009000"
+    );
+    assert_eq!(read(&mut c), format!("{b}9000"));
+    drop(c);
+    let mut c = open();
+    assert_eq!(read(&mut c), format!("{b}9000"), "after a restart");
+    assert_eq!(tx(&mut c, ISD_R_SELECT), "9000");
+    assert_eq!(
+        tx(
+            &mut c,
+            "80E2910014BF3211A00C5A0A9800103254769810321481010000"
+        ),
+        "BF32038001009000"
+    );
+    assert_eq!(read(&mut c), "FFFFFFFFFFFFFFFFFFFF9000");
+    // Read only, like on a UICC.
+    assert_eq!(tx(&mut c, "00A4000C022FE2"), "9000");
+    assert_eq!(tx(&mut c, "00D6000001AA"), "6982");
+}
+
+const ISD_R_SELECT: &str = "00A4040C10A0000005591010FFFFFFFF8900000100";
