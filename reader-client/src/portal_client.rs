@@ -31,11 +31,13 @@ pub enum PortalError {
 
 impl PortalError {
     /// True when the request may not have reached the server or its answer was lost (no
-    /// connection, or the portal answered 502/503/504): sending the same bytes again is safe.
+    /// connection, the portal answered 502/503/504, or a 408: the server's request timeout
+    /// fires also when the handler was slow, possibly after it committed): sending the same
+    /// bytes again is safe, the server answers a repeat of a committed request as one.
     pub fn is_outage(&self) -> bool {
         match self {
             PortalError::Unreachable { .. } => true,
-            PortalError::Refused { status, .. } => matches!(status, 502..=504),
+            PortalError::Refused { status, .. } => matches!(status, 408 | 502..=504),
             _ => false,
         }
     }
@@ -153,6 +155,22 @@ impl PortalClient {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn outages_are_the_answers_a_request_may_have_crossed_unanswered() {
+        let refused = |status| PortalError::Refused {
+            status,
+            code: "x".into(),
+            message: "y".into(),
+            url: "http://127.0.0.1:1/".into(),
+        };
+        for s in [408, 502, 503, 504] {
+            assert!(refused(s).is_outage(), "{s}");
+        }
+        for s in [400, 404, 409, 413, 500] {
+            assert!(!refused(s).is_outage(), "{s}");
+        }
+    }
+
     use super::*;
 
     #[test]
