@@ -118,6 +118,20 @@ pub fn carries_secrets(ins: u8) -> bool {
         .any(|i| i.code == ins && i.secret)
 }
 
+/// The loggable text of a C-APDU whose data carry a secret ([`carries_secrets`]): its header
+/// and the data's length, `00200081 <5 byte(s) redacted>`; `None` for any other command.
+/// The card's trace and the terminal's `--trace` both show this, so the rule is written once.
+pub fn redacted(apdu: &[u8]) -> Option<String> {
+    match apdu {
+        [_, ins, ..] if apdu.len() > 4 && carries_secrets(*ins) => Some(format!(
+            "{} <{} byte(s) redacted>",
+            crate::hexfmt::upper(&apdu[..4]),
+            apdu.len() - 4
+        )),
+        _ => None,
+    }
+}
+
 /// Whether an INS byte is invalid in every class (ISO 7816-3: 6X and 9X are procedure bytes).
 pub const fn is_invalid_ins(ins: u8) -> bool {
     matches!(ins & 0xF0, 0x60 | 0x90)

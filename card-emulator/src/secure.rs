@@ -80,13 +80,6 @@ pub struct Wrapped {
     pub le: Option<usize>,
 }
 
-fn status(status: Status) -> Response {
-    Response {
-        data: Vec::new(),
-        status,
-    }
-}
-
 /// A command with secure-messaging bits: EXTERNAL AUTHENTICATE, or a wrapped command that is
 /// unwrapped, dispatched like any other, and its whole answer wrapped before the caller fits
 /// it to Le (GP Amendment D §6.2). The caller has dropped pending response data and any
@@ -107,15 +100,15 @@ pub fn process(card: &mut impl Dispatcher, cla: &Cla, cmd: &Command, apdu: &[u8]
 
 fn answer(card: &mut impl Dispatcher, cla: &Cla, cmd: &Command, apdu: &[u8]) -> Response {
     let Some(scp) = card.session().as_mut() else {
-        return status(Status::SecureMessagingNotSupported);
+        return Response::status_only(Status::SecureMessagingNotSupported);
     };
     if cla.chained() {
-        return status(Status::ChainingNotSupported);
+        return Response::status_only(Status::ChainingNotSupported);
     }
     if scp.awaiting_authentication() {
         if cmd.ins != EXTERNAL_AUTHENTICATE {
             *card.session() = None;
-            return status(Status::SecurityStatusNotSatisfied);
+            return Response::status_only(Status::SecurityStatusNotSatisfied);
         }
         return external_authenticate(card, apdu);
     }
@@ -124,33 +117,27 @@ fn answer(card: &mut impl Dispatcher, cla: &Cla, cmd: &Command, apdu: &[u8]) -> 
         Err(e) => return refuse(card, &e),
     };
     let Ok(plain_cmd) = Command::parse(&plain) else {
-        return status(Status::WrongLength);
+        return Response::status_only(Status::WrongLength);
     };
     let Ok(plain_cla) = Cla::decode(plain_cmd.cla) else {
-        return status(Status::ClaNotSupported);
+        return Response::status_only(Status::ClaNotSupported);
     };
     let level = scp.level();
     let (data, sw) = match card.dispatch(&plain_cla, &plain_cmd, level) {
         Ok(r) => (r.data, r.status),
         Err(s) => (Vec::new(), s),
     };
-    let wrapped = match card.session().as_mut() {
-        Some(scp) => scp.session.wrap_response(&data, sw.to_u16()),
+    match card.session().as_mut() {
+        Some(scp) => Response::parse(&scp.session.wrap_response(&data, sw.to_u16()))
+            .unwrap_or(Response::status_only(Status::NoPreciseDiagnosis)),
         // The command ended the session (a SELECT): answer in clear.
-        None => [data.as_slice(), &sw.to_bytes()].concat(),
-    };
-    let Some((data, sw)) = wrapped.split_last_chunk::<2>() else {
-        return status(Status::NoPreciseDiagnosis);
-    };
-    Response {
-        data: data.to_vec(),
-        status: Status::from_u16(u16::from_be_bytes(*sw)),
+        None => Response::new(data, sw),
     }
 }
 
 fn external_authenticate(card: &mut impl Dispatcher, apdu: &[u8]) -> Response {
     let Some(scp) = card.session().as_mut() else {
-        return status(Status::SecureMessagingNotSupported);
+        return Response::status_only(Status::SecureMessagingNotSupported);
     };
     if let Err(e) = scp.session.external_authenticate(apdu) {
         return refuse(card, &e);
@@ -158,9 +145,9 @@ fn external_authenticate(card: &mut impl Dispatcher, apdu: &[u8]) -> Response {
     // SCP02 counts opened channels (GP Card Spec E.4.2.1).
     if scp.scp() == 2 && card.with_vm(|vm| vm.advance_scp02_counter()).is_err() {
         *card.session() = None;
-        return status(Status::MemoryFailure);
+        return Response::status_only(Status::MemoryFailure);
     }
-    status(Status::Success)
+    Response::status_only(Status::Success)
 }
 
 /// A security error ends the session and is counted durably (GP: failures are recorded
@@ -168,7 +155,7 @@ fn external_authenticate(card: &mut impl Dispatcher, apdu: &[u8]) -> Response {
 fn refuse(card: &mut impl Dispatcher, e: &ScpError) -> Response {
     *card.session() = None;
     let _ = card.with_vm(|vm| vm.count_auth_failure());
-    status(Status::from_u16(e.status_word()))
+    Response::status_only(Status::from_u16(e.status_word()))
 }
 
 /// A command in clear: inside a session above level 00 every command to the security domain
@@ -181,12 +168,10 @@ pub fn admit_plain(
     cmd: &Command,
 ) -> Result<(), Status> {
     // Most commands come with no session at all: the check costs a branch then.
-    if session.is_none() {
+    let Some(scp) = session else {
         return Ok(());
-    }
-    let protected = session
-        .as_ref()
-        .is_some_and(|s| s.level().is_some_and(|l| l != SecurityLevel::NONE));
+    };
+    let protected = scp.level().is_some_and(|l| l != SecurityLevel::NONE);
     if protected && cla.is_proprietary() && cmd.ins != INITIALIZE_UPDATE {
         *session = None;
         return Err(Status::SecurityStatusNotSatisfied);

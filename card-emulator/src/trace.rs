@@ -6,14 +6,7 @@ use std::time::Duration;
 /// The C-APDU as loggable text: the data of commands that carry secrets (PIN commands, PUT
 /// KEY: those flagged in `apdu_specs::ins`) is replaced by its length.
 pub fn redacted_command(apdu: &[u8]) -> String {
-    match apdu {
-        [_, ins, ..] if apdu.len() > 4 && apdu_specs::ins::carries_secrets(*ins) => format!(
-            "{} <{} byte(s) redacted>",
-            hexfmt::upper(&apdu[..4]),
-            apdu.len() - 4
-        ),
-        _ => hexfmt::upper(apdu),
-    }
+    apdu_specs::ins::redacted(apdu).unwrap_or_else(|| hexfmt::upper(apdu))
 }
 
 /// Log one exchange at debug level (visible with `--trace` or `RUST_LOG=debug`).

@@ -22,15 +22,8 @@ use std::fmt;
 /// The GlobalPlatform default issuer security domain.
 pub const ISD_AID: [u8; 8] = apdu_specs::es10::GP_ISD_AID;
 
-/// GET DATA objects (GP Card Spec §11.3.3.1, §H.2, and the CPLC of Visa/GP).
-pub mod object {
-    /// Card Data (card recognition data in `73`).
-    pub const CARD_DATA: u16 = apdu_specs::gp::object::CARD_DATA;
-    /// Card Production Life Cycle data.
-    pub const CPLC: u16 = apdu_specs::gp::object::CPLC;
-    /// Key Information Template.
-    pub const KEY_INFO: u16 = apdu_specs::gp::object::KEY_INFORMATION;
-}
+/// GET DATA objects (GP Card Spec §11.3.3.1, §H.2, §H.6): the codec's.
+pub use apdu_specs::gp::object;
 
 /// Why a GlobalPlatform command failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,8 +167,8 @@ pub struct KeyInfo {
 /// Name of a key type (GP Card Spec Table 11-16).
 pub fn key_type_name(t: u8) -> String {
     match t {
-        0x80 => "DES".to_string(),
-        0x88 => "AES".to_string(),
+        codec::key_type::DES => "DES".to_string(),
+        codec::key_type::AES => "AES".to_string(),
         0x85 => "TLS PRF".to_string(),
         0x90 => "HMAC-SHA1".to_string(),
         0xA0..=0xA8 => "RSA".to_string(),
@@ -250,16 +243,17 @@ fn opt_hex_ser<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok,
 
 /// The name of a life cycle state (GP Card Spec §5.1, §11.1.1).
 pub fn life_cycle_name(scope: StatusScope, v: u8) -> String {
+    use codec::life_cycle::*;
     let name = match (scope, v) {
-        (StatusScope::Isd, 0x01) => "OP_READY",
-        (StatusScope::Isd, 0x07) => "INITIALIZED",
-        (StatusScope::Isd, 0x0F) => "SECURED",
-        (StatusScope::Isd, 0x7F) => "CARD_LOCKED",
-        (StatusScope::Isd, 0xFF) => "TERMINATED",
-        (StatusScope::LoadFiles, 0x01) => "LOADED",
-        (_, 0x03) => "INSTALLED",
-        (_, 0x07) => "SELECTABLE",
-        (_, 0x0F) => "PERSONALIZED",
+        (StatusScope::Isd, OP_READY) => "OP_READY",
+        (StatusScope::Isd, INITIALIZED) => "INITIALIZED",
+        (StatusScope::Isd, SECURED) => "SECURED",
+        (StatusScope::Isd, CARD_LOCKED) => "CARD_LOCKED",
+        (StatusScope::Isd, TERMINATED) => "TERMINATED",
+        (StatusScope::LoadFiles, LOADED) => "LOADED",
+        (_, INSTALLED) => "INSTALLED",
+        (_, SELECTABLE) => "SELECTABLE",
+        (_, PERSONALIZED) => "PERSONALIZED",
         (_, v) if v & 0x83 == 0x83 => "LOCKED",
         _ => "",
     };
@@ -461,7 +455,7 @@ pub fn scp_key_sets(keys: &[KeyInfo]) -> Vec<KeySet> {
 /// the clear, as GlobalPlatform tools do before any channel).
 pub fn key_sets(t: &mut dyn Transport, sd: &[u8]) -> Result<Vec<KeySet>, GpError> {
     select(t, sd, 0)?;
-    let sets = scp_key_sets(&parse_key_info(&get_data(t, object::KEY_INFO, 0)?)?);
+    let sets = scp_key_sets(&parse_key_info(&get_data(t, object::KEY_INFORMATION, 0)?)?);
     if sets.is_empty() {
         return Err(GpError::Invalid(
             "the key information template (GET DATA 00E0) lists no SCP02 or SCP03 key set".into(),

@@ -104,16 +104,9 @@ pub fn fmt_duration(d: Duration) -> String {
 
 impl<T: Transport, W: Write> Transport for Traced<T, W> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let shown = match apdu {
-            // Secret-bearing commands (PINs, keys: flagged in the INS table): header and
-            // length only. Same text as the card's trace, without linking the card.
-            [_, ins, ..] if apdu.len() > 4 && apdu_specs::ins::carries_secrets(*ins) => format!(
-                "{} <{} byte(s) redacted>",
-                apdu_specs::hexfmt::upper(&apdu[..4]),
-                apdu.len() - 4
-            ),
-            _ => apdu_specs::hexfmt::spaced(apdu),
-        };
+        // Secret-bearing commands (PINs, keys): header and length only, as the card's trace.
+        let shown =
+            apdu_specs::ins::redacted(apdu).unwrap_or_else(|| apdu_specs::hexfmt::spaced(apdu));
         let _ = writeln!(self.out, "=> {shown}");
         let t0 = Instant::now();
         let r = self.inner.transmit(apdu);

@@ -125,6 +125,25 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Debian's system python with pyscard (`/usr/bin/python3`, not a venv's), or `None` after
+/// printing the skip notice for `test`.
+pub fn pyscard_python(test: &str) -> Option<&'static Path> {
+    let python = Path::new("/usr/bin/python3");
+    let found = python.exists()
+        && Command::new(python)
+            .args(["-c", "import smartcard"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !found {
+        skipped(
+            test,
+            "/usr/bin/python3 with pyscard is not installed (apt-get install python3-pyscard)",
+        );
+        return None;
+    }
+    Some(python)
+}
+
 /// A log file for a child's output in the temp dir, unique per process and call.
 pub fn log_path(stem: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -237,22 +237,14 @@ pub fn put_key(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     let put = parsed?;
     let mut keys = Vec::new();
     for k in &put.keys {
-        let (clear, kcv) = match k.key_type {
-            KeyType::Aes => {
-                let clear = scp
-                    .decrypt_key(&k.encrypted, usize::from(k.key_len))
-                    .map_err(|_| Status::IncorrectData)?;
-                let kcv = kcv_aes(&clear).map_err(|_| Status::IncorrectData)?;
-                (clear, kcv)
-            }
-            KeyType::Des => {
-                let clear = scp
-                    .decrypt_key(&k.encrypted, usize::from(k.key_len))
-                    .map_err(|_| Status::IncorrectData)?;
-                let kcv = kcv_des3(&clear).map_err(|_| Status::IncorrectData)?;
-                (clear, kcv)
-            }
-        };
+        let clear = scp
+            .decrypt_key(&k.encrypted, usize::from(k.key_len))
+            .map_err(|_| Status::IncorrectData)?;
+        let kcv = match k.key_type {
+            KeyType::Aes => kcv_aes(&clear),
+            KeyType::Des => kcv_des3(&clear),
+        }
+        .map_err(|_| Status::IncorrectData)?;
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&kcv[..], &k.kcv[..])) {
             return Err(Status::IncorrectData);
         }

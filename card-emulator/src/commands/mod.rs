@@ -72,11 +72,7 @@ impl Ctx<'_> {
 
     /// Where PIN `reference` lives: the current tree's own PINs first, then the card's.
     pub fn pin_location(&self, reference: u8) -> Result<(Tree, usize), Status> {
-        let mut trees = vec![self.chan.tree];
-        if self.chan.tree != Tree::Global {
-            trees.push(Tree::Global);
-        }
-        for t in trees {
+        for t in self.chan.tree.and_global() {
             let pins = self.vm.pins(t)?;
             if let Some(i) = pins.iter().position(|p| p.reference == reference) {
                 return Ok((t, i));

@@ -152,12 +152,7 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
 /// The PIN references that guard a DF of `tree` (its own first, then the card's), for the
 /// PIN status template of its FCP.
 fn guarding_pins(ctx: &Ctx, tree: Tree) -> Vec<u8> {
-    let mut trees = vec![tree];
-    if tree != Tree::Global {
-        trees.push(Tree::Global);
-    }
-    trees
-        .into_iter()
+    tree.and_global()
         .filter_map(|t| ctx.vm.pins(t).ok())
         .flatten()
         .map(|p| p.reference)

@@ -25,6 +25,15 @@ pub enum Tree {
     Container(ContainerId),
 }
 
+impl Tree {
+    /// Where a PIN of this tree is looked for: the tree itself, then the card-global one
+    /// (once, when this is not already it). The PIN search of VERIFY and the PIN status
+    /// template of an FCP follow the same order.
+    pub fn and_global(self) -> impl Iterator<Item = Tree> {
+        std::iter::once(self).chain((self != Tree::Global).then_some(Tree::Global))
+    }
+}
+
 /// What a finished transaction leaves for the dispatcher.
 #[derive(Debug, Default)]
 pub struct Outcome {

@@ -240,7 +240,7 @@ fn ef_iccid_follows_the_enabled_container_durably() {
     let (a, b) = ("984474560000214251F8", "98001032547698103214");
     let mut c = open();
     assert_eq!(read(&mut c), format!("{a}9000"));
-    assert_eq!(tx(&mut c, ISD_R_SELECT), "9000");
+    assert_eq!(tx(&mut c, &format!("00A4040C10{ISD_R}")), "9000");
     assert_eq!(
         tx(
             &mut c,
@@ -252,7 +252,7 @@ fn ef_iccid_follows_the_enabled_container_durably() {
     drop(c);
     let mut c = open();
     assert_eq!(read(&mut c), format!("{b}9000"), "after a restart");
-    assert_eq!(tx(&mut c, ISD_R_SELECT), "9000");
+    assert_eq!(tx(&mut c, &format!("00A4040C10{ISD_R}")), "9000");
     assert_eq!(
         tx(
             &mut c,
@@ -265,5 +265,3 @@ fn ef_iccid_follows_the_enabled_container_durably() {
     assert_eq!(tx(&mut c, "00A4000C022FE2"), "9000");
     assert_eq!(tx(&mut c, "00D6000001AA"), "6982");
 }
-
-const ISD_R_SELECT: &str = "00A4040C10A0000005591010FFFFFFFF8900000100";

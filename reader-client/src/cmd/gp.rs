@@ -323,7 +323,7 @@ fn gp_info(t: &mut dyn Transport, fci: &[u8], json: bool, out: &mut dyn Write) -
         .and_then(|c| der::find(&c, 0x84).map(hexfmt::upper));
     let card_data = gp::get_data(t, gp::object::CARD_DATA, 0).and_then(|d| gp::parse_card_data(&d));
     let cplc = gp::get_data(t, gp::object::CPLC, 0).and_then(|d| gp::parse_cplc(&d));
-    let keys = gp::get_data(t, gp::object::KEY_INFO, 0).and_then(|d| gp::parse_key_info(&d));
+    let keys = gp::get_data(t, gp::object::KEY_INFORMATION, 0).and_then(|d| gp::parse_key_info(&d));
     if json {
         let v = serde_json::json!({
             "aid": aid,

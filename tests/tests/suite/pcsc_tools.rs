@@ -191,19 +191,9 @@ c.disconnect()
 
 #[test]
 fn pyscard_transmits_through_pcscd() {
-    let python = Path::new("/usr/bin/python3");
-    let has_pyscard = python.exists()
-        && Command::new(python)
-            .args(["-c", "import smartcard"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !has_pyscard {
-        e2e_tests::skipped(
-            "pyscard_transmits_through_pcscd",
-            "/usr/bin/python3 with pyscard is not installed (apt-get install python3-pyscard)",
-        );
+    let Some(python) = e2e_tests::pyscard_python("pyscard_transmits_through_pcscd") else {
         return;
-    }
+    };
     let Some(_pcscd) =
         Pcscd::start("pyscard_transmits_through_pcscd").unwrap_or_else(|e| panic!("{e}"))
     else {

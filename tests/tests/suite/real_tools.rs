@@ -435,18 +435,10 @@ c.disconnect()
 #[test]
 fn every_tool_works_in_any_order_without_a_reset_between_them() {
     let test = "every_tool_works_in_any_order_without_a_reset_between_them";
-    let python = Path::new("/usr/bin/python3");
-    let has_pyscard = Command::new(python)
-        .args(["-c", "import smartcard"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_pyscard {
-        skipped(
-            test,
-            "/usr/bin/python3 with pyscard is missing (apt-get install python3-pyscard)",
-        );
+    let Some(python) = e2e_tests::pyscard_python(test) else {
         return;
-    }
+    };
+    let python = python.to_string_lossy();
     let Some((_pcscd, card)) = setup(test, "scriptor", "pcsc-tools") else {
         return;
     };
@@ -460,10 +452,7 @@ fn every_tool_works_in_any_order_without_a_reset_between_them() {
     let rc = workspace_bin("reader-client").unwrap_or_else(|e| panic!("{e}"));
     let rc = rc.to_string_lossy().into_owned();
     let pyscard = |mode: &str| {
-        let out = run(
-            "/usr/bin/python3",
-            &["-c", PYSCARD_CONNECT, &card.reader, mode],
-        );
+        let out = run(&python, &["-c", PYSCARD_CONNECT, &card.reader, mode]);
         let text = stdout(&out);
         assert!(
             out.status.success() && (text.contains("SW 61") || text.contains("SW 9000")),
