@@ -92,7 +92,8 @@ fn size_bytes(n: usize) -> Vec<u8> {
 /// descriptor with data coding byte `21`, file identifier, DF name, proprietary information
 /// (`A5`, the MF's UICC characteristics), life cycle status, compact security attributes,
 /// for DFs the PIN status template `C6` listing `pins` (the references that guard the DF,
-/// all enabled), and for EFs file size, total file size and SFI.
+/// all enabled; the caller lists each once), and for EFs file size, total file size and SFI
+/// (`88 00`: none).
 pub fn control_parameters(files: &[FileNode], id: FileId, template: u32, pins: &[u8]) -> Vec<u8> {
     let f = &files[id];
     let mut inner = Vec::with_capacity(48);
@@ -146,8 +147,11 @@ pub fn control_parameters(files: &[FileNode], id: FileId, template: u32, pins: &
             tlv::push(&mut inner, 0x8C, &access);
             tlv::push(&mut inner, 0x80, &size);
             tlv::push(&mut inner, 0x81, &size);
-            if let Some(sfi) = f.sfi {
-                tlv::push(&mut inner, 0x88, &[sfi << 3]);
+            // §11.1.1.4.8: an absent 88 would make the FID's five low bits the SFI, which
+            // the card does not honour; an EF without an SFI says so with an empty 88.
+            match f.sfi {
+                Some(sfi) => tlv::push(&mut inner, 0x88, &[sfi << 3]),
+                None => tlv::push(&mut inner, 0x88, &[]),
             }
         }
     }

@@ -149,12 +149,20 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
     Ok(Response::ok(answer))
 }
 
-/// The PIN references that guard a DF of `tree` (its own first, then the card's), for the
-/// PIN status template of its FCP.
+/// The PIN references that guard a DF of `tree`, for the PIN status template of its FCP
+/// (TS 102 221 §9.5.2): each once, in the order VERIFY searches them (`Ctx::pin_location`:
+/// the DF's own tree first, then the card's), so a card PIN whose reference a container PIN
+/// shadows is not listed: VERIFY with that reference never reaches it from this DF.
 fn guarding_pins(ctx: &Ctx, tree: Tree) -> Vec<u8> {
-    tree.and_global()
+    let mut refs = Vec::new();
+    for p in tree
+        .and_global()
         .filter_map(|t| ctx.vm.pins(t).ok())
         .flatten()
-        .map(|p| p.reference)
-        .collect()
+    {
+        if !refs.contains(&p.reference) {
+            refs.push(p.reference);
+        }
+    }
+    refs
 }

@@ -21,4 +21,5 @@ mod journal;
 mod malformed;
 mod mutual_auth;
 mod robustness;
+mod uicc_fcp;
 mod vpcd_abuse;

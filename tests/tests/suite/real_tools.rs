@@ -449,6 +449,13 @@ fn every_tool_works_in_any_order_without_a_reset_between_them() {
         );
         return;
     }
+    if which("pcsc_scan").is_none() {
+        skipped(
+            test,
+            "pcsc_scan is not installed (apt-get install pcsc-tools)",
+        );
+        return;
+    }
     let rc = workspace_bin("reader-client").unwrap_or_else(|e| panic!("{e}"));
     let rc = rc.to_string_lossy().into_owned();
     let pyscard = |mode: &str| {
@@ -462,7 +469,8 @@ fn every_tool_works_in_any_order_without_a_reset_between_them() {
         );
         text
     };
-    // Each step must succeed after every step before it.
+    // Each step must succeed after every step before it. A T=0-only connection to the
+    // freshly inserted card first, then the issue's order exactly.
     let t0 = pyscard("t0-exclusive");
     assert!(t0.contains("PROTOCOL 1"), "{t0}"); // pyscard's T0_protocol is 1
     let out = run("opensc-tool", &["-r", &card.reader, "-a"]);
@@ -471,8 +479,6 @@ fn every_tool_works_in_any_order_without_a_reset_between_them() {
         "opensc-tool -a: {}",
         output_text(&out)
     );
-    let t0 = pyscard("t0-exclusive");
-    assert!(t0.contains("PROTOCOL 1"), "after opensc-tool: {t0}");
     let out = run(&rc, &["containers", "list", "--reader", &card.reader]);
     assert!(out.status.success(), "reader-client: {}", output_text(&out));
     let out = run_with_stdin("scriptor", &["-r", &card.reader], "00 A4 00 0C 02 3F 00\n");
@@ -481,8 +487,51 @@ fn every_tool_works_in_any_order_without_a_reset_between_them() {
         "scriptor: {}",
         output_text(&out)
     );
+    let t0 = pyscard("t0-exclusive");
+    assert!(t0.contains("PROTOCOL 1"), "after scriptor: {t0}");
+    pcsc_scan_once_reports(&card.reader, &card.atr);
     let default = pyscard("default");
     assert!(default.contains("PROTOCOL 1"), "pyscard default: {default}");
     let t0 = pyscard("t0-exclusive");
     assert!(t0.contains("PROTOCOL 1"), "at the end: {t0}");
+}
+
+/// pcsc_scan's one-shot: `-c` ("only lists cards", pcsc-tools >= 1.6) makes one
+/// SCardGetStatusChange from SCARD_STATE_UNAWARE, prints every reader's state block with its
+/// ATR, and exits; `-n` skips the ATR analysis (a Perl script that may look for an update
+/// of its list); `-t 30` makes pcsc_scan itself quit should it wait anyway, and `run` kills
+/// it by PID after TOOL_TIMEOUT.
+fn pcsc_scan_once_reports(reader: &str, atr: &[u8]) {
+    assert_eq!(atr, default_atr(), "pcscd saw another ATR than the card's");
+    let out = run("pcsc_scan", &["-c", "-n", "-t", "30"]);
+    assert!(out.status.success(), "pcsc_scan -c: {}", output_text(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let state = card_state_of(&lines, reader)
+        .unwrap_or_else(|| panic!("pcsc_scan -c: no state for {reader}\n{}", output_text(&out)));
+    assert!(
+        state.contains("Card inserted"),
+        "pcsc_scan -c: {state}\n{}",
+        output_text(&out)
+    );
+    let hex = atr
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let at = lines
+        .iter()
+        .rposition(|l| l.trim_end().ends_with(reader) && l.contains("Reader "))
+        .unwrap_or_default();
+    let block_atr = lines[at..]
+        .iter()
+        .skip(1)
+        .take_while(|l| !l.contains(" Reader "))
+        .find_map(|l| l.trim().strip_prefix("ATR: "))
+        .map(str::trim);
+    assert_eq!(
+        block_atr,
+        Some(hex.as_str()),
+        "pcsc_scan -c did not show our ATR\n{}",
+        output_text(&out)
+    );
 }
