@@ -96,6 +96,38 @@ running, rotate them all and keep the new key: {ROTATE_KEYS}",
     ))
 }
 
+/// The eUICC's SGP.22 certificate chain, CI first (public data; its private key is never
+/// shown).
+fn euicc_chain(state: &CardState, out: &mut String) {
+    let Some(id) = state.euicc_identity() else {
+        let _ = writeln!(
+            out,
+            "eUICC certificates: no eUICC certificate chain (card created before card-emulator \
+made one; re-create it with card-emulator init --force)"
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "eUICC certificates (SGP.22 TEST chain CI -> EUM -> eUICC; the trust anchor is the CI, \
+exported by init as STATE.ci.pem):"
+    );
+    for c in id.summary() {
+        let _ = writeln!(out, "  {:<5}  subject {}", c.role, c.subject);
+        let _ = writeln!(out, "         issuer  {}", c.issuer);
+        let _ = writeln!(out, "         serial  {}", c.serial);
+        let _ = writeln!(out, "         valid   {} .. {}", c.not_before, c.not_after);
+        let _ = writeln!(
+            out,
+            "         SKI     {}",
+            if c.ski.is_empty() { "none" } else { &c.ski }
+        );
+        if !c.policies.is_empty() {
+            let _ = writeln!(out, "         policy  {}", c.policies.join(", "));
+        }
+    }
+}
+
 /// The report printed by `card-emulator inspect`.
 pub fn report(state: &CardState) -> String {
     let mut out = String::new();
@@ -154,6 +186,7 @@ pub fn report(state: &CardState) -> String {
     if !state.eid.is_empty() {
         let _ = writeln!(out, "EID: {}", apdu_specs::hexfmt::upper(&state.eid));
     }
+    euicc_chain(state, &mut out);
     for (i, c) in state.containers().iter().enumerate() {
         let _ = writeln!(
             out,
@@ -223,6 +256,36 @@ mod tests {
         assert!(!r.contains("404142"), "a key appears in the report");
         assert!(!r.contains("9876"), "a PIN appears in the report");
         assert!(r.contains("container 1: disabled"));
+    }
+
+    #[test]
+    fn the_eid_and_the_three_certificates_are_shown_never_the_euicc_key() {
+        let s = profile::build(profile::DEFAULT_PROFILE).unwrap();
+        let r = report(&s);
+        assert!(r.contains(&format!("EID: {}", profile::DEFAULT_EID)), "{r}");
+        for role in ["CI ", "EUM ", "eUICC "] {
+            assert!(r.contains(&format!("  {role}")), "{role} missing: {r}");
+        }
+        assert!(r.contains("subject CN=vSE Test CI"), "{r}");
+        assert!(r.contains(profile::DEFAULT_EID) && r.contains("9999-12-31T23:59:59Z"));
+        let json = serde_json::to_value(s.euicc_identity().unwrap()).unwrap();
+        let key = json["private_key"].as_str().unwrap();
+        assert_eq!(key.len(), 64);
+        assert!(
+            !r.contains(key),
+            "the eUICC private key appears in the report"
+        );
+    }
+
+    #[test]
+    fn a_card_without_the_chain_says_how_to_get_one() {
+        let mut s = profile::build(profile::DEFAULT_PROFILE).unwrap();
+        s.euicc = None;
+        let r = report(&s);
+        assert!(
+            r.contains("no eUICC certificate chain") && r.contains("card-emulator init --force"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod fs;
 #[cfg(feature = "cli")]
 pub mod inspect;
 pub mod pin;
+pub mod pki;
 pub mod profile;
 pub mod secure;
 pub mod state;

@@ -58,7 +58,12 @@ enum Cmd {
     #[command(
         long_about = "Create a new card state file from a personalization profile (TOML).\n\n\
 Without --profile the built-in default profile is used; `card-emulator profile` prints it \
-so you can copy and edit it. The state file is written with mode 0600."
+so you can copy and edit it. The state file is written with mode 0600.\n\n\
+Every card gets its own SGP.22 eUICC key and a TEST certificate chain CI -> EUM -> eUICC \
+(the eUICC certificate names the card's EID). The CI certificate, public, is written as PEM \
+to STATE.ci.pem (or --ci-cert FILE): it is the trust anchor that verifies the card's \
+notifications and certificates, e.g. `openssl verify -CAfile card.json.ci.pem -untrusted \
+eum.pem euicc.pem`. No GSMA root trusts it."
     )]
     Init {
         /// Where to write the card state (e.g. card.json).
@@ -74,6 +79,11 @@ so you can copy and edit it. The state file is written with mode 0600."
         /// Default: STATE.ca.json beside the state file.
         #[arg(long)]
         ca: Option<PathBuf>,
+        /// Where to write the card's SGP.22 test CI certificate (PEM), the trust anchor of
+        /// its eUICC certificate. Default: STATE.ci.pem beside the state file. Replaced only
+        /// with --force.
+        #[arg(long, value_name = "FILE")]
+        ci_cert: Option<PathBuf>,
     },
     /// The card issuer CA: create one, or print its public key for the server.
     #[command(subcommand)]
@@ -230,6 +240,7 @@ fn main() -> Result<()> {
             profile,
             force,
             ca,
+            ci_cert,
         } => {
             init_logging(false);
             let text = match &profile {
@@ -245,6 +256,19 @@ fn main() -> Result<()> {
                 anyhow::bail!(
                     "state file {} already exists; pass --force to replace it",
                     state.display()
+                );
+            }
+            let ci_path = ci_cert.unwrap_or_else(|| {
+                let mut p = state.clone().into_os_string();
+                p.push(".ci.pem");
+                PathBuf::from(p)
+            });
+            // Checked before the state is written, so a refusal leaves nothing half made.
+            if ci_path.exists() && !force {
+                anyhow::bail!(
+                    "CI certificate file {} already exists; pass --force to replace it, or \
+                     choose another file with --ci-cert",
+                    ci_path.display()
                 );
             }
             if !card.containers().is_empty() {
@@ -270,6 +294,29 @@ fn main() -> Result<()> {
             }
             FileStore::create(&state, &card, force)?;
             println!("created card \"{}\" in {}", card.label, state.display());
+            if let Some(id) = card.euicc_identity() {
+                // Public data: the default mode (0644 under the usual umask) is right.
+                // `create_new` without --force: a file made since the check above survives.
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true);
+                if force {
+                    options.create(true).truncate(true);
+                } else {
+                    options.create_new(true);
+                }
+                options
+                    .open(&ci_path)
+                    .and_then(|mut f| f.write_all(id.ci_pem().as_bytes()))
+                    .with_context(|| {
+                        format!("cannot write the CI certificate {}", ci_path.display())
+                    })?;
+                println!(
+                    "SGP.22 test CI certificate (trust anchor of the card's eUICC certificate \
+                     and notifications) in {}; verify with `openssl verify -CAfile {} ...`",
+                    ci_path.display(),
+                    ci_path.display()
+                );
+            }
             Ok(())
         }
         Cmd::Profile => {

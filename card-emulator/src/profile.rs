@@ -2,10 +2,10 @@
 
 use crate::pin::hash_secret;
 use crate::state::{
-    Access, CardState, Container, DataObject, FileBody, FileNode, GpState, KeySet, PinRecord,
-    Policy, PukRecord,
+    Access, CardState, Container, DataObject, FileBody, FileNode, GpState, KeySet, NotifyConfig,
+    PinRecord, Policy, PukRecord,
 };
-use apdu_specs::es10::{Aid, Iccid};
+use apdu_specs::es10::{Aid, Iccid, NotificationEvent};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -28,6 +28,8 @@ pub enum ProfileError {
     Invalid(String),
     #[error("the OS random generator failed: {0}")]
     Random(#[from] getrandom::Error),
+    #[error("cannot make the eUICC's SGP.22 certificate chain: {0}")]
+    Pki(#[from] crate::pki::PkiError),
 }
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T, ProfileError> {
@@ -90,6 +92,12 @@ struct ContainerSpec {
     class: String,
     #[serde(default)]
     enabled: bool,
+    /// Operations that make an SGP.22 notification (install, enable, disable, delete).
+    /// Default: enable, disable and delete.
+    notify: Option<Vec<String>>,
+    /// Where the LPA forwards this container's notifications (an FQDN). Default: the GSMA
+    /// test SM-DP+ of SGP.26.
+    notification_address: Option<String>,
     /// The container's application DF: FID and DF name (AID; may repeat in other containers).
     application_fid: String,
     application_name: String,
@@ -339,6 +347,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
             pins,
             trust_anchors: Vec::new(),
             auth: Default::default(),
+            notify: build_notify(&what, c)?,
         });
     }
     let eid = match &p.eid {
@@ -346,10 +355,14 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         Some(_) => return invalid("eid must be 32 decimal digits"),
         None => parse_hex("eid", DEFAULT_EID)?,
     };
+    // Every card gets its own key and test chain (SGP.22 notifications are signed by it):
+    // a fixed one shared by all cards would make their signatures interchangeable.
+    let euicc = Some(crate::pki::EuiccIdentity::generate(&eid)?);
     let mut state = CardState {
         label: p.label,
         historical_bytes,
         atr_protocols,
+        euicc,
         files,
         pins,
         data_objects,
@@ -358,10 +371,41 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         policy: p.policy,
         gp: build_gp(&p.key_set)?,
         time_floor: 0,
+        notifications: Default::default(),
+        default_dp_address: String::new(),
     };
     state.sync_ef_iccid();
     state.validate().map_err(ProfileError::Invalid)?;
     Ok(state)
+}
+
+/// The notification address of containers whose profile names none.
+pub const DEFAULT_NOTIFICATION_ADDRESS: &str = "testsmdpplus1.example.com";
+
+fn build_notify(what: &str, c: &ContainerSpec) -> Result<NotifyConfig, ProfileError> {
+    let names: Vec<&str> = match &c.notify {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => vec!["enable", "disable", "delete"],
+    };
+    let mut events = 0u8;
+    for name in names {
+        let Some(e) = NotificationEvent::from_name(name) else {
+            return invalid(format!(
+                "{what}: notify {name:?} is not install, enable, disable or delete"
+            ));
+        };
+        events |= 1 << e.bit();
+    }
+    let address = c
+        .notification_address
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NOTIFICATION_ADDRESS.to_owned());
+    if address.is_empty() || address.len() > 255 {
+        return invalid(format!(
+            "{what}: notification_address must be an FQDN of 1 to 255 characters"
+        ));
+    }
+    Ok(NotifyConfig { events, address })
 }
 
 fn build_gp(specs: &[KeySetSpec]) -> Result<GpState, ProfileError> {

@@ -22,6 +22,10 @@ pub struct CardState {
     /// (lpac) cannot connect to. Set at personalization; absent from the file when T=0.
     #[serde(default = "t0_only", skip_serializing_if = "is_t0_only")]
     pub atr_protocols: Vec<u8>,
+    /// The eUICC's SGP.22 identity: its signing key and the CI -> EUM -> eUICC chain. Made at
+    /// personalization (`profile::build`); absent in cards created before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) euicc: Option<crate::pki::EuiccIdentity>,
     /// The file tree as an arena; `files[0]` is the MF, parents before children.
     pub files: Vec<FileNode>,
     pub pins: Vec<PinRecord>,
@@ -44,6 +48,50 @@ pub struct CardState {
     /// rolling the host clock back revives nothing. Only moves up.
     #[serde(default)]
     pub time_floor: u64,
+    /// SGP.22 notifications waiting for the LPA, and their sequence counter.
+    #[serde(default, skip_serializing_if = "Notifications::is_empty")]
+    pub notifications: Notifications,
+    /// The default SM-DP+ address (ES10a/ES10b SetDefaultDpAddress); empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub default_dp_address: String,
+}
+
+/// The card's pending SGP.22 notifications (SGP.22 §3.5) and what numbers them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notifications {
+    /// The last sequence number given. Only moves up: a number is never given twice, even
+    /// after its notification was removed, so an SM-DP+ never mistakes one for another.
+    pub last_seq: u32,
+    /// Oldest first. At most [`Notifications::CAPACITY`]: an operation whose notification
+    /// would not fit is refused (undefinedError), so none an SM-DP+ has not received is
+    /// ever dropped; the LPA removes delivered ones (RemoveNotificationFromList).
+    pub pending: Vec<Notification>,
+}
+
+impl Notifications {
+    /// How many notifications the card keeps.
+    pub const CAPACITY: usize = 64;
+
+    pub fn is_empty(&self) -> bool {
+        self.last_seq == 0 && self.pending.is_empty()
+    }
+}
+
+/// One pending notification: its metadata and the eUICC's signature over it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub seq: u32,
+    /// SGP.22 NotificationEvent bit: 0 install, 1 enable, 2 disable, 3 delete.
+    pub event: u8,
+    /// Where the LPA forwards it (an FQDN).
+    pub address: String,
+    /// The profile's ICCID (10 bytes, SGP.22 coding).
+    #[serde(with = "hex_bytes")]
+    pub iccid: Vec<u8>,
+    /// The eUICC's signature (r || s) over the metadata's DER; empty on a card without an
+    /// eUICC identity, whose notifications can be listed but not retrieved.
+    #[serde(with = "hex_bytes")]
+    pub signature: Vec<u8>,
 }
 
 /// The card manager's GlobalPlatform secrets and counters.
@@ -176,6 +224,24 @@ pub struct Container {
     /// The authentication applet's keys, certificate and connection state.
     #[serde(default)]
     pub auth: AuthState,
+    /// Which operations on this container make a notification, and where it goes (the
+    /// profile's notificationConfigurationInfo, SGP.22 §2.4.4). Fixed at personalization.
+    #[serde(default, skip_serializing_if = "NotifyConfig::is_empty")]
+    pub notify: NotifyConfig,
+}
+
+/// A profile's notification configuration: one address for a set of operations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyConfig {
+    /// NotificationEvent bits (1 << 0 install, 1 << 1 enable, 1 << 2 disable, 1 << 3 delete).
+    pub events: u8,
+    pub address: String,
+}
+
+impl NotifyConfig {
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
 }
 
 /// The mutual-authentication applet's state in one container.
@@ -523,6 +589,11 @@ impl CardState {
             validate_pins(&c.pins, &what)?;
         }
         Ok(())
+    }
+
+    /// The eUICC's SGP.22 identity (signing key and certificate chain), if the card has one.
+    pub fn euicc_identity(&self) -> Option<&crate::pki::EuiccIdentity> {
+        self.euicc.as_ref()
     }
 
     /// The container table, read only.

@@ -328,6 +328,28 @@ pub enum ContainersCmd {
         /// ICCID (19-20 digits) or ISD-P AID (32 hex digits).
         id: String,
     },
+    /// The eUICC: EID, SGP.22 version, SM-DP+/SM-DS addresses, CI key identifiers, and its
+    /// certificate chain (EUM and eUICC certificates, ES10b GetCerts).
+    #[command(
+        after_help = "Verify the chain with the CI certificate `card-emulator init` exported:\n  \
+reader-client containers info --json   # each certificate's DER is in chain[].der (hex)\n  \
+openssl verify -CAfile card.json.ci.pem -untrusted eum.pem euicc.pem"
+    )]
+    Info,
+    /// Pending SGP.22 notifications (made by enable, disable and delete): list them, or
+    /// remove one an SM-DP+ has received (ES10b RemoveNotificationFromList).
+    #[command(after_help = "Examples:\n  \
+reader-client containers notifications            # SEQ, OPERATION, ICCID, ADDRESS\n  \
+reader-client containers notifications --signed   # with each signed notification (DER, hex)\n  \
+reader-client containers notifications --remove 3")]
+    Notifications {
+        /// Remove the notification with this sequence number instead of listing.
+        #[arg(long, value_name = "SEQ")]
+        remove: Option<u32>,
+        /// Also fetch each notification as the eUICC signed it (RetrieveNotificationsList).
+        #[arg(long, conflicts_with = "remove")]
+        signed: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -1,7 +1,7 @@
 //! What `reader-client containers` prints: the profile list as a table or JSON, and results.
 
 use crate::es10_client::{class_name, state_name, Outcome};
-use apdu_specs::es10::ProfileInfo;
+use apdu_specs::es10::{cert, NotificationMetadata, ProfileInfo};
 use serde::{Deserialize, Serialize};
 
 /// One container (SGP.22 profile) as shown to people and scripts. Absent fields are `null`.
@@ -87,8 +87,13 @@ pub fn list_table(list: &[ProfileInfo]) -> String {
             ]
         })
         .collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in &cells {
+    table(&HEADERS, &cells)
+}
+
+/// Rows under headers, each column as wide as its widest cell, two spaces apart.
+fn table<const N: usize>(headers: &[&str; N], cells: &[[String; N]]) -> String {
+    let mut widths = headers.map(|h| h.chars().count());
+    for row in cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
@@ -107,9 +112,178 @@ pub fn list_table(list: &[ProfileInfo]) -> String {
         s.push('\n');
         s
     };
-    let mut out = line(&HEADERS.map(str::to_string));
-    for row in &cells {
+    let mut out = line(&headers.map(str::to_string));
+    for row in cells {
         out.push_str(&line(row));
+    }
+    out
+}
+
+/// One pending SGP.22 notification as shown to people and scripts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRow {
+    pub seq: u32,
+    /// `install`, `enable`, `disable` or `delete`.
+    pub operation: String,
+    /// Where an LPA sends it (the SM-DP+).
+    pub address: String,
+    pub iccid: Option<String>,
+    /// The signed notification (`OtherSignedNotification` DER, hex), with `--signed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<String>,
+}
+
+impl From<&NotificationMetadata> for NotificationRow {
+    fn from(m: &NotificationMetadata) -> NotificationRow {
+        NotificationRow {
+            seq: m.seq,
+            operation: m.event.name().to_string(),
+            address: m.address.clone(),
+            iccid: m.iccid.map(|i| i.to_string()),
+            signed: None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct NotificationsJson {
+    notifications: Vec<NotificationRow>,
+}
+
+/// `{"notifications": [...]}`.
+pub fn notifications_json(rows: &[NotificationRow]) -> String {
+    serde_json::to_string_pretty(&NotificationsJson {
+        notifications: rows.to_vec(),
+    })
+    .unwrap_or_default()
+}
+
+/// Read back what [`notifications_json`] printed.
+pub fn parse_notifications_json(text: &str) -> Result<Vec<NotificationRow>, serde_json::Error> {
+    serde_json::from_str::<NotificationsJson>(text).map(|n| n.notifications)
+}
+
+/// The notifications as a table, oldest first.
+pub fn notifications_table(rows: &[NotificationRow]) -> String {
+    if rows.is_empty() {
+        return "no pending notifications\n".to_string();
+    }
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.seq.to_string(),
+                r.operation.clone(),
+                r.iccid.clone().unwrap_or_else(|| "-".into()),
+                r.address.clone(),
+            ]
+        })
+        .collect();
+    let mut out = table(&["SEQ", "OPERATION", "ICCID", "ADDRESS"], &cells);
+    for r in rows {
+        if let Some(signed) = &r.signed {
+            out.push_str(&format!("signed {}: {signed}\n", r.seq));
+        }
+    }
+    out
+}
+
+/// One certificate of the eUICC's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRow {
+    /// `EUM` or `eUICC`.
+    pub role: String,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub subject_key_id: String,
+    /// The certificate, DER as hex (`xxd -r -p | openssl x509 -inform der` reads it).
+    pub der: String,
+}
+
+impl CertRow {
+    /// From a DER certificate; one that does not parse shows why as its subject.
+    pub fn of(role: &str, der: &[u8]) -> CertRow {
+        let der_hex = apdu_specs::hexfmt::upper(der);
+        match cert::summary(role, der) {
+            Ok(c) => CertRow {
+                role: role.to_string(),
+                subject: c.subject,
+                issuer: c.issuer,
+                serial: c.serial,
+                not_before: c.not_before,
+                not_after: c.not_after,
+                subject_key_id: c.ski,
+                der: der_hex,
+            },
+            Err(e) => CertRow {
+                role: role.to_string(),
+                subject: format!("({e})"),
+                issuer: String::new(),
+                serial: String::new(),
+                not_before: String::new(),
+                not_after: String::new(),
+                subject_key_id: String::new(),
+                der: der_hex,
+            },
+        }
+    }
+}
+
+/// What `reader-client containers info` shows about the eUICC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EuiccInfoView {
+    pub eid: String,
+    /// SGP.22 version the eUICC implements.
+    pub svn: String,
+    pub default_smdp_address: Option<String>,
+    pub root_smds_address: String,
+    /// CI public key identifiers (hex) the eUICC signs with / verifies.
+    pub ci_pkid_for_signing: Vec<String>,
+    pub ci_pkid_for_verification: Vec<String>,
+    /// EUM then eUICC certificate (GetCerts); empty when the card has none.
+    pub chain: Vec<CertRow>,
+}
+
+/// The information as pretty JSON.
+pub fn info_json(info: &EuiccInfoView) -> String {
+    serde_json::to_string_pretty(info).unwrap_or_default()
+}
+
+/// The information as text, one field per line, then the chain.
+pub fn info_text(info: &EuiccInfoView) -> String {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut out = format!(
+        "EID                {}\nSGP.22 version     {}\ndefault SM-DP+     {}\nroot SM-DS         {}\nCI keys (signing)  {}\nCI keys (verify)   {}\n",
+        info.eid,
+        info.svn,
+        info.default_smdp_address.as_deref().unwrap_or("-"),
+        info.root_smds_address,
+        list(&info.ci_pkid_for_signing),
+        list(&info.ci_pkid_for_verification),
+    );
+    if info.chain.is_empty() {
+        out.push_str("certificate chain  none (GetCerts answered no certificates)\n");
+    }
+    for c in &info.chain {
+        out.push_str(&format!(
+            "{} certificate\n  subject  {}\n  issuer   {}\n  serial   {}\n  valid    {} .. {}\n  key id   {}\n",
+            c.role,
+            c.subject,
+            c.issuer,
+            c.serial,
+            c.not_before,
+            c.not_after,
+            if c.subject_key_id.is_empty() { "-" } else { &c.subject_key_id },
+        ));
     }
     out
 }

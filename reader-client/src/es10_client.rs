@@ -63,6 +63,11 @@ pub enum Es10ClientError {
     EndlessGetResponse { function: &'static str },
     #[error("ProfileInfoList answered the error {0}")]
     ListError(&'static str),
+    #[error("{function} answered the error {code}")]
+    Refused {
+        function: &'static str,
+        code: &'static str,
+    },
     #[error(
         "no container has {0} (run `reader-client containers list` to see the ICCIDs and AIDs)"
     )]
@@ -149,6 +154,13 @@ impl Outcome {
             ("DisableProfile", "profileNotInEnabledState") => "that container is already disabled",
             (_, "disallowedByPolicy") => {
                 "the card's policy forbids this (the profile may require a GlobalPlatform secure channel for ES10)"
+            }
+            ("EnableProfile" | "DisableProfile" | "DeleteProfile", "undefinedError") => {
+                "the card refused without a specific reason; a full notification list does this: \
+                 `reader-client containers notifications` lists them, `--remove SEQ` clears one an SM-DP+ received"
+            }
+            ("NotificationSent", "nothingToDelete") => {
+                "no pending notification has that sequence number; `reader-client containers notifications` lists them"
             }
             (_, "catBusy") => "the card is busy with a proactive session; retry",
             (_, "wrongProfileReenabling") => {
@@ -239,7 +251,7 @@ impl<'t> Es10Client<'t> {
     /// One ES10 function: the request in STORE DATA blocks, the whole answer (joined across
     /// GET RESPONSE in class `80|ch`).
     pub fn call(&mut self, request: &Es10Request) -> Result<Vec<u8>, Es10ClientError> {
-        let function = function_name(request);
+        let function = request.name();
         let cla = 0x80 | self.channel;
         let payload = request.to_bytes()?;
         let blocks = store_data_apdus(cla, &payload, self.mss)?;
@@ -291,6 +303,87 @@ impl<'t> Es10Client<'t> {
                 es10::ProfileInfoListError::UndefinedError => "undefinedError",
             })),
         }
+    }
+
+    /// One function whose answer `parse` reads.
+    fn answer<T>(
+        &mut self,
+        request: &Es10Request,
+        parse: impl FnOnce(&[u8]) -> Result<T, Es10Error>,
+    ) -> Result<T, Es10ClientError> {
+        let answer = self.call(request)?;
+        parse(&answer).map_err(|source| Es10ClientError::Decode {
+            function: request.name(),
+            source,
+        })
+    }
+
+    /// GetEuiccData (`BF3E`): the EID.
+    pub fn eid(&mut self) -> Result<es10::Eid, Es10ClientError> {
+        let request = Es10Request::GetEuiccData(es10::GetEuiccData::eid());
+        Ok(self.answer(&request, es10::EidResponse::parse)?.eid)
+    }
+
+    /// GetEuiccInfo1 (`BF20`): the SGP.22 version and the CIs the eUICC trusts and signs for.
+    pub fn euicc_info1(&mut self) -> Result<es10::EuiccInfo1, Es10ClientError> {
+        self.answer(&Es10Request::GetEuiccInfo1, es10::EuiccInfo1::parse)
+    }
+
+    /// EuiccConfiguredAddresses (`BF3C`): default SM-DP+ and root SM-DS.
+    pub fn configured_addresses(
+        &mut self,
+    ) -> Result<es10::EuiccConfiguredAddresses, Es10ClientError> {
+        self.answer(
+            &Es10Request::GetEuiccConfiguredAddresses,
+            es10::EuiccConfiguredAddresses::parse,
+        )
+    }
+
+    /// GetCerts (`BF56`): the EUM and eUICC certificates, or why the card has none.
+    pub fn certificates(&mut self) -> Result<es10::GetCertsResponse, Es10ClientError> {
+        let request = Es10Request::GetCerts { ci_pkid: None };
+        self.answer(&request, es10::GetCertsResponse::parse)
+    }
+
+    /// ListNotification (`BF28`), every operation: the pending notifications' metadata.
+    pub fn list_notifications(
+        &mut self,
+    ) -> Result<Vec<es10::NotificationMetadata>, Es10ClientError> {
+        let request = Es10Request::ListNotification { filter: None };
+        match self.answer(&request, es10::ListNotificationResponse::parse)? {
+            es10::ListNotificationResponse::Ok(list) => Ok(list),
+            es10::ListNotificationResponse::UndefinedError => Err(Es10ClientError::Refused {
+                function: request.name(),
+                code: "undefinedError",
+            }),
+        }
+    }
+
+    /// RetrieveNotificationsList (`BF2B`): the signed notifications `search` selects (all
+    /// for `None`); none matching is an empty list.
+    pub fn retrieve_notifications(
+        &mut self,
+        search: Option<es10::NotificationSearch>,
+    ) -> Result<Vec<es10::PendingNotification>, Es10ClientError> {
+        let request = Es10Request::RetrieveNotificationsList { search };
+        match self.answer(&request, es10::RetrieveNotificationsListResponse::parse)? {
+            es10::RetrieveNotificationsListResponse::Ok(list) => Ok(list),
+            es10::RetrieveNotificationsListResponse::NoResultAvailable => Ok(Vec::new()),
+            es10::RetrieveNotificationsListResponse::UndefinedError => {
+                Err(Es10ClientError::Refused {
+                    function: request.name(),
+                    code: "undefinedError",
+                })
+            }
+        }
+    }
+
+    /// RemoveNotificationFromList (`BF30`, NotificationSent): the LPA delivered `seq`.
+    pub fn remove_notification(
+        &mut self,
+        seq: u32,
+    ) -> Result<es10::NotificationSentResult, Es10ClientError> {
+        self.result(&Es10Request::NotificationSent { seq })
     }
 
     fn result<R: ResultCode>(&mut self, request: &Es10Request) -> Result<R, Es10ClientError> {
@@ -381,21 +474,6 @@ impl Drop for Es10Client<'_> {
     /// Best effort: leave no channel open behind an early return.
     fn drop(&mut self) {
         let _ = self.close_channel();
-    }
-}
-
-fn function_name(r: &Es10Request) -> &'static str {
-    match r {
-        Es10Request::GetEuiccData(_) => "GetEuiccData",
-        Es10Request::ProfileInfoList(_) => "ProfileInfoList",
-        Es10Request::EnableProfile { .. } => "EnableProfile",
-        Es10Request::DisableProfile { .. } => "DisableProfile",
-        Es10Request::DeleteProfile { .. } => "DeleteProfile",
-        Es10Request::SetNickname { .. } => "SetNickname",
-        Es10Request::GetEuiccConfiguredAddresses => "EuiccConfiguredAddresses",
-        Es10Request::GetRat => "GetRAT",
-        Es10Request::GetEuiccInfo1 => "GetEuiccInfo1",
-        Es10Request::GetEuiccInfo2 => "GetEuiccInfo2",
     }
 }
 

@@ -120,14 +120,14 @@ impl BitString {
             .is_some_and(|b| b & (0x80 >> (n % 8)) != 0)
     }
 
-    fn value(&self) -> Vec<u8> {
+    pub(crate) fn value(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.bytes.len() + 1);
         v.push(self.unused_bits);
         v.extend_from_slice(&self.bytes);
         v
     }
 
-    fn from_value(v: &[u8], field: &'static str) -> Result<BitString, Es10Error> {
+    pub(crate) fn from_value(v: &[u8], field: &'static str) -> Result<BitString, Es10Error> {
         match v.split_first() {
             Some((&unused, bytes)) if unused <= 7 && (unused == 0 || !bytes.is_empty()) => {
                 Ok(BitString {
@@ -230,7 +230,7 @@ pub struct ExtCardResource {
 }
 
 impl ExtCardResource {
-    fn value(&self) -> Vec<u8> {
+    pub(crate) fn value(&self) -> Vec<u8> {
         let mut v = Vec::new();
         der::push_uint(&mut v, 0x81, self.installed_applications);
         der::push_uint(&mut v, 0x82, self.free_non_volatile_memory);

@@ -1,5 +1,6 @@
-//! SGP.22 ES10c, the typed codec: the requests a local profile assistant (lpac) sends to
-//! the ISD-R inside STORE DATA, the answers the card gives, and STORE DATA segmentation.
+//! SGP.22 ES10b and ES10c, the typed codec: the requests a local profile assistant (lpac)
+//! sends to the ISD-R inside STORE DATA, the answers the card gives, and STORE DATA
+//! segmentation.
 //!
 //! Both directions for every message: the card parses requests and encodes answers, the
 //! terminal encodes requests and parses answers. Pure functions; no I/O. Parsers take
@@ -8,9 +9,11 @@
 //! Sources: SGP.22 v2.x ASN.1 (`rsp.asn`, as shipped in lpac) and lpac's traces in
 //! `shared/reference/protocols.md` §A.
 
+pub mod cert;
 pub mod der;
 pub mod ids;
 pub mod info;
+pub mod notify;
 pub mod request;
 pub mod response;
 pub mod store_data;
@@ -20,10 +23,17 @@ pub use info::{
     BitString, CertificationData, EuiccConfiguredAddresses, EuiccInfo1, EuiccInfo2,
     ExtCardResource, RatResponse, Version,
 };
+pub use notify::{
+    CancelSessionResponse, EuiccChallenge, EventSet, GetCertsResponse, ListNotificationResponse,
+    NotificationEvent, NotificationMetadata, NotificationSearch, OtherSignedNotification,
+    PendingNotification, ResetOptions, RetrieveNotificationsListResponse,
+};
 pub use request::{Es10Request, GetEuiccData, ProfileInfoListRequest, SearchCriteria};
 pub use response::{
-    DeleteResult, DisableResult, EidResponse, EnableResult, ProfileClass, ProfileInfo,
-    ProfileInfoListError, ProfileInfoListResponse, ProfileState, ResultCode, SetNicknameResult,
+    DeleteResult, DisableResult, EidResponse, EnableResult, MemoryResetResult,
+    NotificationSentResult, ProfileClass, ProfileInfo, ProfileInfoListError,
+    ProfileInfoListResponse, ProfileState, ResultCode, SetDefaultDpAddressResult,
+    SetNicknameResult,
 };
 pub use store_data::{
     segment, store_data_apdus, StoreDataAssembler, StoreDataError, StoreDataProgress, DEFAULT_MSS,
@@ -54,6 +64,22 @@ pub mod tag {
     pub const EUICC_INFO1: u32 = 0xBF20;
     /// GetEuiccInfo2Request / EUICCInfo2, `[34]`.
     pub const EUICC_INFO2: u32 = 0xBF22;
+    /// GetEuiccChallengeRequest / response, `[46]`.
+    pub const GET_EUICC_CHALLENGE: u32 = 0xBF2E;
+    /// ListNotificationRequest / response, `[40]`.
+    pub const LIST_NOTIFICATION: u32 = 0xBF28;
+    /// RetrieveNotificationsListRequest / response, `[43]`.
+    pub const RETRIEVE_NOTIFICATIONS_LIST: u32 = 0xBF2B;
+    /// NotificationSentRequest / response (RemoveNotificationFromList), `[48]`.
+    pub const NOTIFICATION_SENT: u32 = 0xBF30;
+    /// CancelSessionRequest / response, `[65]`.
+    pub const CANCEL_SESSION: u32 = 0xBF41;
+    /// EuiccMemoryResetRequest / response, `[52]`.
+    pub const EUICC_MEMORY_RESET: u32 = 0xBF34;
+    /// SetDefaultDpAddressRequest / response, `[63]`.
+    pub const SET_DEFAULT_DP_ADDRESS: u32 = 0xBF3F;
+    /// GetCertsRequest / response, `[86]` (SGP.22 v3, SGP.32).
+    pub const GET_CERTS: u32 = 0xBF56;
 
     // Fields.
     /// `eidValue [APPLICATION 26]` in the GetEuiccData answer (same number as ICCID).
@@ -84,6 +110,22 @@ pub mod tag {
     pub const PROFILE_NAME: u32 = 0x92;
     /// `profileClass [21]`.
     pub const PROFILE_CLASS: u32 = 0x95;
+    /// `NotificationMetadata ::= [47] SEQUENCE`.
+    pub const NOTIFICATION_METADATA: u32 = 0xBF2F;
+    /// `ProfileInstallationResult ::= [55] SEQUENCE`.
+    pub const PROFILE_INSTALLATION_RESULT: u32 = 0xBF37;
+    /// `seqNumber [0] INTEGER` (and every other first automatic tag).
+    pub const SEQ_NUMBER: u32 = 0x80;
+    /// `profileManagementOperation [1] NotificationEvent`.
+    pub const NOTIFICATION_EVENT: u32 = 0x81;
+    /// `resetOptions [2] BIT STRING`.
+    pub const RESET_OPTIONS: u32 = 0x82;
+    /// Universal UTF8String (`notificationAddress`).
+    pub const UTF8_STRING: u32 = 0x0C;
+    /// Universal SEQUENCE (`OtherSignedNotification`, a certificate).
+    pub const SEQUENCE: u32 = 0x30;
+    /// `[APPLICATION 55]`: an eUICC signature.
+    pub const SIGNATURE: u32 = 0x5F37;
 }
 
 /// Why an ES10 payload could not be read or written.

@@ -1,7 +1,8 @@
-//! ES10c requests (SGP.22 §5.7): one typed value per function, parsed from and encoded
-//! to the reassembled STORE DATA payload.
+//! ES10b and ES10c requests (SGP.22 §5.7): one typed value per function, parsed from and
+//! encoded to the reassembled STORE DATA payload.
 
 use super::der::{self, DataObject};
+use super::notify::{request as es10b, EventSet, NotificationSearch, ResetOptions};
 use super::response::{ProfileClass, ProfileInfo};
 use super::{tag, Aid, Es10Error, Iccid, ProfileId};
 use crate::tlv;
@@ -83,6 +84,25 @@ pub enum Es10Request {
     GetEuiccInfo1,
     /// `BF22`.
     GetEuiccInfo2,
+    /// `BF2E {}`.
+    GetEuiccChallenge,
+    /// `BF28 { 81 operations? }`: the metadata of pending notifications.
+    ListNotification { filter: Option<EventSet> },
+    /// `BF2B { A0 { 80 seq | 81 operations }? }`: pending notifications, signed.
+    RetrieveNotificationsList { search: Option<NotificationSearch> },
+    /// `BF30 { 80 seq }` (RemoveNotificationFromList).
+    NotificationSent { seq: u32 },
+    /// `BF41 { 80 transactionId 81 reason }`.
+    CancelSession {
+        transaction_id: Vec<u8>,
+        reason: u32,
+    },
+    /// `BF34 { 82 resetOptions }`.
+    EuiccMemoryReset { options: ResetOptions },
+    /// `BF3F { 80 defaultDpAddress }`.
+    SetDefaultDpAddress { address: String },
+    /// `BF56 { 80 euiccCiPKId? }`: the EUM and eUICC certificates (for the CI given).
+    GetCerts { ci_pkid: Option<Vec<u8>> },
 }
 
 fn check_nickname(nickname: &str) -> Result<(), Es10Error> {
@@ -109,6 +129,38 @@ impl Es10Request {
             Es10Request::GetRat => tag::GET_RAT,
             Es10Request::GetEuiccInfo1 => tag::EUICC_INFO1,
             Es10Request::GetEuiccInfo2 => tag::EUICC_INFO2,
+            Es10Request::GetEuiccChallenge => tag::GET_EUICC_CHALLENGE,
+            Es10Request::ListNotification { .. } => tag::LIST_NOTIFICATION,
+            Es10Request::RetrieveNotificationsList { .. } => tag::RETRIEVE_NOTIFICATIONS_LIST,
+            Es10Request::NotificationSent { .. } => tag::NOTIFICATION_SENT,
+            Es10Request::CancelSession { .. } => tag::CANCEL_SESSION,
+            Es10Request::EuiccMemoryReset { .. } => tag::EUICC_MEMORY_RESET,
+            Es10Request::SetDefaultDpAddress { .. } => tag::SET_DEFAULT_DP_ADDRESS,
+            Es10Request::GetCerts { .. } => tag::GET_CERTS,
+        }
+    }
+
+    /// The function's name in SGP.22, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Es10Request::GetEuiccData(_) => "GetEuiccData",
+            Es10Request::ProfileInfoList(_) => "ProfileInfoList",
+            Es10Request::EnableProfile { .. } => "EnableProfile",
+            Es10Request::DisableProfile { .. } => "DisableProfile",
+            Es10Request::DeleteProfile { .. } => "DeleteProfile",
+            Es10Request::SetNickname { .. } => "SetNickname",
+            Es10Request::GetEuiccConfiguredAddresses => "EuiccConfiguredAddresses",
+            Es10Request::GetRat => "GetRAT",
+            Es10Request::GetEuiccInfo1 => "GetEuiccInfo1",
+            Es10Request::GetEuiccInfo2 => "GetEuiccInfo2",
+            Es10Request::GetEuiccChallenge => "GetEuiccChallenge",
+            Es10Request::ListNotification { .. } => "ListNotification",
+            Es10Request::RetrieveNotificationsList { .. } => "RetrieveNotificationsList",
+            Es10Request::NotificationSent { .. } => "RemoveNotificationFromList",
+            Es10Request::CancelSession { .. } => "CancelSession",
+            Es10Request::EuiccMemoryReset { .. } => "EuiccMemoryReset",
+            Es10Request::SetDefaultDpAddress { .. } => "SetDefaultDpAddress",
+            Es10Request::GetCerts { .. } => "GetCerts",
         }
     }
 
@@ -173,6 +225,32 @@ impl Es10Request {
             tag::GET_RAT => Es10Request::GetRat,
             tag::EUICC_INFO1 => Es10Request::GetEuiccInfo1,
             tag::EUICC_INFO2 => Es10Request::GetEuiccInfo2,
+            tag::GET_EUICC_CHALLENGE => Es10Request::GetEuiccChallenge,
+            tag::LIST_NOTIFICATION => Es10Request::ListNotification {
+                filter: es10b::list_notification(c)?,
+            },
+            tag::RETRIEVE_NOTIFICATIONS_LIST => Es10Request::RetrieveNotificationsList {
+                search: es10b::retrieve(c)?,
+            },
+            tag::NOTIFICATION_SENT => Es10Request::NotificationSent {
+                seq: es10b::seq_number(c)?,
+            },
+            tag::CANCEL_SESSION => {
+                let (transaction_id, reason) = es10b::cancel_session(c)?;
+                Es10Request::CancelSession {
+                    transaction_id,
+                    reason,
+                }
+            }
+            tag::EUICC_MEMORY_RESET => Es10Request::EuiccMemoryReset {
+                options: es10b::memory_reset(c)?,
+            },
+            tag::SET_DEFAULT_DP_ADDRESS => Es10Request::SetDefaultDpAddress {
+                address: es10b::default_dp_address(c)?,
+            },
+            tag::GET_CERTS => Es10Request::GetCerts {
+                ci_pkid: es10b::get_certs(c),
+            },
             other => return Err(Es10Error::UnknownFunction(other)),
         })
     }
@@ -219,7 +297,24 @@ impl Es10Request {
             Es10Request::GetEuiccConfiguredAddresses
             | Es10Request::GetRat
             | Es10Request::GetEuiccInfo1
-            | Es10Request::GetEuiccInfo2 => {}
+            | Es10Request::GetEuiccInfo2
+            | Es10Request::GetEuiccChallenge => {}
+            Es10Request::ListNotification { filter } => {
+                body = es10b::list_notification_body(filter)
+            }
+            Es10Request::RetrieveNotificationsList { search } => {
+                body = es10b::retrieve_body(search)
+            }
+            Es10Request::NotificationSent { seq } => body = es10b::seq_body(*seq),
+            Es10Request::CancelSession {
+                transaction_id,
+                reason,
+            } => body = es10b::cancel_session_body(transaction_id, *reason),
+            Es10Request::EuiccMemoryReset { options } => body = es10b::memory_reset_body(options),
+            Es10Request::SetDefaultDpAddress { address } => {
+                tlv::push(&mut body, 0x80, address.as_bytes())
+            }
+            Es10Request::GetCerts { ci_pkid } => body = es10b::get_certs_body(ci_pkid),
         }
         Ok(tlv::build(self.tag(), &body))
     }

@@ -331,3 +331,21 @@ result_codes!(
         Ok = 0, IccidNotFound = 1, UndefinedError = 127,
     }
 );
+result_codes!(
+    /// `NotificationSentResponse` (`BF30`) `deleteNotificationStatus`.
+    NotificationSentResult, tag::NOTIFICATION_SENT, "NotificationSent" {
+        Ok = 0, NothingToDelete = 1, UndefinedError = 127,
+    }
+);
+result_codes!(
+    /// `EuiccMemoryResetResponse` (`BF34`) `resetResult`.
+    MemoryResetResult, tag::EUICC_MEMORY_RESET, "EuiccMemoryReset" {
+        Ok = 0, NothingToDelete = 1, CatBusy = 5, UndefinedError = 127,
+    }
+);
+result_codes!(
+    /// `SetDefaultDpAddressResponse` (`BF3F`) `setDefaultDpAddressResult`.
+    SetDefaultDpAddressResult, tag::SET_DEFAULT_DP_ADDRESS, "SetDefaultDpAddress" {
+        Ok = 0, UndefinedError = 127,
+    }
+);

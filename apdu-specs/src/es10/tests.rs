@@ -143,9 +143,9 @@ fn result_codes_round_trip_and_unknown_codes_are_errors() {
 
 #[test]
 fn unknown_function_tag_is_its_own_error_with_the_tag() {
-    // GetEuiccChallenge BF2E: well formed, not implemented here.
-    let err = Es10Request::parse(&hex("BF2E00").unwrap()).unwrap_err();
-    assert_eq!(err, Es10Error::UnknownFunction(0xBF2E));
+    // AuthenticateServer BF38: well formed, not implemented here (no profile download).
+    let err = Es10Request::parse(&hex("BF3800").unwrap()).unwrap_err();
+    assert_eq!(err, Es10Error::UnknownFunction(0xBF38));
     assert_eq!(err.status(), crate::Status::FunctionNotSupported);
     assert_eq!(
         Es10Request::parse(&hex("BF3E035C015A00").unwrap()),
@@ -679,4 +679,264 @@ fn deep_nesting_does_not_recurse() {
     }
     let bytes = crate::tlv::build(0xBF2D, &inner);
     assert!(Es10Request::parse(&bytes).is_err());
+}
+
+// ES10b (rsp.asn, AUTOMATIC TAGS): each request and answer against bytes derived by hand
+// from the ASN.1, then round trips.
+
+/// Every ES10b request, with its DER as derived from rsp.asn.
+fn es10b_requests() -> Vec<(&'static str, Es10Request)> {
+    vec![
+        // GetEuiccChallengeRequest ::= [46] SEQUENCE {}
+        ("BF2E00", Es10Request::GetEuiccChallenge),
+        // ListNotificationRequest, no filter (what `lpac notification list` sends).
+        ("BF2800", Es10Request::ListNotification { filter: None }),
+        // ... with profileManagementOperation [1] = {enable, delete}: bits 1 and 3.
+        (
+            "BF2804810204 50",
+            Es10Request::ListNotification {
+                filter: Some(EventSet::of(&[
+                    NotificationEvent::Enable,
+                    NotificationEvent::Delete,
+                ])),
+            },
+        ),
+        (
+            "BF2B00",
+            Es10Request::RetrieveNotificationsList { search: None },
+        ),
+        // searchCriteria [0] CHOICE { seqNumber [0] 7 } (what `lpac notification process` sends).
+        (
+            "BF2B05A003800107",
+            Es10Request::RetrieveNotificationsList {
+                search: Some(NotificationSearch::Seq(7)),
+            },
+        ),
+        // searchCriteria [0] CHOICE { profileManagementOperation [1] {disable} }
+        (
+            "BF2B06A00481020520",
+            Es10Request::RetrieveNotificationsList {
+                search: Some(NotificationSearch::Events(EventSet::of(&[
+                    NotificationEvent::Disable,
+                ]))),
+            },
+        ),
+        // NotificationSentRequest { seqNumber [0] 300 } (`lpac notification remove 300`).
+        (
+            "BF300480020 12C",
+            Es10Request::NotificationSent { seq: 300 },
+        ),
+        // CancelSessionRequest { transactionId [0], reason [1] endUserRejection(0) }
+        (
+            "BF410980040102030481 0100",
+            Es10Request::CancelSession {
+                transaction_id: vec![1, 2, 3, 4],
+                reason: 0,
+            },
+        ),
+        // EuiccMemoryResetRequest { resetOptions [2] {deleteOperationalProfiles, resetDefaultSmdpAddress} }
+        (
+            "BF3404820205A0",
+            Es10Request::EuiccMemoryReset {
+                options: ResetOptions {
+                    delete_operational_profiles: true,
+                    delete_test_profiles: false,
+                    reset_default_smdp_address: true,
+                },
+            },
+        ),
+        // GetCertsRequest {} and { euiccCiPKId [0] }
+        ("BF5600", Es10Request::GetCerts { ci_pkid: None }),
+        (
+            "BF56048002ABCD",
+            Es10Request::GetCerts {
+                ci_pkid: Some(vec![0xAB, 0xCD]),
+            },
+        ),
+        // SetDefaultDpAddressRequest { defaultDpAddress [0] "a.b" }
+        (
+            "BF3F058003612E62",
+            Es10Request::SetDefaultDpAddress {
+                address: "a.b".into(),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn every_es10b_request_parses_to_its_typed_value_and_reencodes_byte_exact() {
+    for (wire, request) in es10b_requests() {
+        let bytes = hex(&wire.replace(' ', "")).unwrap();
+        assert_eq!(Es10Request::parse(&bytes), Ok(request.clone()), "{wire}");
+        assert_eq!(
+            upper(&request.to_bytes().unwrap()),
+            wire.replace(' ', ""),
+            "{wire}"
+        );
+    }
+}
+
+fn metadata(seq: u32, event: NotificationEvent) -> NotificationMetadata {
+    NotificationMetadata {
+        seq,
+        event,
+        address: "smdp.io".into(),
+        iccid: Some(iccid("89000123456789012341")),
+    }
+}
+
+#[test]
+fn notification_metadata_encodes_as_rsp_asn_says() {
+    // BF2F { 80 seq, 81 NotificationEvent, 0C address, 5A iccid }; enable = bit 1 alone:
+    // DER trims trailing zero bits, so one byte 0x40 with 6 unused bits.
+    let m = metadata(1, NotificationEvent::Enable);
+    assert_eq!(
+        upper(&m.to_bytes()),
+        "BF2F1C800101810206400C07736D64702E696F5A0A98001032547698103214"
+    );
+    assert_eq!(NotificationMetadata::parse(&m.to_bytes()), Ok(m));
+    let events = [
+        (NotificationEvent::Install, "0780"),
+        (NotificationEvent::Enable, "0640"),
+        (NotificationEvent::Disable, "0520"),
+        (NotificationEvent::Delete, "0410"),
+    ];
+    for (e, v) in events {
+        assert_eq!(upper(&e.value()), v, "{e:?}");
+        assert_eq!(NotificationEvent::from_value(&hex(v).unwrap()), Ok(e));
+    }
+    // A metadata's operation has exactly one bit.
+    assert!(NotificationEvent::from_value(&hex("0450").unwrap()).is_err());
+    assert!(NotificationEvent::from_value(&hex("00").unwrap()).is_err());
+    // A large sequence number keeps INTEGER non-negative: 128 is 00 80.
+    let big = metadata(128, NotificationEvent::Delete);
+    assert!(upper(&big.to_bytes()).starts_with("BF2F1D80020080"));
+    assert_eq!(NotificationMetadata::parse(&big.to_bytes()), Ok(big));
+}
+
+#[test]
+fn list_notification_answers_round_trip_and_match_rsp_asn() {
+    let list = ListNotificationResponse::Ok(vec![
+        metadata(1, NotificationEvent::Enable),
+        metadata(2, NotificationEvent::Disable),
+    ]);
+    let bytes = list.to_bytes();
+    assert!(upper(&bytes).starts_with("BF2840A03EBF2F1C800101"));
+    assert_eq!(ListNotificationResponse::parse(&bytes), Ok(list));
+    assert_eq!(
+        upper(&ListNotificationResponse::Ok(vec![]).to_bytes()),
+        "BF2802A000"
+    );
+    let err = ListNotificationResponse::UndefinedError;
+    assert_eq!(upper(&err.to_bytes()), "BF280381017F");
+    assert_eq!(ListNotificationResponse::parse(&err.to_bytes()), Ok(err));
+}
+
+#[test]
+fn signed_notifications_keep_the_exact_signed_bytes() {
+    let m = metadata(5, NotificationEvent::Delete);
+    // Two stand-in certificates: any one DER SEQUENCE each.
+    let n = OtherSignedNotification {
+        tbs: m.to_bytes(),
+        metadata: m,
+        signature: vec![0xAB; 64],
+        euicc_certificate: hex("3003020101").unwrap(),
+        eum_certificate: hex("3003020102").unwrap(),
+    };
+    let answer = RetrieveNotificationsListResponse::Ok(vec![PendingNotification::Other(n.clone())]);
+    let bytes = answer.to_bytes();
+    // BF2B { A0 { 30 { BF2F… 5F37 40 … 30… 30… } } }
+    let hexed = upper(&bytes);
+    assert!(hexed.starts_with("BF2B"), "{hexed}");
+    assert!(hexed.contains("5F3740ABAB"), "{hexed}");
+    assert!(hexed.ends_with("30030201013003020102"), "{hexed}");
+    assert_eq!(RetrieveNotificationsListResponse::parse(&bytes), Ok(answer));
+    assert_eq!(
+        upper(&RetrieveNotificationsListResponse::NoResultAvailable.to_bytes()),
+        "BF2B03810101"
+    );
+    // A notification without its certificates, or with the signature after them, is
+    // refused, not read as something else.
+    let mut no_certs = n.tbs.clone();
+    crate::tlv::push(&mut no_certs, 0x5F37, &n.signature);
+    assert!(OtherSignedNotification::parse_value(&no_certs).is_err());
+    let mut reordered = n.tbs.clone();
+    reordered.extend_from_slice(&n.euicc_certificate);
+    crate::tlv::push(&mut reordered, 0x5F37, &n.signature);
+    reordered.extend_from_slice(&n.eum_certificate);
+    assert!(OtherSignedNotification::parse_value(&reordered).is_err());
+}
+
+#[test]
+fn es10b_result_answers_encode_as_rsp_asn_says() {
+    assert_eq!(
+        upper(&NotificationSentResult::Ok.to_bytes()),
+        "BF3003800100"
+    );
+    assert_eq!(
+        upper(&NotificationSentResult::NothingToDelete.to_bytes()),
+        "BF3003800101"
+    );
+    assert_eq!(
+        upper(&MemoryResetResult::NothingToDelete.to_bytes()),
+        "BF3403800101"
+    );
+    assert_eq!(
+        upper(&SetDefaultDpAddressResult::Ok.to_bytes()),
+        "BF3F03800100"
+    );
+    assert_eq!(
+        upper(&CancelSessionResponse::InvalidTransactionId.to_bytes()),
+        "BF4103810105"
+    );
+    let challenge = EuiccChallenge([7; 16]);
+    assert_eq!(
+        upper(&challenge.to_bytes()),
+        format!("BF2E1280 10{}", "07".repeat(16)).replace(' ', "")
+    );
+    assert_eq!(EuiccChallenge::parse(&challenge.to_bytes()), Ok(challenge));
+    for code in [0u32, 1, 127] {
+        let r = NotificationSentResult::from_code(code).unwrap();
+        assert_eq!(NotificationSentResult::parse(&r.to_bytes()), Ok(r));
+    }
+    assert!(NotificationSentResult::parse(&hex("BF3003800102").unwrap()).is_err());
+}
+
+#[test]
+fn malformed_es10b_requests_are_refused_with_a_reason() {
+    for bad in [
+        "BF3000",           // NotificationSent without seqNumber
+        "BF30038001",       // truncated
+        "BF3003800180",     // negative seqNumber
+        "BF2B05A003820107", // unknown search criterion
+        "BF3400",           // memory reset without options
+        "BF4103800101",     // cancel without a reason
+        "BF3F038001FF",     // address not UTF-8
+    ] {
+        let bytes = hex(&bad.replace(' ', "")).unwrap_or_default();
+        let e = Es10Request::parse(&bytes);
+        assert!(e.is_err(), "{bad}: {e:?}");
+        assert_eq!(
+            e.unwrap_err().status(),
+            crate::Status::IncorrectData,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn get_certs_answer_tags_each_certificate_implicitly() {
+    let r = GetCertsResponse::Certs {
+        eum_certificate: hex("3003020101").unwrap(),
+        euicc_certificate: hex("3003020102").unwrap(),
+    };
+    // BF56 { A0 { A5 <EUM content> A6 <eUICC content> } } (SGP.32 GetCertsResponse)
+    assert_eq!(upper(&r.to_bytes()), "BF560CA00AA503020101A603020102");
+    assert_eq!(GetCertsResponse::parse(&r.to_bytes()), Ok(r));
+    assert_eq!(
+        upper(&GetCertsResponse::InvalidCiPkid.to_bytes()),
+        "BF5603810101"
+    );
+    // The certificates in the wrong order are refused, not swapped.
+    assert!(GetCertsResponse::parse(&hex("BF560CA00AA603020102A503020101").unwrap()).is_err());
 }

@@ -10,9 +10,12 @@ use crate::state::{Container, ContainerId};
 use crate::vm::policy::{enter_admin, Function};
 use crate::vm::Admin;
 use apdu_specs::es10::{
-    self, Aid, DeleteResult, DisableResult, Eid, EidResponse, EnableResult, Es10Request,
-    EuiccConfiguredAddresses, EuiccInfo1, EuiccInfo2, ExtCardResource, Iccid, ProfileClass,
-    ProfileId, ProfileInfo, ProfileInfoListResponse, ProfileState, RatResponse, ResultCode,
+    self, Aid, CancelSessionResponse, DeleteResult, DisableResult, Eid, EidResponse, EnableResult,
+    Es10Request, EuiccChallenge, EuiccConfiguredAddresses, EuiccInfo1, EuiccInfo2, ExtCardResource,
+    GetCertsResponse, Iccid, ListNotificationResponse, MemoryResetResult, NotificationEvent,
+    NotificationMetadata, NotificationSentResult, OtherSignedNotification, PendingNotification,
+    ProfileClass, ProfileId, ProfileInfo, ProfileInfoListResponse, ProfileState, RatResponse,
+    ResetOptions, ResultCode, RetrieveNotificationsListResponse, SetDefaultDpAddressResult,
     SetNicknameResult, StoreDataAssembler, StoreDataProgress,
 };
 use apdu_specs::gp::StoreData;
@@ -110,6 +113,17 @@ fn refused_by_policy(request: &Es10Request) -> Vec<u8> {
         Es10Request::ProfileInfoList(_) => {
             ProfileInfoListResponse::Error(es10::ProfileInfoListError::UndefinedError).to_bytes()
         }
+        Es10Request::ListNotification { .. } => ListNotificationResponse::UndefinedError.to_bytes(),
+        Es10Request::RetrieveNotificationsList { .. } => {
+            RetrieveNotificationsListResponse::UndefinedError.to_bytes()
+        }
+        Es10Request::NotificationSent { .. } => NotificationSentResult::UndefinedError.to_bytes(),
+        Es10Request::CancelSession { .. } => CancelSessionResponse::UndefinedError.to_bytes(),
+        Es10Request::EuiccMemoryReset { .. } => MemoryResetResult::UndefinedError.to_bytes(),
+        Es10Request::SetDefaultDpAddress { .. } => {
+            SetDefaultDpAddressResult::UndefinedError.to_bytes()
+        }
+        Es10Request::GetCerts { .. } => GetCertsResponse::UndefinedError.to_bytes(),
         _ => Vec::new(),
     }
 }
@@ -165,10 +179,25 @@ fn es10c(admin: &mut Admin, request: Es10Request) -> Result<Vec<u8>, Status> {
                 .collect();
             ProfileInfoListResponse::Ok(list).to_bytes()
         }
+        // Each operation records its notifications first, so that the operation's own
+        // commit makes both durable (SGP.22 §3.2: enabling one profile while another is
+        // enabled notifies the disable of that one too). When they would not fit, the
+        // operation is refused with undefinedError and nothing changes: the oldest
+        // notifications, which no SM-DP+ has received yet, are never dropped.
         Es10Request::EnableProfile { id, .. } => match find(containers, &id) {
             None => EnableResult::IccidOrAidNotFound.to_bytes(),
             Some((_, true)) => EnableResult::ProfileNotInDisabledState.to_bytes(),
             Some((c, false)) => {
+                let mut wanted = vec![(c, NotificationEvent::Enable)];
+                if let Some(before) = admin.enabled() {
+                    wanted.insert(0, (before, NotificationEvent::Disable));
+                }
+                if !admin.notifications_fit(&wanted) {
+                    return Ok(EnableResult::UndefinedError.to_bytes());
+                }
+                for (id, event) in wanted {
+                    admin.notify(id, event)?;
+                }
                 admin.switch(Some(c))?;
                 EnableResult::Ok.to_bytes()
             }
@@ -176,7 +205,11 @@ fn es10c(admin: &mut Admin, request: Es10Request) -> Result<Vec<u8>, Status> {
         Es10Request::DisableProfile { id, .. } => match find(containers, &id) {
             None => DisableResult::IccidOrAidNotFound.to_bytes(),
             Some((_, false)) => DisableResult::ProfileNotInEnabledState.to_bytes(),
-            Some((_, true)) => {
+            Some((c, true)) => {
+                if !admin.notifications_fit(&[(c, NotificationEvent::Disable)]) {
+                    return Ok(DisableResult::UndefinedError.to_bytes());
+                }
+                admin.notify(c, NotificationEvent::Disable)?;
                 admin.switch(None)?;
                 DisableResult::Ok.to_bytes()
             }
@@ -185,6 +218,10 @@ fn es10c(admin: &mut Admin, request: Es10Request) -> Result<Vec<u8>, Status> {
             None => DeleteResult::IccidOrAidNotFound.to_bytes(),
             Some((_, true)) => DeleteResult::ProfileNotInDisabledState.to_bytes(),
             Some((c, false)) => {
+                if !admin.notifications_fit(&[(c, NotificationEvent::Delete)]) {
+                    return Ok(DeleteResult::UndefinedError.to_bytes());
+                }
+                admin.notify(c, NotificationEvent::Delete)?;
                 admin.delete(c)?;
                 DeleteResult::Ok.to_bytes()
             }
@@ -199,17 +236,131 @@ fn es10c(admin: &mut Admin, request: Es10Request) -> Result<Vec<u8>, Status> {
             }
         }
         Es10Request::GetEuiccConfiguredAddresses => EuiccConfiguredAddresses {
-            default_dp_address: None,
+            default_dp_address: Some(admin.default_dp_address())
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned),
             root_ds_address: "lpa.ds.gsma.com".into(),
         }
         .to_bytes(),
         Es10Request::GetRat => RatResponse::default().to_bytes(),
-        Es10Request::GetEuiccInfo1 => EuiccInfo1::plausible().to_bytes(),
+        Es10Request::GetEuiccInfo1 => {
+            let mut info = EuiccInfo1::plausible();
+            // The card signs with its own test CI's chain and verifies both CIs.
+            if let Some(identity) = admin.euicc_identity() {
+                let ours = identity.ci_key_id();
+                info.ci_pkid_for_signing = vec![ours.clone()];
+                info.ci_pkid_for_verification.insert(0, ours);
+            }
+            info.to_bytes()
+        }
         Es10Request::GetEuiccInfo2 => EuiccInfo2::plausible(ExtCardResource {
             installed_applications: containers.len() as u32,
             free_non_volatile_memory: 512 * 1024,
             free_volatile_memory: 16 * 1024,
         })
         .to_bytes(),
+        Es10Request::GetEuiccChallenge => {
+            let mut challenge = [0u8; 16];
+            getrandom::getrandom(&mut challenge).map_err(|e| {
+                tracing::error!("OS random generator failed: {e}");
+                Status::MemoryFailure
+            })?;
+            EuiccChallenge(challenge).to_bytes()
+        }
+        Es10Request::ListNotification { filter } => ListNotificationResponse::Ok(
+            pending(admin)
+                .filter(|(m, _)| filter.is_none_or(|f| f.contains(m.event)))
+                .map(|(m, _)| m)
+                .collect(),
+        )
+        .to_bytes(),
+        Es10Request::RetrieveNotificationsList { search } => {
+            let Some(identity) = admin.euicc_identity() else {
+                return Ok(RetrieveNotificationsListResponse::UndefinedError.to_bytes());
+            };
+            let list: Vec<PendingNotification> = pending(admin)
+                .filter(|(m, _)| search.is_none_or(|s| s.matches(m)))
+                .map(|(metadata, signature)| {
+                    PendingNotification::Other(OtherSignedNotification {
+                        tbs: metadata.to_bytes(),
+                        metadata,
+                        signature,
+                        euicc_certificate: identity.euicc_certificate.clone(),
+                        eum_certificate: identity.eum_certificate.clone(),
+                    })
+                })
+                .collect();
+            if list.is_empty() {
+                RetrieveNotificationsListResponse::NoResultAvailable.to_bytes()
+            } else {
+                RetrieveNotificationsListResponse::Ok(list).to_bytes()
+            }
+        }
+        Es10Request::NotificationSent { seq } => if admin.remove_notification(seq)? {
+            NotificationSentResult::Ok
+        } else {
+            NotificationSentResult::NothingToDelete
+        }
+        .to_bytes(),
+        // No profile download runs on this card, so no session can be cancelled.
+        Es10Request::CancelSession { .. } => CancelSessionResponse::InvalidTransactionId.to_bytes(),
+        Es10Request::EuiccMemoryReset { options } => memory_reset(admin, options)?.to_bytes(),
+        Es10Request::SetDefaultDpAddress { address } => {
+            admin.set_default_dp_address(address)?;
+            SetDefaultDpAddressResult::Ok.to_bytes()
+        }
+        Es10Request::GetCerts { ci_pkid } => match admin.euicc_identity() {
+            None => GetCertsResponse::UndefinedError,
+            Some(i) if ci_pkid.is_some_and(|k| k != i.ci_key_id()) => {
+                GetCertsResponse::InvalidCiPkid
+            }
+            Some(i) => GetCertsResponse::Certs {
+                eum_certificate: i.eum_certificate.clone(),
+                euicc_certificate: i.euicc_certificate.clone(),
+            },
+        }
+        .to_bytes(),
     })
+}
+
+/// The pending notifications as metadata with their signatures, oldest first. Entries
+/// whose stored event is no NotificationEvent (a hand-edited state) are skipped.
+fn pending<'a>(admin: &'a Admin) -> impl Iterator<Item = (NotificationMetadata, Vec<u8>)> + 'a {
+    admin.notifications().pending.iter().filter_map(|n| {
+        let event = NotificationEvent::ALL
+            .into_iter()
+            .find(|e| e.bit() == usize::from(n.event))?;
+        Some((
+            NotificationMetadata {
+                seq: n.seq,
+                event,
+                address: n.address.clone(),
+                iccid: Iccid::from_bytes(&n.iccid).ok(),
+            },
+            n.signature.clone(),
+        ))
+    })
+}
+
+/// SGP.22 §5.7.19 EuiccMemoryReset: delete the operational and/or test profiles the options
+/// name, whatever their state (the enabled one is disabled first), and/or clear the default
+/// SM-DP+ address. Provisioning profiles stay. No notification is made for these deletions.
+fn memory_reset(admin: &mut Admin, options: ResetOptions) -> Result<MemoryResetResult, Status> {
+    let doomed: Vec<ContainerId> = admin
+        .containers()
+        .iter()
+        .filter(|c| match c.profile_class {
+            0 => options.delete_test_profiles,
+            2 => options.delete_operational_profiles,
+            _ => false,
+        })
+        .map(Container::id)
+        .collect();
+    let reset_address =
+        options.reset_default_smdp_address && !admin.default_dp_address().is_empty();
+    if doomed.is_empty() && !reset_address {
+        return Ok(MemoryResetResult::NothingToDelete);
+    }
+    admin.memory_reset(&doomed, reset_address)?;
+    Ok(MemoryResetResult::Ok)
 }

@@ -21,7 +21,7 @@
 
 use crate::state::{
     hex_bytes, AuthState, CardState, Container, ContainerId, DataObject, FileNode, GpState,
-    PinRecord, Policy, TrustAnchor,
+    Notifications, PinRecord, Policy, TrustAnchor,
 };
 use crate::store::snapshot::SnapshotId;
 use crate::store::Changes;
@@ -45,6 +45,9 @@ pub(crate) struct CardCore<'a> {
     policy: Cow<'a, Policy>,
     gp: Cow<'a, GpState>,
     time_floor: u64,
+    // Absent from entries written before it existed, and while empty.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    default_dp_address: Cow<'a, str>,
 }
 
 impl<'a> CardCore<'a> {
@@ -55,6 +58,8 @@ impl<'a> CardCore<'a> {
             historical_bytes,
             // Fixed at personalization: no command changes it, so no entry carries it.
             atr_protocols: _,
+            // Fixed at personalization: no command changes it, so no entry carries it.
+            euicc: _,
             files: _,
             pins,
             data_objects,
@@ -63,6 +68,10 @@ impl<'a> CardCore<'a> {
             policy,
             gp,
             time_floor,
+            // An entry's own part (`Entry::notifications`): SCP counters change often
+            // and must not copy the notification list each time.
+            notifications: _,
+            default_dp_address,
         } = state;
         CardCore {
             label: Cow::Borrowed(label),
@@ -73,6 +82,7 @@ impl<'a> CardCore<'a> {
             policy: Cow::Borrowed(policy),
             gp: Cow::Borrowed(gp),
             time_floor: *time_floor,
+            default_dp_address: Cow::Borrowed(default_dp_address),
         }
     }
 
@@ -82,6 +92,8 @@ impl<'a> CardCore<'a> {
             historical_bytes,
             // Fixed at personalization: no command changes it, so no entry carries it.
             atr_protocols: _,
+            // Fixed at personalization: no command changes it, so no entry carries it.
+            euicc: _,
             files: _,
             pins,
             data_objects,
@@ -90,6 +102,9 @@ impl<'a> CardCore<'a> {
             policy,
             gp,
             time_floor,
+            // An entry's own part (`Entry::notifications`).
+            notifications: _,
+            default_dp_address,
         } = state;
         *label = self.label.into_owned();
         *historical_bytes = self.historical_bytes.into_owned();
@@ -99,6 +114,7 @@ impl<'a> CardCore<'a> {
         *policy = self.policy.into_owned();
         *gp = self.gp.into_owned();
         *time_floor = self.time_floor;
+        *default_dp_address = self.default_dp_address.into_owned();
     }
 }
 
@@ -134,6 +150,8 @@ impl<'a> ContainerCore<'a> {
             pins,
             trust_anchors,
             auth,
+            // Fixed at personalization: no command changes it, so no entry carries it.
+            notify: _,
         } = c;
         ContainerCore {
             isdp_aid: Cow::Borrowed(isdp_aid),
@@ -163,6 +181,8 @@ impl<'a> ContainerCore<'a> {
             pins,
             trust_anchors,
             auth,
+            // Fixed at personalization: no command changes it, so no entry carries it.
+            notify: _,
         } = c;
         *iccid = self.iccid.into_owned();
         *nickname = self.nickname.into_owned();
@@ -200,6 +220,8 @@ pub(crate) struct Entry<'a> {
     containers: Vec<ContainerCore<'a>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     files: Vec<FileChange<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    notifications: Option<Cow<'a, Notifications>>,
 }
 
 impl<'a> Entry<'a> {
@@ -247,6 +269,9 @@ impl<'a> Entry<'a> {
             card: changes.global.then(|| CardCore::of(state)),
             containers,
             files,
+            notifications: changes
+                .notifications
+                .then_some(Cow::Borrowed(&state.notifications)),
         })
     }
 
@@ -259,6 +284,9 @@ impl<'a> Entry<'a> {
         let mut parts = Vec::new();
         if self.card.is_some() {
             parts.push("card".to_string());
+        }
+        if self.notifications.is_some() {
+            parts.push("notifications".to_string());
         }
         for c in &self.containers {
             parts.push(format!(
@@ -280,6 +308,9 @@ impl<'a> Entry<'a> {
     pub fn apply(self, state: &mut CardState) -> Result<(), String> {
         if let Some(core) = self.card {
             core.apply(state);
+        }
+        if let Some(n) = self.notifications {
+            state.notifications = n.into_owned();
         }
         for core in self.containers {
             let id = ContainerId::new(&core.isdp_aid).ok_or("a container AID of a bad length")?;
@@ -504,11 +535,17 @@ mod tests {
         let obj = whole.as_object_mut().unwrap();
         obj.remove("files");
         obj.remove("containers");
+        // Fixed at personalization, like atr_protocols: no entry carries it.
+        obj.remove("euicc");
+        // An entry's own part, not the card core's.
+        obj.remove("notifications");
         let core = serde_json::to_value(CardCore::of(&s)).unwrap();
         assert_eq!(core, whole);
         let c = &s.containers()[0];
         let mut whole = serde_json::to_value(c).unwrap();
         whole.as_object_mut().unwrap().remove("files");
+        // Fixed at personalization: no entry carries it.
+        whole.as_object_mut().unwrap().remove("notify");
         assert_eq!(serde_json::to_value(ContainerCore::of(c)).unwrap(), whole);
     }
 

@@ -62,6 +62,8 @@ pub enum StoreError {
 pub struct Changes {
     /// Card-global objects other than files: PINs, GlobalPlatform keys and counters, ...
     pub global: bool,
+    /// The pending SGP.22 notifications and their sequence counter.
+    pub notifications: bool,
     /// Containers whose objects other than files changed (state, nickname, PINs, trust
     /// anchors, the authentication applet's state), by identity.
     pub container_cores: BTreeSet<ContainerId>,
@@ -73,7 +75,11 @@ pub struct Changes {
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        !self.global && !self.structure && self.container_cores.is_empty() && self.files.is_empty()
+        !self.global
+            && !self.notifications
+            && !self.structure
+            && self.container_cores.is_empty()
+            && self.files.is_empty()
     }
 
     /// Everything changed: what a store must assume when it is told nothing.

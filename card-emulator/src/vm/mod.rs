@@ -9,10 +9,11 @@
 pub mod policy;
 
 use crate::state::{
-    AuthState, CardState, Container, ContainerId, FileId, FileNode, GpState, KeySet, PinRecord,
-    Policy,
+    AuthState, CardState, Container, ContainerId, FileId, FileNode, GpState, KeySet, Notification,
+    Notifications, PinRecord, Policy,
 };
 use crate::store::{Changes, Store};
+use apdu_specs::es10::{Iccid, NotificationEvent, NotificationMetadata};
 use apdu_specs::Status;
 
 /// Which file tree (and PIN set) an object lives in.
@@ -164,6 +165,16 @@ impl<'a> Vm<'a> {
 
     pub fn eid(&self) -> &[u8] {
         &self.state.eid
+    }
+
+    /// The eUICC's SGP.22 identity (signing key and certificate chain), if it has one.
+    pub fn euicc_identity(&self) -> Option<&crate::pki::EuiccIdentity> {
+        self.state.euicc_identity()
+    }
+
+    /// The default SM-DP+ address; empty when none is set.
+    pub fn default_dp_address(&self) -> &str {
+        &self.state.default_dp_address
     }
 
     pub fn historical_bytes(&self) -> &[u8] {
@@ -388,6 +399,120 @@ impl Admin<'_, '_> {
             .ok_or(Status::ReferencedDataNotFound)?;
         c.nickname = nickname;
         self.vm.changes_mut().container_cores.insert(id);
+        self.vm.commit()
+    }
+
+    /// The pending SGP.22 notifications, oldest first.
+    pub fn notifications(&self) -> &Notifications {
+        &self.vm.state.notifications
+    }
+
+    /// Whether the notifications `wanted` would make (those the containers' configurations
+    /// ask for) fit beside the pending ones. An operation that would not fit is refused
+    /// before it changes anything: the card never drops a notification an SM-DP+ has not
+    /// received.
+    pub fn notifications_fit(&self, wanted: &[(ContainerId, NotificationEvent)]) -> bool {
+        let made = wanted
+            .iter()
+            .filter(|(id, event)| self.wants_notification(*id, *event))
+            .count();
+        self.vm.state.notifications.pending.len() + made <= Notifications::CAPACITY
+    }
+
+    fn wants_notification(&self, id: ContainerId, event: NotificationEvent) -> bool {
+        self.vm
+            .state
+            .container(id)
+            .is_some_and(|c| c.notify.events & (1u8 << event.bit()) != 0)
+    }
+
+    /// Record `event` on container `id` when its notification configuration asks for it:
+    /// the next sequence number, signed by the eUICC (SGP.22 §3.5). Not committed here: the
+    /// commit of the operation itself carries it, so a kill keeps both or neither. The
+    /// caller checked [`Admin::notifications_fit`]; a list already full refuses (6A84).
+    pub fn notify(&mut self, id: ContainerId, event: NotificationEvent) -> Result<(), Status> {
+        if !self.wants_notification(id, event) {
+            return Ok(());
+        }
+        if self.vm.state.notifications.pending.len() >= Notifications::CAPACITY {
+            return Err(Status::NotEnoughMemory);
+        }
+        let c = self.container_any(id)?;
+        let (address, iccid) = (c.notify.address.clone(), Iccid::from_bytes(&c.iccid).ok());
+        let state = &mut *self.vm.state;
+        let seq = state
+            .notifications
+            .last_seq
+            .checked_add(1)
+            .ok_or(Status::MemoryFailure)?;
+        let metadata = NotificationMetadata {
+            seq,
+            event,
+            address,
+            iccid,
+        };
+        let signature = state
+            .euicc_identity()
+            .map(|identity| identity.sign(&metadata.to_bytes()).to_vec())
+            .unwrap_or_default();
+        let n = &mut state.notifications;
+        n.last_seq = seq;
+        n.pending.push(Notification {
+            seq,
+            event: event.bit() as u8,
+            address: metadata.address,
+            iccid: metadata
+                .iccid
+                .map(|i| i.as_bytes().to_vec())
+                .unwrap_or_default(),
+            signature,
+        });
+        self.vm.changes_mut().notifications = true;
+        Ok(())
+    }
+
+    /// Remove notification `seq` (the LPA delivered it), durably; whether it was there.
+    pub fn remove_notification(&mut self, seq: u32) -> Result<bool, Status> {
+        let pending = &mut self.vm.state.notifications.pending;
+        let Some(i) = pending.iter().position(|n| n.seq == seq) else {
+            return Ok(false);
+        };
+        pending.remove(i);
+        self.vm.changes_mut().notifications = true;
+        self.vm.commit()?;
+        Ok(true)
+    }
+
+    /// eUICC memory reset: delete containers `doomed` whatever their state and, when
+    /// `clear_dp_address`, the default SM-DP+ address, all in one commit.
+    pub fn memory_reset(
+        &mut self,
+        doomed: &[ContainerId],
+        clear_dp_address: bool,
+    ) -> Result<(), Status> {
+        let state = &mut *self.vm.state;
+        state.containers_mut().retain(|c| !doomed.contains(&c.id()));
+        if clear_dp_address {
+            state.default_dp_address.clear();
+        }
+        // EF.ICCID follows the enabled container (all FF once none is).
+        let ef = state.sync_ef_iccid();
+        let changes = self.vm.changes_mut();
+        changes.structure = true;
+        changes.global |= clear_dp_address;
+        if let Some(ef) = ef {
+            changes.files.insert((Tree::Global, ef));
+        }
+        self.vm.commit()?;
+        // Every channel leaves them (the enabled one among them, if any).
+        self.vm.work().left.extend(doomed.iter().copied());
+        Ok(())
+    }
+
+    /// Set (or, empty, clear) the default SM-DP+ address, durably.
+    pub fn set_default_dp_address(&mut self, address: String) -> Result<(), Status> {
+        self.vm.state.default_dp_address = address;
+        self.vm.changes_mut().global = true;
         self.vm.commit()
     }
 

@@ -295,3 +295,209 @@ fn sigkill_at_random_instants_never_mixes_versions_or_restores_pin_tries() {
         "too few kills hit a write in flight: {cut_in_flight}"
     );
 }
+
+/// Two containers whose every switch and removal makes or drops SGP.22 notifications.
+const SWITCH_PROFILE: &str = r#"
+label = "crash test: switches"
+[[container]]
+iccid = "8944476500001224158"
+enabled = true
+application_fid = "7F10"
+application_name = "F0 56 53 45 43 4F 4E 54"
+[[container]]
+iccid = "89000123456789012341"
+application_fid = "7F10"
+application_name = "F0 56 53 45 43 4F 4E 54"
+"#;
+
+const ICCIDS: [&str; 2] = ["984474560000214251F8", "98001032547698103214"];
+
+/// An ES10 command of the switch storm.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// EnableProfile of container `to` (the other one is enabled).
+    Switch { to: usize },
+    /// NotificationSent of `seq`.
+    Remove { seq: u32 },
+}
+
+/// One ES10 function on the basic channel of a stdio card; `None` when the process is gone.
+fn es10_stdio(s: &mut Session, payload: &str) -> Option<String> {
+    let len = payload.len() / 2;
+    let mut r = s.send(&format!("80E29100{len:02X}{payload}"))?;
+    let mut data = String::new();
+    while r.len() == 4 && r.starts_with("61") {
+        r = s.send(&format!("80C00000{}", &r[2..]))?;
+        data.push_str(&r[..r.len() - 4]);
+        r = r[r.len() - 4..].to_string();
+    }
+    assert_eq!(r, "9000", "SW of {payload}");
+    Some(data)
+}
+
+/// (seq, event bit, ICCID hex) of each pending notification, and which container is enabled.
+type Notes = Vec<(u32, u8, String)>;
+
+fn observe(s: &mut Session) -> (Notes, Option<usize>) {
+    use apdu_specs::es10::{ListNotificationResponse, ProfileInfoListResponse, ProfileState};
+    let hex = |h: String| apdu_specs::hexfmt::parse(&h).unwrap();
+    let list = es10_stdio(s, "BF2800").expect("alive");
+    let ListNotificationResponse::Ok(list) = ListNotificationResponse::parse(&hex(list)).unwrap()
+    else {
+        panic!("ListNotification error")
+    };
+    let notes = list
+        .iter()
+        .map(|m| {
+            let iccid = m.iccid.map(|i| apdu_specs::hexfmt::upper(i.as_bytes()));
+            (m.seq, m.event.bit() as u8, iccid.unwrap_or_default())
+        })
+        .collect();
+    let profiles = es10_stdio(s, "BF2D00").expect("alive");
+    let ProfileInfoListResponse::Ok(profiles) =
+        ProfileInfoListResponse::parse(&hex(profiles)).unwrap()
+    else {
+        panic!("ProfileInfoList error")
+    };
+    let enabled = profiles
+        .iter()
+        .position(|p| p.state == Some(ProfileState::Enabled));
+    (notes, enabled)
+}
+
+/// SIGKILL during ES10c switches and notification removals: after each restart the enabled
+/// container and the notification list agree with one of the two sides of the cut command
+/// (a switch and its two notifications land together or not at all), sequence numbers only
+/// grow, and nothing acknowledged is lost.
+#[test]
+fn sigkill_during_switches_keeps_notifications_in_step_with_the_containers() {
+    let kills: u32 = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(60, |n: u32| n.div_ceil(3));
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 | 1)
+                .unwrap_or(0x9E3779B97F4A7C15)
+        });
+    eprintln!("switch crash test: {kills} kills, CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.toml");
+    std::fs::write(&profile, SWITCH_PROFILE).unwrap();
+    let state = dir.path().join("card.json");
+    let ok = Command::new(env!("CARGO_BIN_EXE_card-emulator"))
+        .args(["init", "--state"])
+        .arg(&state)
+        .arg("--profile")
+        .arg(&profile)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // What is acknowledged: the list, the enabled container, the last number given.
+    let mut notes: Notes = Vec::new();
+    let mut enabled = Some(0usize);
+    let mut last_seq = 0u32;
+    let mut cut_in_flight = 0;
+    // The command sent but not answered when the process died.
+    let mut in_flight: Option<Cut> = None;
+    for round in 0..=kills {
+        let mut s = Session::start(&state);
+        assert_eq!(
+            s.must("00A4040010A0000005591010FFFFFFFF8900000100").len(),
+            4,
+            "SELECT ISD-R"
+        );
+        let (seen, seen_enabled) = observe(&mut s);
+        if (seen.clone(), seen_enabled) != (notes.clone(), enabled) {
+            // Only the command cut by the kill may differ, and wholly.
+            match in_flight {
+                Some(Cut::Switch { to }) => {
+                    let mut after = notes.clone();
+                    if let Some(from) = enabled {
+                        after.push((last_seq + 1, 2, ICCIDS[from].into()));
+                        after.push((last_seq + 2, 1, ICCIDS[to].into()));
+                    }
+                    assert_eq!((&seen, seen_enabled), (&after, Some(to)), "round {round}: a switch landed in part");
+                    last_seq += 2;
+                }
+                Some(Cut::Remove { seq }) => {
+                    let after: Notes = notes.iter().filter(|n| n.0 != seq).cloned().collect();
+                    assert_eq!((&seen, seen_enabled), (&after, enabled), "round {round}: a removal landed in part");
+                }
+                None => panic!(
+                    "round {round}: state changed without a command: {seen:?} {seen_enabled:?}, expected {notes:?} {enabled:?}"
+                ),
+            }
+            notes = seen;
+            enabled = seen_enabled;
+        }
+        if round == kills {
+            drop(s.stdin);
+            let _ = s.child.lock().unwrap().wait();
+            break;
+        }
+        let delay = Duration::from_micros(500 + rng.below(20_000));
+        let victim = s.child.clone();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let mut c = victim.lock().unwrap();
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        });
+        loop {
+            // Keep the list short of the capacity (the oldest would be dropped otherwise).
+            let op = match notes.first() {
+                Some(n) if notes.len() >= 16 || rng.below(4) == 0 => Cut::Remove { seq: n.0 },
+                _ => Cut::Switch {
+                    to: 1 - enabled.unwrap_or(1),
+                },
+            };
+            in_flight = Some(op);
+            let answer = match op {
+                Cut::Switch { to } => {
+                    es10_stdio(&mut s, &format!("BF3111A00C5A0A{}810100", ICCIDS[to]))
+                }
+                Cut::Remove { seq } => {
+                    let mut body = Vec::new();
+                    apdu_specs::der::push_uint(&mut body, 0x80, seq);
+                    es10_stdio(
+                        &mut s,
+                        &apdu_specs::hexfmt::upper(&apdu_specs::tlv::build(0xBF30, &body)),
+                    )
+                }
+            };
+            let Some(answer) = answer else {
+                cut_in_flight += 1;
+                break;
+            };
+            match op {
+                Cut::Switch { to } => {
+                    assert_eq!(answer, "BF3103800100");
+                    let from = enabled.expect("one is enabled");
+                    notes.push((last_seq + 1, 2, ICCIDS[from].into()));
+                    notes.push((last_seq + 2, 1, ICCIDS[to].into()));
+                    last_seq += 2;
+                    enabled = Some(to);
+                }
+                Cut::Remove { seq } => {
+                    assert_eq!(answer, "BF3003800100");
+                    notes.retain(|n| n.0 != seq);
+                }
+            }
+        }
+        killer.join().unwrap();
+    }
+    assert!(
+        cut_in_flight > kills / 4,
+        "too few kills hit a command in flight: {cut_in_flight}"
+    );
+    eprintln!(
+        "switch crash test: {kills} kills, {cut_in_flight} cut a command; last seq {last_seq}"
+    );
+}

@@ -5,34 +5,10 @@ use crate::common;
 use apdu_specs::es10::{self, ProfileInfoListResponse, ProfileState};
 use card_emulator::store::FileStore;
 use card_emulator::{profile, Card, VirtualCard};
-use common::tx;
+use common::{es10, open_isd_r, tx, ISD_R};
 
-const ISD_R: &str = "A0000005591010FFFFFFFF8900000100";
 const ICCID_A: &str = "984474560000214251F8"; // 8944476500001224158
 const ICCID_B: &str = "98001032547698103214"; // 89000123456789012341
-
-/// lpac's opening: TERMINAL CAPABILITIES, MANAGE CHANNEL, SELECT ISD-R without Le.
-fn open_isd_r(c: &mut Card) {
-    assert_eq!(tx(c, "80AA00000AA9088100820101830107"), "9000");
-    assert_eq!(tx(c, "0070000001"), "019000");
-    let r = tx(c, &format!("01A4040010{ISD_R}"));
-    assert!(r.starts_with("61"), "{r}");
-}
-
-/// One ES10 function in a single last block on channel 1, following 61xx with GET RESPONSE
-/// in CLA 81 as lpac does.
-fn es10(c: &mut Card, payload: &str) -> String {
-    let bytes = apdu_specs::hexfmt::parse(payload).unwrap();
-    let mut r = tx(c, &format!("81E29100{:02X}{payload}", bytes.len()));
-    let mut data = String::new();
-    while r.starts_with("61") && r.len() == 4 {
-        r = tx(c, &format!("81C00000{}", &r[2..]));
-        data.push_str(&r[..r.len() - 4]);
-        r = r[r.len() - 4..].to_string();
-    }
-    assert_eq!(r, "9000", "SW of {payload}");
-    data
-}
 
 fn list(c: &mut Card) -> Vec<es10::ProfileInfo> {
     let data = es10(c, "BF2D00");

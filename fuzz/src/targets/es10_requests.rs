@@ -1,4 +1,4 @@
-//! ES10c: any STORE DATA payload parses into one typed request or fails with a typed
+//! ES10b/ES10c: any STORE DATA payload parses into one typed request or fails with a typed
 //! error; a parsed request encodes, and its encoding parses to the same request. The
 //! response parsers (the terminal's side) obey the same round trip, and the card's STORE
 //! DATA reassembler returns exactly what `segment` cut.
@@ -6,7 +6,9 @@
 use apdu_specs::es10::response::{EidResponse, ProfileInfoListResponse};
 use apdu_specs::es10::store_data::{segment, StoreDataAssembler, StoreDataProgress};
 use apdu_specs::es10::{
-    Es10Request, EuiccConfiguredAddresses, EuiccInfo1, EuiccInfo2, RatResponse,
+    CancelSessionResponse, Es10Request, EuiccChallenge, EuiccConfiguredAddresses, EuiccInfo1,
+    EuiccInfo2, GetCertsResponse, ListNotificationResponse, NotificationMetadata, RatResponse,
+    RetrieveNotificationsListResponse,
 };
 
 macro_rules! round_trip {
@@ -49,7 +51,13 @@ pub fn run(data: &[u8]) {
         EuiccConfiguredAddresses,
         RatResponse,
         EuiccInfo1,
-        EuiccInfo2
+        EuiccInfo2,
+        EuiccChallenge,
+        NotificationMetadata,
+        ListNotificationResponse,
+        RetrieveNotificationsListResponse,
+        CancelSessionResponse,
+        GetCertsResponse
     );
 
     // STORE DATA: segment the payload with a fuzzed block size, reassemble, compare.

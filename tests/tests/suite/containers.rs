@@ -228,3 +228,170 @@ fn gp_status_and_put_key_through_pcscd() {
     let text = ok(&card, &["gp", "--key", new_key, "--kvn", "31", "status"]);
     assert!(text.contains("ISD: A000000151000000"), "{text}");
 }
+
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir).args(args);
+    run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Issue 13: enable and disable through pcscd leave notifications that `reader-client
+/// containers notifications` lists; each is signed by the eUICC, whose certificate chains
+/// to the CI certificate `card-emulator init` exported; OpenSSL, not our code, verifies the
+/// chain and every signature; `--remove` clears one and the numbers go on.
+#[test]
+fn notifications_through_pcscd_verify_with_openssl_against_the_exported_ci() {
+    use apdu_specs::es10::{NotificationEvent, OtherSignedNotification};
+    let test = "notifications_through_pcscd_verify_with_openssl_against_the_exported_ci";
+    if which("openssl").is_none() {
+        skipped(test, "openssl is not installed (apt-get install openssl)");
+        return;
+    }
+    let Some((_pcscd, card)) = setup(test) else {
+        return;
+    };
+    ok(&card, &["containers", "disable", ICCID_A]);
+    ok(&card, &["containers", "enable", ICCID_B]);
+    let text = ok(
+        &card,
+        &["containers", "notifications", "--json", "--signed"],
+    );
+    let rows = reader_client::containers::parse_notifications_json(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    let seen: Vec<(u32, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.seq, r.operation.as_str(), r.iccid.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(1, "disable", Some(ICCID_A)), (2, "enable", Some(ICCID_B))]
+    );
+    // The chain `containers info` shows is the one in every notification.
+    let info: reader_client::containers::EuiccInfoView =
+        serde_json::from_str(&ok(&card, &["containers", "info", "--json"])).unwrap();
+    assert_eq!(info.chain.len(), 2, "{info:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ci = format!("{}.ci.pem", card.state_path().display());
+    for (name, row) in [("eum", &info.chain[0]), ("euicc", &info.chain[1])] {
+        std::fs::write(
+            d.join(format!("{name}.der")),
+            hex::decode(&row.der).unwrap(),
+        )
+        .unwrap();
+        let o = openssl(
+            d,
+            &[
+                "x509",
+                "-inform",
+                "der",
+                "-in",
+                &format!("{name}.der"),
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+        assert!(o.status.success(), "{}", output_text(&o));
+    }
+    let o = openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            &ci,
+            "-untrusted",
+            "eum.pem",
+            "euicc.pem",
+        ],
+    );
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("euicc.pem: OK"),
+        "{}",
+        output_text(&o)
+    );
+    let o = openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "euicc.pem",
+            "-pubkey",
+            "-noout",
+            "-out",
+            "pub.pem",
+        ],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    for row in &rows {
+        let signed = hex::decode(row.signed.as_deref().expect("--signed")).unwrap();
+        let value = apdu_specs::der::read_expected(&signed, 0x30).unwrap();
+        let n = OtherSignedNotification::parse_value(value).unwrap();
+        assert_eq!(n.metadata.seq, row.seq);
+        assert_eq!(
+            n.metadata.event,
+            NotificationEvent::from_name(&row.operation).unwrap()
+        );
+        assert_eq!(hex::encode_upper(&n.euicc_certificate), info.chain[1].der);
+        assert_eq!(hex::encode_upper(&n.eum_certificate), info.chain[0].der);
+        // SGP.22 signs r || s; OpenSSL reads the DER form of the same two integers.
+        let sig = p256::ecdsa::Signature::from_slice(&n.signature).unwrap();
+        std::fs::write(d.join("sig.der"), sig.to_der().as_bytes()).unwrap();
+        std::fs::write(d.join("tbs.bin"), &n.tbs).unwrap();
+        let o = openssl(
+            d,
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.der",
+                "tbs.bin",
+            ],
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Verified OK"),
+            "seq {}: {}",
+            row.seq,
+            output_text(&o)
+        );
+        let mut forged = n.tbs.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 0x01;
+        std::fs::write(d.join("tbs.bin"), &forged).unwrap();
+        let o = openssl(
+            d,
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.der",
+                "tbs.bin",
+            ],
+        );
+        assert!(
+            !o.status.success(),
+            "a changed notification verified: {}",
+            output_text(&o)
+        );
+    }
+    // The LPA delivered seq 1: remove it; removing it again finds nothing (exit 1).
+    assert!(ok(&card, &["containers", "notifications", "--remove", "1"]).contains("ok"));
+    let again = reader_client(&card, &["containers", "notifications", "--remove", "1"]);
+    assert_eq!(again.status.code(), Some(1), "{}", output_text(&again));
+    assert!(
+        output_text(&again).contains("nothingToDelete"),
+        "{}",
+        output_text(&again)
+    );
+    ok(&card, &["containers", "disable", ICCID_B]);
+    let text = ok(&card, &["containers", "notifications"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[1].starts_with("2 ") && lines[2].starts_with("3 "),
+        "{text}"
+    );
+}

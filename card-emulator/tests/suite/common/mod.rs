@@ -73,3 +73,29 @@ size = 64
 read = "pin"
 update = "never"
 "#;
+
+/// The ISD-R's AID (SGP.22).
+pub const ISD_R: &str = "A0000005591010FFFFFFFF8900000100";
+
+/// lpac's opening: TERMINAL CAPABILITIES, MANAGE CHANNEL, SELECT ISD-R without Le.
+pub fn open_isd_r(c: &mut Card) {
+    assert_eq!(tx(c, "80AA00000AA9088100820101830107"), "9000");
+    assert_eq!(tx(c, "0070000001"), "019000");
+    let r = tx(c, &format!("01A4040010{ISD_R}"));
+    assert!(r.starts_with("61"), "{r}");
+}
+
+/// One ES10 function in a single last block on channel 1, following 61xx with GET RESPONSE
+/// in CLA 81 as lpac does.
+pub fn es10(c: &mut Card, payload: &str) -> String {
+    let bytes = apdu_specs::hexfmt::parse(payload).unwrap();
+    let mut r = tx(c, &format!("81E29100{:02X}{payload}", bytes.len()));
+    let mut data = String::new();
+    while r.starts_with("61") && r.len() == 4 {
+        r = tx(c, &format!("81C00000{}", &r[2..]));
+        data.push_str(&r[..r.len() - 4]);
+        r = r[r.len() - 4..].to_string();
+    }
+    assert_eq!(r, "9000", "SW of {payload}");
+    data
+}
