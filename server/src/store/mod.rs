@@ -316,4 +316,3 @@ pub enum Durability {
     /// the last commits may be lost on power loss or an OS crash (faster under load).
     Normal,
 }
-
