@@ -349,18 +349,7 @@ impl EuiccIdentity {
             ("eUICC", &self.euicc_certificate),
         ]
         .into_iter()
-        .map(|(role, der)| {
-            cert::summary(role, der).unwrap_or_else(|e| CertSummary {
-                role: role.to_string(),
-                subject: format!("({e})"),
-                issuer: String::new(),
-                serial: String::new(),
-                not_before: String::new(),
-                not_after: String::new(),
-                ski: String::new(),
-                policies: Vec::new(),
-            })
-        })
+        .map(|(role, der)| cert::summary_or_reason(role, der))
         .collect()
     }
 }

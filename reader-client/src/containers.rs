@@ -206,28 +206,16 @@ pub struct CertRow {
 impl CertRow {
     /// From a DER certificate; one that does not parse shows why as its subject.
     pub fn of(role: &str, der: &[u8]) -> CertRow {
-        let der_hex = apdu_specs::hexfmt::upper(der);
-        match cert::summary(role, der) {
-            Ok(c) => CertRow {
-                role: role.to_string(),
-                subject: c.subject,
-                issuer: c.issuer,
-                serial: c.serial,
-                not_before: c.not_before,
-                not_after: c.not_after,
-                subject_key_id: c.ski,
-                der: der_hex,
-            },
-            Err(e) => CertRow {
-                role: role.to_string(),
-                subject: format!("({e})"),
-                issuer: String::new(),
-                serial: String::new(),
-                not_before: String::new(),
-                not_after: String::new(),
-                subject_key_id: String::new(),
-                der: der_hex,
-            },
+        let c = cert::summary_or_reason(role, der);
+        CertRow {
+            role: c.role,
+            subject: c.subject,
+            issuer: c.issuer,
+            serial: c.serial,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            subject_key_id: c.ski,
+            der: apdu_specs::hexfmt::upper(der),
         }
     }
 }

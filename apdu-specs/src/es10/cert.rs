@@ -103,6 +103,21 @@ pub fn summary(role: &str, der: &[u8]) -> Result<CertSummary, CertError> {
     })
 }
 
+/// [`summary`], or for a certificate that does not parse a summary whose subject says why
+/// (what a display shows rather than failing as a whole).
+pub fn summary_or_reason(role: &str, der: &[u8]) -> CertSummary {
+    summary(role, der).unwrap_or_else(|e| CertSummary {
+        role: role.to_string(),
+        subject: format!("({e})"),
+        issuer: String::new(),
+        serial: String::new(),
+        not_before: String::new(),
+        not_after: String::new(),
+        ski: String::new(),
+        policies: Vec::new(),
+    })
+}
+
 /// The value of extension `E`, if the certificate has it and it decodes.
 pub fn extension<E: AssociatedOid + for<'a> Decode<'a>>(cert: &Certificate) -> Option<E> {
     cert.tbs_certificate

@@ -274,23 +274,21 @@ pub enum ListNotificationResponse {
 
 impl ListNotificationResponse {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let body = match self {
-            ListNotificationResponse::Ok(list) => {
-                let items: Vec<u8> = list
+        match self {
+            ListNotificationResponse::Ok(list) => choice_ok(
+                tag::LIST_NOTIFICATION,
+                &list
                     .iter()
                     .flat_map(NotificationMetadata::to_bytes)
-                    .collect();
-                tlv::build(tag::CHOICE_0, &items)
-            }
-            ListNotificationResponse::UndefinedError => tlv::build(tag::LIST_ERROR, &[127]),
-        };
-        tlv::build(tag::LIST_NOTIFICATION, &body)
+                    .collect::<Vec<u8>>(),
+            ),
+            ListNotificationResponse::UndefinedError => choice_error(tag::LIST_NOTIFICATION, 127),
+        }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<ListNotificationResponse, Es10Error> {
-        let choice = der::read_exactly_one(der::read_expected(bytes, tag::LIST_NOTIFICATION)?)?;
-        match choice.tag {
-            tag::CHOICE_0 => der::read_all(choice.value)?
+        match read_choice(bytes, tag::LIST_NOTIFICATION)? {
+            Choice::Ok(items) => der::read_all(items)?
                 .into_iter()
                 .map(|e| match e.tag {
                     tag::NOTIFICATION_METADATA => NotificationMetadata::parse_value(e.value),
@@ -301,19 +299,8 @@ impl ListNotificationResponse {
                 })
                 .collect::<Result<_, _>>()
                 .map(ListNotificationResponse::Ok),
-            tag::LIST_ERROR => {
-                match der::read_uint(choice.value, "listNotificationsResultError")? {
-                    127 => Ok(ListNotificationResponse::UndefinedError),
-                    code => Err(Es10Error::UnknownResultCode {
-                        function: "ListNotification",
-                        code,
-                    }),
-                }
-            }
-            found => Err(Es10Error::UnexpectedTag {
-                expected: tag::CHOICE_0,
-                found,
-            }),
+            Choice::Error(127) => Ok(ListNotificationResponse::UndefinedError),
+            Choice::Error(code) => Err(unknown_code("ListNotification", code)),
         }
     }
 }
@@ -330,31 +317,24 @@ pub enum RetrieveNotificationsListResponse {
 
 impl RetrieveNotificationsListResponse {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let body = match self {
-            RetrieveNotificationsListResponse::Ok(list) => {
-                let items: Vec<u8> = list
+        let t = tag::RETRIEVE_NOTIFICATIONS_LIST;
+        match self {
+            RetrieveNotificationsListResponse::Ok(list) => choice_ok(
+                t,
+                &list
                     .iter()
                     .flat_map(PendingNotification::to_bytes)
-                    .collect();
-                tlv::build(tag::CHOICE_0, &items)
-            }
-            RetrieveNotificationsListResponse::NoResultAvailable => {
-                tlv::build(tag::LIST_ERROR, &[1])
-            }
-            RetrieveNotificationsListResponse::UndefinedError => {
-                tlv::build(tag::LIST_ERROR, &[127])
-            }
-        };
-        tlv::build(tag::RETRIEVE_NOTIFICATIONS_LIST, &body)
+                    .collect::<Vec<u8>>(),
+            ),
+            RetrieveNotificationsListResponse::NoResultAvailable => choice_error(t, 1),
+            RetrieveNotificationsListResponse::UndefinedError => choice_error(t, 127),
+        }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<RetrieveNotificationsListResponse, Es10Error> {
-        let choice =
-            der::read_exactly_one(der::read_expected(bytes, tag::RETRIEVE_NOTIFICATIONS_LIST)?)?;
-        match choice.tag {
-            tag::CHOICE_0 => {
+        match read_choice(bytes, tag::RETRIEVE_NOTIFICATIONS_LIST)? {
+            Choice::Ok(mut rest) => {
                 let mut list = Vec::new();
-                let mut rest = choice.value;
                 while !rest.is_empty() {
                     let (obj, after) = der::read_one(rest)?;
                     let raw = rest.get(..rest.len() - after.len()).unwrap_or_default();
@@ -376,20 +356,9 @@ impl RetrieveNotificationsListResponse {
                 }
                 Ok(RetrieveNotificationsListResponse::Ok(list))
             }
-            tag::LIST_ERROR => {
-                match der::read_uint(choice.value, "notificationsListResultError")? {
-                    1 => Ok(RetrieveNotificationsListResponse::NoResultAvailable),
-                    127 => Ok(RetrieveNotificationsListResponse::UndefinedError),
-                    code => Err(Es10Error::UnknownResultCode {
-                        function: "RetrieveNotificationsList",
-                        code,
-                    }),
-                }
-            }
-            found => Err(Es10Error::UnexpectedTag {
-                expected: tag::CHOICE_0,
-                found,
-            }),
+            Choice::Error(1) => Ok(RetrieveNotificationsListResponse::NoResultAvailable),
+            Choice::Error(127) => Ok(RetrieveNotificationsListResponse::UndefinedError),
+            Choice::Error(code) => Err(unknown_code("RetrieveNotificationsList", code)),
         }
     }
 }
@@ -432,30 +401,19 @@ pub enum CancelSessionResponse {
 
 impl CancelSessionResponse {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let body = match self {
-            CancelSessionResponse::Ok(v) => tlv::build(tag::CHOICE_0, v),
-            CancelSessionResponse::InvalidTransactionId => tlv::build(tag::LIST_ERROR, &[5]),
-            CancelSessionResponse::UndefinedError => tlv::build(tag::LIST_ERROR, &[127]),
-        };
-        tlv::build(tag::CANCEL_SESSION, &body)
+        match self {
+            CancelSessionResponse::Ok(v) => choice_ok(tag::CANCEL_SESSION, v),
+            CancelSessionResponse::InvalidTransactionId => choice_error(tag::CANCEL_SESSION, 5),
+            CancelSessionResponse::UndefinedError => choice_error(tag::CANCEL_SESSION, 127),
+        }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<CancelSessionResponse, Es10Error> {
-        let choice = der::read_exactly_one(der::read_expected(bytes, tag::CANCEL_SESSION)?)?;
-        match choice.tag {
-            tag::CHOICE_0 => Ok(CancelSessionResponse::Ok(choice.value.to_vec())),
-            tag::LIST_ERROR => match der::read_uint(choice.value, "cancelSessionResponseError")? {
-                5 => Ok(CancelSessionResponse::InvalidTransactionId),
-                127 => Ok(CancelSessionResponse::UndefinedError),
-                code => Err(Es10Error::UnknownResultCode {
-                    function: "CancelSession",
-                    code,
-                }),
-            },
-            found => Err(Es10Error::UnexpectedTag {
-                expected: tag::CHOICE_0,
-                found,
-            }),
+        match read_choice(bytes, tag::CANCEL_SESSION)? {
+            Choice::Ok(v) => Ok(CancelSessionResponse::Ok(v.to_vec())),
+            Choice::Error(5) => Ok(CancelSessionResponse::InvalidTransactionId),
+            Choice::Error(127) => Ok(CancelSessionResponse::UndefinedError),
+            Choice::Error(code) => Err(unknown_code("CancelSession", code)),
         }
     }
 }
@@ -522,26 +480,23 @@ fn retag(der: &[u8], tag: u8) -> Vec<u8> {
 
 impl GetCertsResponse {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let body = match self {
+        match self {
             GetCertsResponse::Certs {
                 eum_certificate,
                 euicc_certificate,
             } => {
                 let mut certs = retag(eum_certificate, 0xA5);
                 certs.extend(retag(euicc_certificate, 0xA6));
-                tlv::build(tag::CHOICE_0, &certs)
+                choice_ok(tag::GET_CERTS, &certs)
             }
-            GetCertsResponse::InvalidCiPkid => tlv::build(tag::LIST_ERROR, &[1]),
-            GetCertsResponse::UndefinedError => tlv::build(tag::LIST_ERROR, &[127]),
-        };
-        tlv::build(tag::GET_CERTS, &body)
+            GetCertsResponse::InvalidCiPkid => choice_error(tag::GET_CERTS, 1),
+            GetCertsResponse::UndefinedError => choice_error(tag::GET_CERTS, 127),
+        }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<GetCertsResponse, Es10Error> {
-        let choice = der::read_exactly_one(der::read_expected(bytes, tag::GET_CERTS)?)?;
-        match choice.tag {
-            tag::CHOICE_0 => {
-                let mut rest = choice.value;
+        match read_choice(bytes, tag::GET_CERTS)? {
+            Choice::Ok(mut rest) => {
                 let mut take = |expected: u32| -> Result<Vec<u8>, Es10Error> {
                     let (obj, after) = der::read_one(rest)?;
                     if obj.tag != expected {
@@ -559,20 +514,46 @@ impl GetCertsResponse {
                     euicc_certificate: take(0xA6)?,
                 })
             }
-            tag::LIST_ERROR => match der::read_uint(choice.value, "getCertsError")? {
-                1 => Ok(GetCertsResponse::InvalidCiPkid),
-                127 => Ok(GetCertsResponse::UndefinedError),
-                code => Err(Es10Error::UnknownResultCode {
-                    function: "GetCerts",
-                    code,
-                }),
-            },
-            found => Err(Es10Error::UnexpectedTag {
-                expected: tag::CHOICE_0,
-                found,
-            }),
+            Choice::Error(1) => Ok(GetCertsResponse::InvalidCiPkid),
+            Choice::Error(127) => Ok(GetCertsResponse::UndefinedError),
+            Choice::Error(code) => Err(unknown_code("GetCerts", code)),
         }
     }
+}
+
+/// The two sides of SGP.22's answer CHOICE `{ ok [0] ..., error [1] INTEGER }`.
+pub(crate) enum Choice<'a> {
+    /// The value of `A0`.
+    Ok(&'a [u8]),
+    /// The code in `81`.
+    Error(u32),
+}
+
+/// `<tag> { A0 { value } }`.
+pub(crate) fn choice_ok(function: u32, value: &[u8]) -> Vec<u8> {
+    tlv::build(function, &tlv::build(tag::CHOICE_0, value))
+}
+
+/// `<tag> { 81 01 <code> }`.
+pub(crate) fn choice_error(function: u32, code: u8) -> Vec<u8> {
+    tlv::build(function, &tlv::build(tag::LIST_ERROR, &[code]))
+}
+
+/// Read `<tag> { A0 {…} | 81 code }`.
+pub(crate) fn read_choice(bytes: &[u8], function: u32) -> Result<Choice<'_>, Es10Error> {
+    let choice = der::read_exactly_one(der::read_expected(bytes, function)?)?;
+    match choice.tag {
+        tag::CHOICE_0 => Ok(Choice::Ok(choice.value)),
+        tag::LIST_ERROR => Ok(Choice::Error(der::read_uint(choice.value, "error code")?)),
+        found => Err(Es10Error::UnexpectedTag {
+            expected: tag::CHOICE_0,
+            found,
+        }),
+    }
+}
+
+pub(crate) fn unknown_code(function: &'static str, code: u32) -> Es10Error {
+    Es10Error::UnknownResultCode { function, code }
 }
 
 /// The ES10b/ES10c requests of this module, as parsed from a STORE DATA payload (the

@@ -2,6 +2,7 @@
 //! enable / disable / delete / set-nickname (SGP.22 §5.7.14-5.7.21).
 
 use super::der;
+use super::notify::{choice_error, choice_ok, read_choice, unknown_code, Choice};
 use super::request::MAX_NICKNAME_CHARS;
 use super::{tag, Aid, Eid, Es10Error, Iccid};
 use crate::tlv;
@@ -211,22 +212,23 @@ pub enum ProfileInfoListResponse {
 
 impl ProfileInfoListResponse {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let body = match self {
-            ProfileInfoListResponse::Ok(list) => {
-                let entries: Vec<u8> = list.iter().flat_map(ProfileInfo::to_bytes).collect();
-                tlv::build(tag::CHOICE_0, &entries)
-            }
-            ProfileInfoListResponse::Error(e) => tlv::build(tag::LIST_ERROR, &[*e as u8]),
-        };
-        tlv::build(tag::PROFILE_INFO_LIST, &body)
+        match self {
+            ProfileInfoListResponse::Ok(list) => choice_ok(
+                tag::PROFILE_INFO_LIST,
+                &list
+                    .iter()
+                    .flat_map(ProfileInfo::to_bytes)
+                    .collect::<Vec<u8>>(),
+            ),
+            ProfileInfoListResponse::Error(e) => choice_error(tag::PROFILE_INFO_LIST, *e as u8),
+        }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<ProfileInfoListResponse, Es10Error> {
-        let choice = der::read_exactly_one(der::read_expected(bytes, tag::PROFILE_INFO_LIST)?)?;
-        match choice.tag {
-            tag::CHOICE_0 => {
+        match read_choice(bytes, tag::PROFILE_INFO_LIST)? {
+            Choice::Ok(items) => {
                 let mut list = Vec::new();
-                for e in der::read_all(choice.value)? {
+                for e in der::read_all(items)? {
                     if e.tag != tag::PROFILE_INFO {
                         return Err(Es10Error::UnexpectedTag {
                             expected: tag::PROFILE_INFO,
@@ -237,22 +239,13 @@ impl ProfileInfoListResponse {
                 }
                 Ok(ProfileInfoListResponse::Ok(list))
             }
-            tag::LIST_ERROR => match der::read_uint(choice.value, "profileInfoListError")? {
-                1 => Ok(ProfileInfoListResponse::Error(
-                    ProfileInfoListError::IncorrectInputValues,
-                )),
-                127 => Ok(ProfileInfoListResponse::Error(
-                    ProfileInfoListError::UndefinedError,
-                )),
-                code => Err(Es10Error::UnknownResultCode {
-                    function: "ProfileInfoList",
-                    code,
-                }),
-            },
-            found => Err(Es10Error::UnexpectedTag {
-                expected: tag::CHOICE_0,
-                found,
-            }),
+            Choice::Error(1) => Ok(ProfileInfoListResponse::Error(
+                ProfileInfoListError::IncorrectInputValues,
+            )),
+            Choice::Error(127) => Ok(ProfileInfoListResponse::Error(
+                ProfileInfoListError::UndefinedError,
+            )),
+            Choice::Error(code) => Err(unknown_code("ProfileInfoList", code)),
         }
     }
 }

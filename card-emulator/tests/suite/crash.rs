@@ -108,6 +108,48 @@ impl Session {
     }
 }
 
+/// `CRASH_SEED`, or a fresh seed from the clock.
+fn crash_seed() -> u64 {
+    std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 | 1)
+                .unwrap_or(0x9E3779B97F4A7C15)
+        })
+}
+
+/// `card-emulator init` of `profile` (TOML) in `dir`; the state file's path.
+fn init_card(dir: &std::path::Path, profile: &str) -> std::path::PathBuf {
+    let path = dir.join("profile.toml");
+    std::fs::write(&path, profile).unwrap();
+    let state = dir.join("card.json");
+    let ok = Command::new(env!("CARGO_BIN_EXE_card-emulator"))
+        .args(["init", "--state"])
+        .arg(&state)
+        .arg("--profile")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    state
+}
+
+/// SIGKILL the session's process after a random 0.5 to 20.5 ms.
+fn kill_soon(s: &Session, rng: &mut Rng) -> std::thread::JoinHandle<()> {
+    let delay = Duration::from_micros(500 + rng.below(20_000));
+    let victim = s.child.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        let mut c = victim.lock().unwrap();
+        let _ = c.kill(); // SIGKILL
+        let _ = c.wait();
+    })
+}
+
 fn payload(v: u32, len: usize) -> String {
     apdu_specs::hexfmt::upper(&v.to_be_bytes()).repeat(len / 4)
 }
@@ -230,30 +272,11 @@ fn sigkill_at_random_instants_never_mixes_versions_or_restores_pin_tries() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64 | 1)
-                .unwrap_or(0x9E3779B97F4A7C15)
-        });
+    let seed = crash_seed();
     eprintln!("crash test: {kills} kills, CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("profile.toml");
-    std::fs::write(&profile, PROFILE).unwrap();
-    let state = dir.path().join("card.json");
-    let ok = Command::new(env!("CARGO_BIN_EXE_card-emulator"))
-        .args(["init", "--state"])
-        .arg(&state)
-        .arg("--profile")
-        .arg(&profile)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let state = init_card(dir.path(), PROFILE);
     let mut k = Knowledge {
         binary: 0,
         record: 0,
@@ -265,14 +288,7 @@ fn sigkill_at_random_instants_never_mixes_versions_or_restores_pin_tries() {
     for _ in 0..kills {
         let mut s = Session::start(&state);
         check_after_restart(&mut s, &mut k);
-        let delay = Duration::from_micros(500 + rng.below(20_000));
-        let victim = s.child.clone();
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            let mut c = victim.lock().unwrap();
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        });
+        let killer = kill_soon(&s, &mut rng);
         storm(&mut s, &mut k, &mut rng);
         killer.join().unwrap();
         if k.in_flight.is_some() {
@@ -375,30 +391,11 @@ fn sigkill_during_switches_keeps_notifications_in_step_with_the_containers() {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(60, |n: u32| n.div_ceil(3));
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64 | 1)
-                .unwrap_or(0x9E3779B97F4A7C15)
-        });
+    let seed = crash_seed();
     eprintln!("switch crash test: {kills} kills, CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("profile.toml");
-    std::fs::write(&profile, SWITCH_PROFILE).unwrap();
-    let state = dir.path().join("card.json");
-    let ok = Command::new(env!("CARGO_BIN_EXE_card-emulator"))
-        .args(["init", "--state"])
-        .arg(&state)
-        .arg("--profile")
-        .arg(&profile)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let state = init_card(dir.path(), SWITCH_PROFILE);
     // What is acknowledged: the list, the enabled container, the last number given.
     let mut notes: Notes = Vec::new();
     let mut enabled = Some(0usize);
@@ -442,14 +439,7 @@ fn sigkill_during_switches_keeps_notifications_in_step_with_the_containers() {
             let _ = s.child.lock().unwrap().wait();
             break;
         }
-        let delay = Duration::from_micros(500 + rng.below(20_000));
-        let victim = s.child.clone();
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            let mut c = victim.lock().unwrap();
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        });
+        let killer = kill_soon(&s, &mut rng);
         loop {
             // Keep the list short of the capacity (the oldest would be dropped otherwise).
             let op = match notes.first() {

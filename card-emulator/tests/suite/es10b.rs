@@ -11,8 +11,7 @@ use apdu_specs::es10::{
 };
 use apdu_specs::hexfmt::{parse as hex, upper};
 use card_emulator::state::Notifications;
-use card_emulator::store::FileStore;
-use card_emulator::{profile, Card, VirtualCard};
+use card_emulator::{profile, Card};
 use p256::ecdsa::signature::Verifier;
 use x509_cert::der::Decode;
 
@@ -225,19 +224,8 @@ fn a_full_notification_list_keeps_the_oldest_and_refuses_the_operation() {
 #[test]
 fn notifications_and_their_counter_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("card.json");
-    FileStore::create(
-        &path,
-        &profile::build(profile::DEFAULT_PROFILE).unwrap(),
-        false,
-    )
-    .unwrap();
-    let open = || {
-        let mut c = Card::open(Box::new(FileStore::open(&path).unwrap())).unwrap();
-        c.power_on();
-        open_isd_r(&mut c);
-        c
-    };
+    let path = common::default_card_file(dir.path());
+    let open = || common::open_file_card(&path);
     let mut c = open();
     assert_eq!(disable(&mut c, ICCID_A), "BF3203800100");
     assert_eq!(enable(&mut c, ICCID_B), "BF3103800100");

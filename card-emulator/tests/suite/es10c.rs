@@ -146,16 +146,8 @@ fn store_data_blocks_of_eight_bytes_reassemble_like_lpacs_trace() {
 #[test]
 fn switches_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("card.json");
-    FileStore::create(
-        &path,
-        &profile::build(profile::DEFAULT_PROFILE).unwrap(),
-        false,
-    )
-    .unwrap();
-    let mut c = Card::open(Box::new(FileStore::open(&path).unwrap())).unwrap();
-    c.power_on();
-    open_isd_r(&mut c);
+    let path = common::default_card_file(dir.path());
+    let mut c = common::open_file_card(&path);
     assert_eq!(
         es10(&mut c, &format!("BF3111A00C5A0A{ICCID_B}810100")),
         "BF3103800100"

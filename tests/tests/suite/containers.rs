@@ -336,10 +336,9 @@ fn notifications_through_pcscd_verify_with_openssl_against_the_exported_ci() {
         // SGP.22 signs r || s; OpenSSL reads the DER form of the same two integers.
         let sig = p256::ecdsa::Signature::from_slice(&n.signature).unwrap();
         std::fs::write(d.join("sig.der"), sig.to_der().as_bytes()).unwrap();
-        std::fs::write(d.join("tbs.bin"), &n.tbs).unwrap();
-        let o = openssl(
-            d,
-            &[
+        let verify = |message: &[u8]| {
+            std::fs::write(d.join("tbs.bin"), message).unwrap();
+            let args = [
                 "dgst",
                 "-sha256",
                 "-verify",
@@ -347,8 +346,10 @@ fn notifications_through_pcscd_verify_with_openssl_against_the_exported_ci() {
                 "-signature",
                 "sig.der",
                 "tbs.bin",
-            ],
-        );
+            ];
+            openssl(d, &args)
+        };
+        let o = verify(&n.tbs);
         assert!(
             String::from_utf8_lossy(&o.stdout).contains("Verified OK"),
             "seq {}: {}",
@@ -358,19 +359,7 @@ fn notifications_through_pcscd_verify_with_openssl_against_the_exported_ci() {
         let mut forged = n.tbs.clone();
         let last = forged.len() - 1;
         forged[last] ^= 0x01;
-        std::fs::write(d.join("tbs.bin"), &forged).unwrap();
-        let o = openssl(
-            d,
-            &[
-                "dgst",
-                "-sha256",
-                "-verify",
-                "pub.pem",
-                "-signature",
-                "sig.der",
-                "tbs.bin",
-            ],
-        );
+        let o = verify(&forged);
         assert!(
             !o.status.success(),
             "a changed notification verified: {}",

@@ -99,3 +99,25 @@ pub fn es10(c: &mut Card, payload: &str) -> String {
     assert_eq!(r, "9000", "SW of {payload}");
     data
 }
+
+/// A default-profile card in a state file in `dir` (its path).
+pub fn default_card_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("card.json");
+    card_emulator::store::FileStore::create(
+        &path,
+        &profile::build(profile::DEFAULT_PROFILE).unwrap(),
+        false,
+    )
+    .unwrap();
+    path
+}
+
+/// The card in `path`, opened as a restart does, powered on, the ISD-R selected on
+/// channel 1 as lpac does.
+pub fn open_file_card(path: &std::path::Path) -> Card {
+    let store = card_emulator::store::FileStore::open(path).unwrap();
+    let mut c = Card::open(Box::new(store)).unwrap();
+    c.power_on();
+    open_isd_r(&mut c);
+    c
+}
