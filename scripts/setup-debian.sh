@@ -13,7 +13,7 @@ job=${1:-test}
 build=(build-essential pkgconf libpcsclite-dev)
 case $job in
     demo) packages=("${build[@]}" pcscd vsmartcard-vpcd) ;;
-    test) packages=("${build[@]}" pcscd vsmartcard-vpcd opensc pcsc-tools python3-pyscard openssl) ;;
+    test) packages=("${build[@]}" pcscd vsmartcard-vpcd opensc pcsc-tools python3-pyscard openssl postgresql) ;;
     fuzz) packages=("${build[@]}") ;;
     *)
         echo "setup: unknown job '$job'; one of: demo test fuzz" >&2

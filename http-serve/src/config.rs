@@ -20,6 +20,9 @@ pub enum ConfigError {
     },
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
+    /// Plain HTTP on a non-loopback address without `--insecure-http` ([`crate::tls::check_listen`]).
+    #[error("refusing plain HTTP on {0}: it is not a loopback address, so requests would cross the network unencrypted; set tls_cert and tls_key (--tls-cert FILE --tls-key FILE; `server init --tls` makes a test pair), or pass --insecure-http (insecure_http = true in the configuration) if a TLS proxy or a private network protects this port")]
+    PlainHttpOffLoopback(std::net::SocketAddr),
 }
 
 /// An entry's value is wrong: `what` names the entry, `reason` says what is expected.

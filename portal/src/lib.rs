@@ -1,4 +1,4 @@
-//! The third-party portal: a stateless HTTP relay between terminals and service servers.
+//! The third-party portal: a stateless HTTP(S) relay between terminals and service servers.
 //!
 //! It maps a service id to a server base URL and forwards the two POST routes of the
 //! mutual-authentication API (apdu-specs/docs/mutual-auth.md, "HTTP") with their bodies
@@ -12,5 +12,5 @@ pub mod config;
 pub mod relay;
 
 pub use config::{Config, ConfigError};
-pub use http_serve::serve;
+pub use http_serve::{serve, serve_with_tls};
 pub use relay::{router, Relay};

@@ -24,20 +24,44 @@ enum Command {
     /// Routes: POST /v1/services/{service}/register and /v1/services/{service}/messages
     /// (bodies forwarded unchanged to the service's server), GET /healthz.
     ///
+    /// Plain HTTP is allowed on loopback; on any other address give --tls-cert and
+    /// --tls-key, or --insecure-http when a TLS proxy in front encrypts the traffic.
+    ///
     /// Example: portal run --service demo=http://127.0.0.1:8080
+    ///
+    /// HTTPS both ways: portal run --listen 0.0.0.0:8443 --tls-cert portal-cert.pem
+    /// --tls-key portal-key.pem --upstream-ca-file server-cert.pem
+    /// --service demo=https://server.example:8080
     Run {
         /// Address to listen on (loopback by default; port 0 picks a free port, printed on
         /// start).
         #[arg(long, value_name = "IP:PORT")]
         listen: Option<SocketAddr>,
-        /// TOML file: listen, max_body_bytes, request_timeout_ms, upstream_timeout_ms and a
-        /// [services] table of id = "http://server:port".
+        /// TOML file: listen, max_body_bytes, request_timeout_ms, upstream_timeout_ms,
+        /// tls_cert, tls_key, upstream_ca_file, insecure_http and a [services] table of
+        /// id = "http[s]://server:port" (paths relative to the file).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// A service and the base URL of its server (repeatable; adds to or replaces the
-        /// file's entries).
+        /// file's entries). An https:// server needs --upstream-ca-file; http:// reaches a
+        /// loopback server only, unless --insecure-http.
         #[arg(long = "service", value_name = "ID=URL")]
         services: Vec<String>,
+        /// Serve HTTPS with this certificate chain (PEM, the portal's first), overriding
+        /// `tls_cert`; needs --tls-key.
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM, mode 0600 or stricter), overriding `tls_key`.
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<PathBuf>,
+        /// PEM file of the CA (or the self-signed certificate) that https:// servers'
+        /// certificates are verified against, overriding `upstream_ca_file`.
+        #[arg(long, value_name = "FILE")]
+        upstream_ca_file: Option<PathBuf>,
+        /// Allow plain HTTP off loopback: listening on a non-loopback address without TLS
+        /// (a TLS proxy in front) and http:// servers that are not on loopback.
+        #[arg(long)]
+        insecure_http: bool,
     },
 }
 
@@ -49,7 +73,21 @@ fn main() -> anyhow::Result<()> {
             listen,
             config,
             services,
-        } => run(listen, config, services),
+            tls_cert,
+            tls_key,
+            upstream_ca_file,
+            insecure_http,
+        } => run(
+            listen,
+            config,
+            services,
+            portal::config::TlsFlags {
+                tls_cert,
+                tls_key,
+                upstream_ca_file,
+                insecure_http,
+            },
+        ),
     }
 }
 
@@ -57,9 +95,16 @@ fn run(
     listen: Option<SocketAddr>,
     config: Option<PathBuf>,
     services: Vec<String>,
+    tls_flags: portal::config::TlsFlags,
 ) -> anyhow::Result<()> {
-    let config = portal::Config::load(config.as_deref(), listen, &services)
+    let config = portal::Config::load(config.as_deref(), listen, &services, &tls_flags)
         .context("the portal's configuration is not usable")?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(http_serve::tls::server_config)
+        .transpose()
+        .context("the portal's TLS certificate and key are not usable")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,10 +123,13 @@ fn run(
             tracing::info!(service = %id, server = %url, "relaying");
         }
         let header_timeout = config.request_timeout;
-        let relay = portal::Relay::new(config).context("cannot build the HTTP client")?;
+        let relay = portal::Relay::new(config).context(
+            "cannot build the HTTP client; is upstream_ca_file a valid CA certificate?",
+        )?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         // The address goes to stdout alone on its line so scripts and tests can read it.
-        println!("portal listening on http://{addr}");
-        portal::serve(listener, portal::router(relay), header_timeout, http_serve::shutdown_signal())
+        println!("portal listening on {scheme}://{addr}");
+        http_serve::serve_with_tls(listener, portal::router(relay), header_timeout, tls, http_serve::shutdown_signal())
             .await
             .context("the portal stopped on an I/O error")
     })

@@ -40,13 +40,21 @@ pub struct Relay {
 
 impl Relay {
     /// A relay for `config`. The client ignores proxy environment variables: the portal
-    /// talks to the configured URLs and nothing else.
+    /// talks to the configured URLs and nothing else. An https:// server's certificate must
+    /// chain to `upstream_ca_file` (no built-in or system roots).
     pub fn new(config: Config) -> Result<Relay, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
             .timeout(config.upstream_timeout)
-            .connect_timeout(config.upstream_timeout.min(Duration::from_secs(5)))
-            .build()?;
+            .connect_timeout(config.upstream_timeout.min(Duration::from_secs(5)));
+        if let Some((_, certs)) = &config.upstream_ca {
+            for cert in certs {
+                builder = builder.add_root_certificate(reqwest::Certificate::from_der(cert)?);
+            }
+        }
+        let client = builder.build()?;
         Ok(Relay {
             config: Arc::new(config),
             client,

@@ -178,7 +178,8 @@ can continue; bare --in-process uses the default profile in memory.",
         after_help = "Examples:\n  \
 reader-client register --portal http://127.0.0.1:8081 --service demo\n  \
 VSE_PIN=1234 reader-client register --portal http://127.0.0.1:8081 --service demo --reader 0\n  \
-echo 1234 | reader-client register --pin-stdin --portal http://127.0.0.1:8081 --service demo"
+echo 1234 | reader-client register --pin-stdin --portal http://127.0.0.1:8081 --service demo\n  \
+reader-client register --portal https://127.0.0.1:8443 --ca-file DIR/tls-cert.pem --service demo"
     )]
     Register {
         #[command(flatten)]
@@ -240,9 +241,13 @@ The binaries server, portal and card-emulator are taken from the directory of re
 /// Options shared by `register` and `service`.
 #[derive(clap::Args)]
 pub struct AuthArgs {
-    /// Base URL of the portal (plain HTTP), e.g. http://127.0.0.1:8081.
+    /// Base URL of the portal, e.g. http://127.0.0.1:8081 or https://portal.example:8443.
     #[arg(long, value_name = "URL")]
     pub portal: String,
+    /// PEM file of the CA that signed an https:// portal's certificate (a self-signed test
+    /// pair: the certificate itself); default: the system's root certificates.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// The service identifier (as configured in the server and the portal).
     #[arg(long, value_name = "ID")]
     pub service: String,

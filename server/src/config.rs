@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,7 @@ use apdu_specs::es10::{Eid, Iccid};
 use serde::Deserialize;
 
 use crate::policy::{Grant, Policy, SubjectPattern};
-use crate::store::{Durability, PruneLimits};
+use crate::store::{DatabaseUrl, Durability, PruneLimits};
 
 use http_serve::config::invalid;
 pub use http_serve::ConfigError;
@@ -54,6 +54,11 @@ pub struct ConfigFile {
     pub connection_lifetime_secs: Option<u64>,
     /// `full` (default) or `normal`: see [`Durability`].
     pub durability: Option<Durability>,
+    /// SQLite group commit (default true): see [`crate::store::SqliteOptions`].
+    pub group_commit: Option<bool>,
+    /// PostgreSQL instead of the embedded SQLite database:
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME`.
+    pub database: Option<String>,
     /// Time between two pruning runs (`60s`, humantime).
     pub prune_interval: Option<String>,
     /// Rows one pruning run deletes at most, per table.
@@ -64,6 +69,11 @@ pub struct ConfigFile {
     pub audit_retention: Option<String>,
     /// Registrations a minute per SE container on this instance; 0: unlimited.
     pub registrations_per_minute_per_se: Option<u32>,
+    /// HTTPS: certificate chain and private key (PEM), relative to the file's directory.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP on a non-loopback address (behind a TLS proxy).
+    pub insecure_http: Option<bool>,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceFile>,
     #[serde(default)]
@@ -139,19 +149,31 @@ pub struct Overrides {
     pub grants: Vec<String>,
     pub request_timeout_ms: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    /// `--database URL`: PostgreSQL instead of SQLite, overriding `database`.
+    pub database: Option<String>,
     pub registrations_per_minute_per_se: Option<u32>,
+    /// `--tls-cert`, `--tls-key` (relative to the working directory), `--insecure-http`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_http: bool,
 }
 
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// HTTPS with these files; `None`: plain HTTP (loopback, or `insecure_http`).
+    pub tls: Option<http_serve::tls::TlsFiles>,
     /// SEC1 uncompressed point (65 bytes) of the issuer CA.
     pub issuer_ca_public_key: Vec<u8>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub connection_lifetime_secs: u64,
     pub durability: Durability,
+    /// SQLite: concurrent writes share a commit and its fsync ([`crate::store::SqliteOptions`]).
+    pub group_commit: bool,
+    /// PostgreSQL store; `None`: the embedded SQLite database (the password is never shown).
+    pub database: Option<DatabaseUrl>,
     /// Time between two pruning runs of the maintenance task.
     pub prune_interval: Duration,
     /// What one pruning run deletes.
@@ -166,7 +188,13 @@ pub struct Config {
 impl Config {
     /// Reads `path` (absent file: an error naming `server init`) and applies `overrides`.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let file: ConfigFile = http_serve::config::read_toml(path, "server")?;
+        let mut file: ConfigFile = http_serve::config::read_toml(path, "server")?;
+        for p in [&mut file.tls_cert, &mut file.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            *p = http_serve::tls::relative_to_file(path, p);
+        }
         Config::from_parts(file, overrides)
     }
 
@@ -179,6 +207,14 @@ impl Config {
             (None, None) => SocketAddr::from_str(DEFAULT_LISTEN)
                 .map_err(|e| invalid("listen", e.to_string()))?,
         };
+        let tls = http_serve::tls::check_listen(
+            listen,
+            &http_serve::tls::ListenSettings {
+                tls_cert: overrides.tls_cert.clone().or(file.tls_cert),
+                tls_key: overrides.tls_key.clone().or(file.tls_key),
+                insecure_http: overrides.insecure_http || file.insecure_http.unwrap_or(false),
+            },
+        )?;
         let ca_hex = overrides
             .issuer_ca_public_key
             .clone()
@@ -308,11 +344,19 @@ impl Config {
             .unwrap_or(DEFAULT_REGISTRATIONS_PER_MINUTE_PER_SE);
         Ok(Config {
             listen,
+            tls,
             issuer_ca_public_key,
             max_body_bytes,
             request_timeout: Duration::from_millis(timeout_ms),
             connection_lifetime_secs,
             durability: file.durability.unwrap_or_default(),
+            group_commit: file.group_commit.unwrap_or(true),
+            database: match overrides.database.as_deref().or(file.database.as_deref()) {
+                Some(url) => {
+                    Some(DatabaseUrl::parse(url).map_err(|e| invalid("database", e.to_string()))?)
+                }
+                None => None,
+            },
             prune_interval,
             prune,
             registrations_per_minute_per_se,
@@ -454,6 +498,14 @@ pub fn starter_config() -> String {
 # Where to listen. Loopback by default: put the server behind the portal or a reverse proxy.
 listen = "{DEFAULT_LISTEN}"
 
+# HTTPS: certificate chain and private key in PEM (the key mode 0600), relative to this
+# file. Without them the server speaks plain HTTP, which it refuses on a non-loopback
+# address unless insecure_http = true (a TLS proxy in front). `server init --tls` writes a
+# self-signed pair for localhost.
+# tls_cert = "tls-cert.pem"
+# tls_key = "tls-key.pem"
+# insecure_http = false
+
 # Public key of the card issuer CA that certifies the SE keys: 65 bytes, hex, SEC1
 # uncompressed (04 || X || Y). Print it with `card-emulator ca public-key --ca CA_FILE`.
 issuer_ca_public_key = ""
@@ -468,6 +520,16 @@ connection_lifetime_secs = {DEFAULT_CONNECTION_LIFETIME_SECS}
 # "normal" survives a crash or SIGKILL of the server but may lose the last commits on power
 # loss, for more registrations per second.
 durability = "full"
+
+# SQLite group commit: the writes of concurrent requests share one commit, so one fsync;
+# each request is still answered only once its own write is durable. false: one commit and
+# one fsync per write (slower under load).
+group_commit = true
+
+# PostgreSQL instead of the embedded SQLite database DIR/server.db, e.g. for several server
+# instances on one database; the schema is created and migrated at start. Prefer the
+# SERVER_DATABASE environment variable when the URL holds a password.
+# database = "postgres://USER@127.0.0.1:5432/DBNAME"
 
 # Pruning, every prune_interval and at most prune_max_rows rows per table per run: expired
 # connections (their session keys are deleted, overwritten with zeros, and the WAL is
@@ -499,6 +561,14 @@ calls = ["echo", "provision"]
 # until = "2027-01-01T00:00:00Z"     # RFC 3339 or Unix seconds
 "#
     )
+}
+
+/// The starter `server.toml` with `tls_cert` and `tls_key` set to the pair `server init
+/// --tls` writes beside it.
+pub fn starter_config_with_tls() -> String {
+    starter_config()
+        .replace("# tls_cert = ", "tls_cert = ")
+        .replace("# tls_key = ", "tls_key = ")
 }
 
 #[cfg(test)]
@@ -627,6 +697,71 @@ until = "2030-01-01T00:00:00Z"
             };
             assert!(parse(&base, &o).is_err(), "{g}");
         }
+    }
+
+    #[test]
+    fn a_database_url_is_checked_at_start_and_never_shown_with_its_password() {
+        let base = format!("issuer_ca_public_key = \"{}\"\n", ca());
+        let c = parse(&base, &Overrides::default()).unwrap();
+        assert!(c.database.is_none(), "SQLite stays the default");
+        let file = format!("{base}database = \"postgres://app:hunter2@127.0.0.1:5432/vsc\"\n");
+        let c = parse(&file, &Overrides::default()).unwrap();
+        let url = c.database.as_ref().unwrap().to_string();
+        assert_eq!(url, "postgres://app@127.0.0.1:5432/vsc");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let o = Overrides {
+            database: Some("postgres://other@127.0.0.1:6543/db2".into()),
+            ..Overrides::default()
+        };
+        let c = parse(&file, &o).unwrap();
+        assert_eq!(
+            c.database.unwrap().to_string(),
+            "postgres://other@127.0.0.1:6543/db2"
+        );
+        for bad in ["sqlite:server.db", "postgres://app:hunter2@127.0.0.1:x/vsc"] {
+            let e = parse(
+                &format!("{base}database = \"{bad}\"\n"),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with("database: "), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn tls_entries_and_the_plain_http_rule() {
+        let o = Overrides {
+            issuer_ca_public_key: Some(ca()),
+            ..Overrides::default()
+        };
+        let c = parse(&starter_config_with_tls(), &o).unwrap();
+        let tls = c.tls.expect("init --tls names the pair");
+        assert_eq!(tls.cert, Path::new("tls-cert.pem"));
+        assert_eq!(tls.key, Path::new("tls-key.pem"));
+        assert!(parse(&starter_config(), &o).unwrap().tls.is_none());
+        let open = format!(
+            "issuer_ca_public_key = \"{}\"\nlisten = \"0.0.0.0:8080\"\n",
+            ca()
+        );
+        let e = parse(&open, &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("--insecure-http"), "{e}");
+        assert!(parse(
+            &format!("{open}insecure_http = true\n"),
+            &Overrides::default()
+        )
+        .is_ok());
+        let flag = Overrides {
+            insecure_http: true,
+            ..Overrides::default()
+        };
+        assert!(parse(&open, &flag).unwrap().tls.is_none());
+        let half = format!("{open}tls_cert = \"c.pem\"\n");
+        assert!(
+            parse(&half, &flag).is_err(),
+            "a certificate without its key"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use server::keyfile::{self, CONFIG_FILE};
 use server::store::Store;
 
+mod selfsigned;
+
 /// The service provider's server of the mutual authentication: verifies secure elements
 /// (certificate, signature, fresh nonce), grants services by policy with a signed answer,
 /// and serves `echo` and `provision` over the AES-GCM secure connection.
@@ -25,6 +27,8 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of `Run` costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Create the data directory: the server's P-256 signing key (server.key, mode 0600),
     /// the SQLite database (server.db, WAL mode) and a starter server.toml; print the public
@@ -33,6 +37,12 @@ enum Command {
         /// Data directory to create (refused if it already holds a key).
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// Also create a self-signed TLS pair for localhost, 127.0.0.1 and ::1 (tls-cert.pem,
+        /// tls-key.pem 0600; one year) and name it in the starter server.toml. For tests
+        /// and loopback: clients trust it with --ca-file DIR/tls-cert.pem (reader-client) or
+        /// upstream_ca_file (portal).
+        #[arg(long)]
+        tls: bool,
     },
     /// Print the server's public key (hex, 65 bytes, SEC1 uncompressed).
     PublicKey {
@@ -54,6 +64,15 @@ enum Command {
         /// How many entries, newest last.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// PostgreSQL database to read instead of DIR/server.db [default: `database` of
+        /// DIR/server.toml, if set].
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SERVER_DATABASE",
+            hide_env_values = true
+        )]
+        database: Option<String>,
     },
 }
 
@@ -69,6 +88,17 @@ struct RunArgs {
     /// port 0 picks a free port).
     #[arg(long, value_name = "IP:PORT")]
     listen: Option<SocketAddr>,
+    /// PostgreSQL database instead of the embedded SQLite DIR/server.db, overriding
+    /// `database`: postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME. The schema is created or
+    /// migrated at start. Pass a password through the environment variable, which `ps` does
+    /// not show.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SERVER_DATABASE",
+        hide_env_values = true
+    )]
+    database: Option<String>,
     /// Issuer CA public key (hex, 65 bytes), overriding `issuer_ca_public_key`.
     #[arg(long = "issuer-ca", value_name = "HEX")]
     issuer_ca: Option<String>,
@@ -90,26 +120,46 @@ struct RunArgs {
     /// `registrations_per_minute_per_se`.
     #[arg(long, value_name = "N")]
     registrations_per_minute_per_se: Option<u32>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's first), overriding
+    /// `tls_cert`; needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, mode 0600 or stricter), overriding `tls_key`.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (a TLS proxy in front of this port);
+    /// without TLS, such an address is refused at start.
+    #[arg(long)]
+    insecure_http: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     http_serve::logging::init();
     match cli.command {
-        Command::Init { data } => init(&data),
+        Command::Init { data, tls } => init(&data, tls),
         Command::PublicKey { data } => {
             let key = keyfile::load_key(&data)?;
             println!("{}", hex::encode_upper(key.verifying_key().to_sec1()));
             Ok(())
         }
         Command::Run(args) => run(args),
-        Command::Audit { data, limit } => audit(&data, limit),
+        Command::Audit {
+            data,
+            limit,
+            database,
+        } => audit(&data, database, limit),
     }
 }
 
-fn init(data: &Path) -> anyhow::Result<()> {
+fn init(data: &Path, tls: bool) -> anyhow::Result<()> {
     keyfile::create_data_dir(data)?;
     let key = keyfile::create_key(data)?;
+    let tls_files = if tls {
+        Some(selfsigned::create(data)?)
+    } else {
+        None
+    };
     let db = keyfile::create_db_file(data)?;
     server::SqliteStore::open(&db)
         .with_context(|| format!("cannot create the database {}", db.display()))?;
@@ -117,7 +167,11 @@ fn init(data: &Path) -> anyhow::Result<()> {
     let wrote_config = if config.exists() {
         false
     } else {
-        std::fs::write(&config, server::config::starter_config())
+        let text = match tls_files {
+            Some(_) => server::config::starter_config_with_tls(),
+            None => server::config::starter_config(),
+        };
+        std::fs::write(&config, text)
             .with_context(|| format!("cannot write {}", config.display()))?;
         true
     };
@@ -140,6 +194,20 @@ The line above is the server's public key. Next:
         },
         config = config.display(),
     );
+    if let Some((cert, key)) = &tls_files {
+        eprintln!(
+            "TLS: self-signed certificate {cert} (localhost, 127.0.0.1, ::1; one year) and its key \
+{key} (0600){named}. Clients trust it with `reader-client --ca-file {cert}` or the portal's \
+upstream_ca_file.",
+            cert = cert.display(),
+            key = key.display(),
+            named = if wrote_config {
+                ", named in server.toml"
+            } else {
+                "; add tls_cert and tls_key to the existing server.toml"
+            },
+        );
+    }
     Ok(())
 }
 
@@ -154,17 +222,28 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         issuer_ca_public_key: args.issuer_ca,
         services: args.services,
         grants: args.grants,
+        database: args.database,
         request_timeout_ms: args.request_timeout_ms,
         max_body_bytes: args.max_body_bytes,
         registrations_per_minute_per_se: args.registrations_per_minute_per_se,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        insecure_http: args.insecure_http,
     };
     let config = server::Config::load(&config_path, &overrides)
         .context("the server's configuration is not usable")?;
-    let db = keyfile::create_db_file(&args.data)?;
-    let store: Arc<dyn Store> = Arc::new(
-        server::SqliteStore::open_with(&db, config.durability)
-            .with_context(|| format!("cannot open the database {}", db.display()))?,
-    );
+    // Before anything is written: a bad certificate or an open key stops the start here.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(http_serve::tls::server_config)
+        .transpose()
+        .context("the server's TLS certificate and key are not usable")?;
+    let sqlite = server::store::SqliteOptions {
+        durability: config.durability,
+        group_commit: config.group_commit,
+    };
+    let store = open_store(&args.data, config.database.as_ref(), sqlite)?;
     let listen = config.listen;
     let grants = config.policy.grants.len();
     let engine = server::Engine::new(config, key, store, server::system_clock())
@@ -184,28 +263,65 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "server ready"
         );
         // The address goes to stdout alone on its line so scripts and tests can read it.
-        println!("server listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("server listening on {scheme}://{addr}");
         let header_timeout = engine.config().request_timeout;
         let prune_interval = engine.config().prune_interval;
         let engine = Arc::new(engine);
         // Pruning (expired connections and their keys, old nonces and audit entries) and the
         // summaries of unaudited refusals; ends with the runtime.
         tokio::spawn(server::prune::run(engine.clone(), prune_interval));
-        server::serve(listener, server::router(engine), header_timeout, http_serve::shutdown_signal())
+        http_serve::serve_with_tls(listener, server::router(engine), header_timeout, tls, http_serve::shutdown_signal())
             .await
             .context("the server stopped on an I/O error")
     })
 }
 
-fn audit(data: &Path, limit: usize) -> anyhow::Result<()> {
-    let db = data.join(keyfile::DB_FILE);
-    if !db.exists() {
-        anyhow::bail!(
-            "{} does not exist; create the server with `server init --data DIR`",
-            db.display()
-        );
+/// PostgreSQL when a database URL is set (its store runs its own small runtime: none exists
+/// yet), else SQLite DIR/server.db. A PostgreSQL error names the fix and writes nothing.
+fn open_store(
+    data: &Path,
+    database: Option<&server::store::DatabaseUrl>,
+    sqlite: server::store::SqliteOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = database {
+        tracing::info!(database = %url, "store: PostgreSQL");
+        let store = server::store::PgStore::open(url, &server::store::PgOptions::default())?;
+        return Ok(Arc::new(store));
     }
-    let store = server::SqliteStore::open(&db)?;
+    let db = keyfile::create_db_file(data)?;
+    Ok(Arc::new(
+        server::SqliteStore::open_with_options(&db, sqlite)
+            .with_context(|| format!("cannot open the database {}", db.display()))?,
+    ))
+}
+
+fn audit(data: &Path, database: Option<String>, limit: usize) -> anyhow::Result<()> {
+    // --database, else `database` of DIR/server.toml (read for that key alone).
+    let config = data.join(CONFIG_FILE);
+    let database = match database {
+        Some(url) => Some(url),
+        None if config.exists() => {
+            http_serve::config::read_toml::<server::config::ConfigFile>(&config, "server")?.database
+        }
+        None => None,
+    };
+    let store = match database {
+        Some(url) => {
+            let url = server::store::DatabaseUrl::parse(&url)?;
+            open_store(data, Some(&url), Default::default())?
+        }
+        None => {
+            let db = data.join(keyfile::DB_FILE);
+            if !db.exists() {
+                anyhow::bail!(
+                    "{} does not exist; create the server with `server init --data DIR`",
+                    db.display()
+                );
+            }
+            Arc::new(server::SqliteStore::open(&db)?)
+        }
+    };
     for e in store.audit_log(limit)? {
         println!(
             "{}\t{}\t{}\t{}\t{}",

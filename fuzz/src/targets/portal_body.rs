@@ -32,6 +32,8 @@ fn config() -> &'static Config {
             request_timeout: Duration::from_secs(1),
             upstream_timeout: Duration::from_secs(1),
             services,
+            tls: None,
+            upstream_ca: None,
         }
     })
 }

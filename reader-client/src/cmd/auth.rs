@@ -25,7 +25,7 @@ pub fn run(
             Some(apdu_specs::auth::Call { name, data })
         }
     };
-    let portal = PortalClient::new(&common.portal)?;
+    let portal = PortalClient::with_ca_file(&common.portal, common.ca_file.as_deref())?;
     // Registration and every call need the container PIN (the cardholder gates the SE).
     let pin = Some(read_pin(common.pin_stdin)?);
     let card = CardSource::new(

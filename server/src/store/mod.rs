@@ -13,9 +13,11 @@
 //! zeros) and [`Store::prune`] ends with a `TRUNCATE` checkpoint, so the WAL keeps no old
 //! page either.
 
+mod postgres;
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use postgres::{DatabaseUrl, PgOptions, PgStore};
+pub use sqlite::{CommitLatency, SqliteOptions, SqliteStore};
 
 use std::fmt;
 
@@ -30,6 +32,25 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database lock is poisoned (a previous operation panicked)")]
     Poisoned,
+    /// A SQLite write was not carried out: it panicked (and was rolled back), or was lost.
+    #[error("SQLite write: {0}")]
+    Writer(String),
+    #[error(
+        "PostgreSQL error: {}; check that the database server is up (its log says more)",
+        postgres::describe(.0)
+    )]
+    Pg(#[from] tokio_postgres::Error),
+    /// No connection could be had from the PostgreSQL pool (the message says why).
+    #[error("no PostgreSQL connection: {0}")]
+    Pool(String),
+    /// The database cannot be used at start: a malformed URL, an unreachable server, a
+    /// refused login (the message names the fix).
+    #[error("{0}")]
+    Open(String),
+    #[error(
+        "database schema version {found} is newer than this server ({known}); upgrade the server"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
 }
 
 /// Why a registration could not be committed.
@@ -177,7 +198,7 @@ impl fmt::Debug for ConnectionRecord {
 }
 
 /// Everything one accepted registration writes, in one transaction.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewRegistration {
     pub nonce: [u8; 16],
     /// EID || ICCID from the certificate.
@@ -215,7 +236,7 @@ impl fmt::Debug for LastAnswer {
 }
 
 /// Everything one executed message writes, in one transaction.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MessageCommit {
     pub cid: [u8; 16],
     /// The up counter the connection had when the message was opened.

@@ -6,4 +6,7 @@ mod common;
 mod flow;
 mod http;
 mod limits;
+mod pg;
 mod retention;
+mod store_contract;
+mod tls;

@@ -12,3 +12,4 @@ mod mutual_auth;
 mod pcsc_tools;
 mod real_tools;
 mod server_portal;
+mod tls;

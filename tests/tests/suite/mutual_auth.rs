@@ -137,7 +137,7 @@ impl Drop for Backend {
 
 /// An in-process card from the default profile, certified by `ca`, trusting `key` for every
 /// service of [`SERVICES`] in container A (SCP03 + INSTALL [for personalization] + DGI A001).
-fn in_process_card(ca: &IssuerCa, key: &[u8; 65]) -> InProcess<Card> {
+pub(crate) fn in_process_card(ca: &IssuerCa, key: &[u8; 65]) -> InProcess<Card> {
     let mut state = profile::build(profile::DEFAULT_PROFILE).unwrap();
     ca.personalize(&mut state, now()).unwrap();
     let mut t = InProcess::new(Card::in_memory(state));

@@ -119,6 +119,7 @@ impl World {
                     until: g.until.clone(),
                 })
                 .collect(),
+            ..ConfigFile::default()
         };
         Config::from_parts(file, &Overrides::default()).expect("test config")
     }
