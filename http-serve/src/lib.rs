@@ -1,11 +1,13 @@
 //! What the two HTTP services, `server` and `portal`, share: the serve loop (header
 //! timeout, TLS handshake, graceful shutdown, SIGINT/SIGTERM), TLS files and the plain-HTTP
-//! rule, their JSON error answers, their configuration error and their log set-up.
+//! rule, their JSON error answers, their configuration error, their log set-up and their
+//! Prometheus metrics.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 mod serve;
 pub mod tls;
 

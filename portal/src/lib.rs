@@ -1,6 +1,7 @@
 //! The third-party portal: a stateless HTTP(S) relay between terminals and service servers.
 //!
-//! It maps a service id to a server base URL and forwards the two POST routes of the
+//! It maps a service id to the base URLs of its server instances (spreading requests over
+//! the healthy ones, see [`upstreams`]) and forwards the two POST routes of the
 //! mutual-authentication API (apdu-specs/docs/mutual-auth.md, "HTTP") with their bodies
 //! unchanged. It holds no key and keeps no state: it cannot read or forge what it relays,
 //! and anything it alters is refused by the SE or the server. What it does enforce is
@@ -10,7 +11,9 @@
 
 pub mod config;
 pub mod relay;
+pub mod upstreams;
 
 pub use config::{Config, ConfigError};
 pub use http_serve::{serve, serve_with_tls};
 pub use relay::{router, Relay};
+pub use upstreams::{UpstreamStatus, Upstreams};

@@ -29,6 +29,14 @@ enum Command {
     ///
     /// Example: portal run --service demo=http://127.0.0.1:8080
     ///
+    /// Several instances of one server (same signing key and database): repeat --service
+    /// for the id, e.g. --service demo=http://127.0.0.1:8080 --service
+    /// demo=http://127.0.0.1:8082. Requests are spread round-robin over the healthy
+    /// instances; an instance that refuses a connection, or fails unhealthy_after health
+    /// checks (GET /healthz every health_interval_ms) in a row, is taken out until it
+    /// answers again; a request whose connection failed before any answer is retried once
+    /// on another instance.
+    ///
     /// HTTPS both ways: portal run --listen 0.0.0.0:8443 --tls-cert portal-cert.pem
     /// --tls-key portal-key.pem --upstream-ca-file server-cert.pem
     /// --service demo=https://server.example:8080
@@ -38,13 +46,16 @@ enum Command {
         #[arg(long, value_name = "IP:PORT")]
         listen: Option<SocketAddr>,
         /// TOML file: listen, max_body_bytes, request_timeout_ms, upstream_timeout_ms,
-        /// tls_cert, tls_key, upstream_ca_file, insecure_http and a [services] table of
-        /// id = "http[s]://server:port" (paths relative to the file).
+        /// tls_cert, tls_key, upstream_ca_file, insecure_http, health_interval_ms (1000),
+        /// health_timeout_ms (1000), unhealthy_after (2) and a [services] table of
+        /// id = "http[s]://server:port" or id = ["URL", "URL", ...] for several instances
+        /// (paths relative to the file).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// A service and the base URL of its server (repeatable; adds to or replaces the
-        /// file's entries). An https:// server needs --upstream-ca-file; http:// reaches a
-        /// loopback server only, unless --insecure-http.
+        /// A service and the base URL of its server (repeatable; repeating an id adds an
+        /// instance of its server; an id given here replaces the file's entry for it). An
+        /// https:// server needs --upstream-ca-file; http:// reaches a loopback server
+        /// only, unless --insecure-http.
         #[arg(long = "service", value_name = "ID=URL")]
         services: Vec<String>,
         /// Serve HTTPS with this certificate chain (PEM, the portal's first), overriding
@@ -119,18 +130,23 @@ fn run(
                 )
             })?;
         let addr = listener.local_addr()?;
-        for (id, url) in &config.services {
-            tracing::info!(service = %id, server = %url, "relaying");
+        for (id, urls) in &config.services {
+            for url in urls {
+                tracing::info!(service = %id, server = %url, "relaying");
+            }
         }
         let header_timeout = config.request_timeout;
         let relay = portal::Relay::new(config).context(
             "cannot build the HTTP client; is upstream_ca_file a valid CA certificate?",
         )?;
+        let health_checks = relay.spawn_health_checks();
         let scheme = if tls.is_some() { "https" } else { "http" };
         // The address goes to stdout alone on its line so scripts and tests can read it.
         println!("portal listening on {scheme}://{addr}");
-        http_serve::serve_with_tls(listener, portal::router(relay), header_timeout, tls, http_serve::shutdown_signal())
+        let served = http_serve::serve_with_tls(listener, portal::router(relay), header_timeout, tls, http_serve::shutdown_signal())
             .await
-            .context("the portal stopped on an I/O error")
+            .context("the portal stopped on an I/O error");
+        health_checks.abort();
+        served
     })
 }

@@ -1,6 +1,6 @@
 //! The portal's routing of a request, without I/O: for any service id and body it either
-//! relays the body unchanged to `base/v1/services/<segment>/<route>` of a configured
-//! service, where the segment is the id percent-encoded (no `/`, `?`, `#`, `%` or space can
+//! relays the body unchanged to `<instance base>/v1/services/<segment>/<route>` of a
+//! configured service, where the segment is the id percent-encoded (no `/`, `?`, `#`, `%` or space can
 //! escape into the URL, and decoding gives the id back), or answers 404/413 with a JSON
 //! error body.
 //!
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use portal::relay::upstream_url;
+use portal::relay::upstream_path;
 use portal::Config;
 
 const LIMIT: usize = 512;
@@ -20,17 +20,23 @@ fn config() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let mut services = BTreeMap::new();
-        services.insert("demo".to_owned(), "http://127.0.0.1:9".to_owned());
+        services.insert("demo".to_owned(), vec!["http://127.0.0.1:9".to_owned()]);
         services.insert(
             "echo-service".to_owned(),
-            "http://127.0.0.1:9/base".to_owned(),
+            vec![
+                "http://127.0.0.1:9/base".to_owned(),
+                "http://127.0.0.1:10/base".to_owned(),
+            ],
         );
-        services.insert("a b/é?".to_owned(), "http://[::1]:9".to_owned());
+        services.insert("a b/é?".to_owned(), vec!["http://[::1]:9".to_owned()]);
         Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             max_body_bytes: LIMIT,
             request_timeout: Duration::from_secs(1),
             upstream_timeout: Duration::from_secs(1),
+            health_interval: Duration::from_secs(1),
+            health_timeout: Duration::from_secs(1),
+            unhealthy_after: 2,
             services,
             tls: None,
             upstream_ca: None,
@@ -66,19 +72,15 @@ pub fn run(data: &[u8]) {
     let (id, body) = rest.split_at(usize::from(*n).min(rest.len()));
     let service = String::from_utf8_lossy(id);
     let config = config();
-    match upstream_url(config, &service, route, body) {
-        Ok(url) => {
-            let base = config
-                .services
-                .get(service.as_ref())
-                .expect("only configured services");
+    match upstream_path(config, &service, route, body) {
+        Ok(path) => {
+            assert!(config.services.contains_key(service.as_ref()));
             assert!(body.len() <= LIMIT);
-            let tail = url
-                .strip_prefix(base.as_str())
-                .and_then(|t| t.strip_prefix("/v1/services/"))
+            let tail = path
+                .strip_prefix("/v1/services/")
                 .and_then(|t| t.strip_suffix(route))
                 .and_then(|t| t.strip_suffix('/'))
-                .unwrap_or_else(|| panic!("unexpected URL {url}"));
+                .unwrap_or_else(|| panic!("unexpected path {path}"));
             assert!(tail
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));

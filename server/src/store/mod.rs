@@ -324,6 +324,13 @@ pub trait Store: Send + Sync + 'static {
     /// retention; then makes sure no deleted byte stays in the files (secure delete and a
     /// truncating WAL checkpoint for SQLite). Registration counters are kept.
     fn prune(&self, now: u64, limits: &PruneLimits) -> Result<PruneReport, StoreError>;
+
+    /// Commit latency of the write methods since the store was opened, read lock-free (the
+    /// metrics scrape calls it on the async runtime); `None` where a store does not measure
+    /// it.
+    fn commit_latency(&self) -> Option<CommitLatency> {
+        None
+    }
 }
 
 /// How hard SQLite works to keep a commit (`PRAGMA synchronous`, WAL mode either way).

@@ -31,7 +31,8 @@
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime as PoolRuntime,
@@ -43,6 +44,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 use zeroize::Zeroizing;
 
+use super::sqlite::Stats;
 use super::*;
 
 /// The schema, one migration per version, in order. Each runs once, in the transaction that
@@ -243,6 +245,8 @@ pub struct PgStore {
     own: Option<Runtime>,
     shown: String,
     options: PgOptions,
+    /// Latency of the write methods, as [`SqliteStore`](super::SqliteStore) keeps it.
+    stats: Arc<Stats>,
 }
 
 impl fmt::Debug for PgStore {
@@ -294,6 +298,7 @@ impl PgStore {
             own,
             shown: url.shown.clone(),
             options: *options,
+            stats: Arc::new(Stats::new()),
         })
     }
 
@@ -309,6 +314,7 @@ impl PgStore {
             own: None,
             shown: url.shown.clone(),
             options: *options,
+            stats: Arc::new(Stats::new()),
         })
     }
 
@@ -342,6 +348,19 @@ impl PgStore {
                 }
             }
         })
+    }
+
+    /// Runs one write method and records its latency (each is one transaction; a write
+    /// that failed or was refused committed none).
+    fn timed<T, E>(
+        &self,
+        keep: fn(&Result<T, E>) -> bool,
+        write: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let result = write();
+        self.stats.record_alone(started.elapsed(), keep(&result));
+        result
     }
 
     fn pool_error(&self, e: PoolError) -> StoreError {
@@ -851,7 +870,9 @@ async fn prune(
 
 impl Store for PgStore {
     fn commit_registration(&self, reg: &NewRegistration) -> Result<(), CommitError> {
-        self.run(|client| commit_registration(client, reg))
+        self.timed(Result::is_ok, || {
+            self.run(|client| commit_registration(client, reg))
+        })
     }
 
     fn connection(&self, cid: &[u8; 16]) -> Result<Option<ConnectionRecord>, StoreError> {
@@ -859,7 +880,10 @@ impl Store for PgStore {
     }
 
     fn commit_message(&self, msg: &MessageCommit) -> Result<bool, StoreError> {
-        self.run(|client| commit_message(client, msg))
+        self.timed(
+            |r| matches!(r, Ok(true)),
+            || self.run(|client| commit_message(client, msg)),
+        )
     }
 
     fn last_answer(&self, cid: &[u8; 16]) -> Result<Option<LastAnswer>, StoreError> {
@@ -867,7 +891,7 @@ impl Store for PgStore {
     }
 
     fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.run(|client| audit(client, entry))
+        self.timed(Result::is_ok, || self.run(|client| audit(client, entry)))
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
@@ -880,6 +904,10 @@ impl Store for PgStore {
 
     fn prune(&self, now: u64, limits: &PruneLimits) -> Result<PruneReport, StoreError> {
         self.run(|client| prune(client, now, limits))
+    }
+
+    fn commit_latency(&self) -> Option<CommitLatency> {
+        Some(self.stats.snapshot())
     }
 }
 

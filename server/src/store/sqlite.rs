@@ -642,15 +642,16 @@ fn bucket_upper(i: usize) -> u64 {
     ((9 + sub as u64) << (exp - 3)) - 1
 }
 
-/// Counters kept by the store, lock-free (the callers record concurrently).
-struct Stats {
+/// Counters kept by the store, lock-free (the callers record concurrently). The PostgreSQL
+/// store keeps the same ones.
+pub(super) struct Stats {
     latency_micros: Box<[AtomicU64; BUCKETS]>,
     max_micros: AtomicU64,
     transactions: AtomicU64,
 }
 
 impl Stats {
-    fn new() -> Stats {
+    pub(super) fn new() -> Stats {
         Stats {
             latency_micros: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             max_micros: AtomicU64::new(0),
@@ -664,7 +665,15 @@ impl Stats {
         self.max_micros.fetch_max(micros, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> CommitLatency {
+    /// One write committed in a transaction of its own (PostgreSQL).
+    pub(super) fn record_alone(&self, took: Duration, committed: bool) {
+        self.record(took);
+        if committed {
+            self.transactions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> CommitLatency {
         let counts: Vec<u64> = self
             .latency_micros
             .iter()
@@ -1010,6 +1019,10 @@ impl Store for SqliteStore {
     fn prune(&self, now: u64, limits: &PruneLimits) -> Result<PruneReport, StoreError> {
         let limits = *limits;
         self.write(true, Result::is_ok, move |conn| prune(conn, now, &limits))
+    }
+
+    fn commit_latency(&self) -> Option<CommitLatency> {
+        Some(self.commit_latency_snapshot())
     }
 }
 

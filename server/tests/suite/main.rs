@@ -6,6 +6,7 @@ mod common;
 mod flow;
 mod http;
 mod limits;
+mod metrics;
 mod pg;
 mod retention;
 mod store_contract;

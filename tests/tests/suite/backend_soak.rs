@@ -12,6 +12,48 @@ fn figure(out: &str, prefix: &str, after: &str) -> u64 {
         .unwrap_or_else(|| panic!("no `{after}` figure on the `{prefix}` line:\n{out}"))
 }
 
+/// Issue 14's campaign across instances, short: two `server` processes on one PostgreSQL
+/// database behind the real portal, one instance SIGKILLed mid-run and then both at once;
+/// every received grant is in the database, no R is granted twice, the last connections
+/// work.
+#[test]
+fn two_instances_on_postgresql_lose_no_grant_when_one_and_then_both_are_killed() {
+    let test = "two_instances_on_postgresql_lose_no_grant_when_one_and_then_both_are_killed";
+    let Some(pg) = crate::pg::cluster(test) else {
+        return;
+    };
+    let _alone = e2e_tests::exclusive();
+    let url = pg.new_database();
+    let out = Command::new(env!("CARGO_BIN_EXE_backend-soak"))
+        .args(["--terminals", "4", "--flows", "30", "--kills", "1"])
+        .args(["--instances", "2", "--replay-every", "4"])
+        .args(["--request-timeout-ms", "2000"])
+        .env("BACKEND_SOAK_DATABASE", url)
+        .arg("--server-bin")
+        .arg(workspace_bin("server").unwrap())
+        .arg("--portal-bin")
+        .arg(workspace_bin("portal").unwrap())
+        .output()
+        .expect("start backend-soak");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "backend-soak failed:\n{text}");
+    assert!(text.contains("\nviolations 0"), "{text}");
+    assert!(
+        text.contains("2 server instance(s) on PostgreSQL"),
+        "{text}"
+    );
+    assert_eq!(figure(&text, "load:", "load: "), 120, "{text}");
+    assert!(text.contains("kill 1: SIGKILL of instance 0"), "{text}");
+    assert!(text.contains("kill 2: SIGKILL of every instance"), "{text}");
+    assert_eq!(
+        figure(&text, "grants:", "missing after the final SIGKILL "),
+        0
+    );
+    assert_eq!(figure(&text, "grants:", "usable afterwards "), 4, "{text}");
+    assert_eq!(figure(&text, "replays:", "second grants "), 0);
+}
+
 #[test]
 fn a_server_sigkill_under_load_loses_no_grant_and_grants_no_replay() {
     // Its 500 ms request timeout is about the machine's load: nothing else runs beside it.

@@ -5,6 +5,10 @@
 #[path = "../../../server/tests/suite/common/mod.rs"]
 mod common;
 
+// The throw-away PostgreSQL cluster of the server's tests.
+#[path = "../../../server/tests/suite/pg.rs"]
+mod pg;
+
 mod backend_soak;
 mod containers;
 mod doctor;

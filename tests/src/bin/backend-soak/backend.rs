@@ -1,4 +1,4 @@
-//! The real `server` and `portal` processes of the campaign: init, start on loopback, SIGKILL and restart of the server on the same address and data.
+//! The real `server` and `portal` processes of the campaign: init, start on loopback, SIGKILL and restart of server instances on the same addresses and data (one key file; one SQLite file, or one PostgreSQL database shared by several instances behind the portal).
 
 use e2e_tests::{output_text, run_with_timeout, url_in, Proc};
 use std::path::{Path, PathBuf};
@@ -17,18 +17,24 @@ pub struct Limits {
 pub struct Backend {
     server_bin: PathBuf,
     pub data: PathBuf,
+    /// The PostgreSQL URL every instance uses; `None`: the SQLite file in `data`.
+    pub database: Option<String>,
     ca_hex: String,
     limits: Limits,
-    server: Proc,
+    /// One process per instance, all on `data` (the shared signing key) and the database.
+    servers: Vec<Proc>,
     portal: Proc,
-    pub server_url: String,
+    /// Each instance's URL, in the order of `servers`.
+    pub server_urls: Vec<String>,
     pub portal_url: String,
     pub server_key: Vec<u8>,
 }
 
 impl Backend {
-    /// `server init` in `dir/server`, `server run` on a free loopback port, and a portal
-    /// relaying the service to it.
+    /// `server init` in `dir/server`, `instances` times `server run` on free loopback ports
+    /// (on `database`, or the SQLite file of `dir/server`), and a portal relaying the
+    /// service to all of them.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         server_bin: &Path,
         portal_bin: &Path,
@@ -36,6 +42,8 @@ impl Backend {
         ca_hex: &str,
         service: &str,
         limits: Limits,
+        database: Option<&str>,
+        instances: usize,
     ) -> Result<Backend, String> {
         let data = dir.join("server");
         let mut init = Command::new(server_bin);
@@ -51,15 +59,31 @@ impl Backend {
             .to_string();
         let server_key = apdu_specs::hexfmt::parse(key_line.trim())
             .map_err(|e| format!("server init printed no public key ({e}): {key_line}"))?;
-        let (server, server_url) =
-            run_server(server_bin, &data, ca_hex, service, limits, "127.0.0.1:0")?;
+        let mut servers = Vec::new();
+        let mut server_urls = Vec::new();
+        for _ in 0..instances.max(1) {
+            let (p, url) = run_server(
+                server_bin,
+                &data,
+                ca_hex,
+                service,
+                limits,
+                "127.0.0.1:0",
+                database,
+            )?;
+            servers.push(p);
+            server_urls.push(url);
+        }
+        let upstreams: Vec<String> = server_urls.iter().map(|u| format!("\"{u}\"")).collect();
         let portal_toml = dir.join("portal.toml");
         std::fs::write(
             &portal_toml,
             format!(
                 "listen = \"127.0.0.1:0\"\nmax_body_bytes = {}\nrequest_timeout_ms = {}\n\
-                 upstream_timeout_ms = 20000\n[services]\n{service} = \"{server_url}\"\n",
-                limits.max_body_bytes, limits.request_timeout_ms
+                 upstream_timeout_ms = 20000\n[services]\n{service} = [{}]\n",
+                limits.max_body_bytes,
+                limits.request_timeout_ms,
+                upstreams.join(", ")
             ),
         )
         .map_err(|e| format!("{}: {e}", portal_toml.display()))?;
@@ -71,69 +95,84 @@ impl Backend {
         Ok(Backend {
             server_bin: server_bin.to_path_buf(),
             data,
+            database: database.map(str::to_owned),
             ca_hex: ca_hex.to_string(),
             limits,
-            server,
+            servers,
             portal,
-            server_url,
+            server_urls,
             portal_url,
             server_key,
         })
     }
 
-    /// `server run` on the server's address and data directory.
-    fn relaunch(&self, service: &str) -> Result<(Proc, String), String> {
-        let addr = self.server_url.trim_start_matches("http://");
-        run_server(
-            &self.server_bin,
-            &self.data,
-            &self.ca_hex,
-            service,
-            self.limits,
-            addr,
-        )
-    }
-
-    /// SIGKILL the server, start it again on the same address and data directory, and
-    /// return how long it was gone (kill to "listening").
-    pub fn kill_and_restart(&mut self, service: &str) -> Result<Duration, String> {
-        let t = Instant::now();
-        self.server.kill();
-        // The port may still be held for an instant by the dying process: retry the bind.
+    /// Instance `i` of `server run` on its address, the data directory and the database.
+    /// The port may still be held for an instant by a dying process: the bind is retried.
+    fn relaunch(&mut self, i: usize, service: &str) -> Result<(), String> {
+        let url = self.server_urls[i].clone();
+        let addr = url.trim_start_matches("http://");
         let mut last = String::new();
         for _ in 0..50 {
-            match self.relaunch(service) {
-                Ok((p, url)) if url == self.server_url => {
-                    self.server = p;
-                    return Ok(t.elapsed());
+            match run_server(
+                &self.server_bin,
+                &self.data,
+                &self.ca_hex,
+                service,
+                self.limits,
+                addr,
+                self.database.as_deref(),
+            ) {
+                Ok((p, back)) if back == url => {
+                    self.servers[i] = p;
+                    return Ok(());
                 }
-                Ok((_, url)) => return Err(format!("the server came back on {url}")),
+                Ok((_, back)) => return Err(format!("instance {i} came back on {back}")),
                 Err(e) => {
                     last = e;
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
         }
-        Err(format!(
-            "the server did not restart on {}: {last}",
-            self.server_url
-        ))
+        Err(format!("instance {i} did not restart on {url}: {last}"))
     }
 
-    /// SIGKILL the server and leave it down (to read its database afterwards).
-    pub fn kill_server(&mut self) {
-        self.server.kill();
+    pub fn instances(&self) -> usize {
+        self.servers.len()
     }
 
-    /// Start the server again after [`Backend::kill_server`].
-    pub fn restart_server(&mut self, service: &str) -> Result<(), String> {
-        self.server = self.relaunch(service)?.0;
+    /// SIGKILL the instances `which` (all at once), start them again on the same addresses,
+    /// and return how long the last was gone (kill to "listening").
+    pub fn kill_and_restart(&mut self, which: &[usize], service: &str) -> Result<Duration, String> {
+        let t = Instant::now();
+        for &i in which {
+            self.servers[i].kill();
+        }
+        for &i in which {
+            self.relaunch(i, service)?;
+        }
+        Ok(t.elapsed())
+    }
+
+    /// SIGKILL every instance and leave them down (to read the database afterwards).
+    pub fn kill_servers(&mut self) {
+        for s in &mut self.servers {
+            s.kill();
+        }
+    }
+
+    /// Start every instance again after [`Backend::kill_servers`].
+    pub fn restart_servers(&mut self, service: &str) -> Result<(), String> {
+        for i in 0..self.servers.len() {
+            self.relaunch(i, service)?;
+        }
         Ok(())
     }
 
     pub fn stop(&mut self) {
         self.portal.terminate(Duration::from_secs(10));
-        self.server.terminate(Duration::from_secs(10));
+        for s in &mut self.servers {
+            s.terminate(Duration::from_secs(10));
+        }
     }
 }
 
@@ -144,6 +183,7 @@ fn run_server(
     service: &str,
     limits: Limits,
     listen: &str,
+    database: Option<&str>,
 ) -> Result<(Proc, String), String> {
     let until = card_emulator::system_clock() + 86_400;
     let mut cmd = Command::new(server_bin);
@@ -162,6 +202,10 @@ fn run_server(
         // The campaign reads the audit from the database; per-request log lines would only
         // fill the log file.
         .env("RUST_LOG", "warn");
+    if let Some(url) = database {
+        // Through the environment: a password in the URL stays out of the process list.
+        cmd.env("SERVER_DATABASE", url);
+    }
     let mut p = Proc::spawn(cmd, "server")?;
     let line = p.wait_line("listening on", START_TIMEOUT)?;
     let url = url_in(&line).ok_or_else(|| format!("no URL in {line:?}"))?;

@@ -72,6 +72,20 @@ struct Cli {
     /// Keep the server's data here (default: a temporary directory, removed at the end).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The PostgreSQL database every server instance uses (postgres://USER:PASSWORD@HOST:PORT/DB;
+    /// it should be empty: the campaign counts its rows). Default: the embedded SQLite file.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BACKEND_SOAK_DATABASE",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+    /// Server instances behind the portal, sharing the signing key and the database (more
+    /// than one needs --database). Each --kills SIGKILLs one instance in turn; with several
+    /// (and --kills above 0), one more kill takes all of them down at once.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 fn main() {
@@ -89,6 +103,13 @@ fn main() {
         }
         p
     };
+    if cli.instances == 0 || (cli.instances > 1 && cli.database.is_none()) {
+        eprintln!(
+            "backend-soak: --instances {} needs --database postgres://... (several instances share one PostgreSQL database; the SQLite file serves one)",
+            cli.instances
+        );
+        std::process::exit(2);
+    }
     let server_bin = bin(&cli.server_bin, "server");
     let portal_bin = bin(&cli.portal_bin, "portal");
     let (dir, temporary) = match &cli.dir {
@@ -122,6 +143,24 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// The database the instances shared, opened as the campaign's auditor.
+fn open_store(backend: &Backend) -> Result<Box<dyn Store>, String> {
+    match &backend.database {
+        Some(url) => {
+            let url = server::store::DatabaseUrl::parse(url).map_err(|e| e.to_string())?;
+            let store = server::store::PgStore::open(&url, &server::store::PgOptions::default())
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(store))
+        }
+        None => {
+            let db = backend.data.join(server::keyfile::DB_FILE);
+            let store =
+                server::SqliteStore::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            Ok(Box::new(store))
+        }
+    }
+}
+
 /// The whole campaign; the number of violations.
 fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Result<usize, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -137,10 +176,25 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
         &ca.public_hex(),
         SERVICE,
         limits,
+        cli.database.as_deref(),
+        cli.instances,
     )?;
+    // One instance at a time, then (with several) all of them at once.
+    let mut schedule: Vec<Vec<usize>> = (0..cli.kills as usize)
+        .map(|k| vec![k % backend.instances()])
+        .collect();
+    if backend.instances() > 1 && cli.kills > 0 {
+        schedule.push((0..backend.instances()).collect());
+    }
     println!(
-        "backend-soak: {} terminals x {} flows, {} server SIGKILL(s); server {}, portal {}",
-        cli.terminals, cli.flows, cli.kills, backend.server_url, backend.portal_url
+        "backend-soak: {} terminals x {} flows, {} SIGKILL event(s) over {} server instance(s) on {}; servers {}, portal {}",
+        cli.terminals,
+        cli.flows,
+        schedule.len(),
+        backend.instances(),
+        if backend.database.is_some() { "PostgreSQL" } else { "SQLite" },
+        backend.server_urls.join(" "),
+        backend.portal_url
     );
     let gate = Arc::new(Gate::default());
     let mut terminals = Vec::new();
@@ -156,7 +210,9 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
     let hostile_targets = vec![
         (
             "server",
-            backend.server_url.trim_start_matches("http://").to_string(),
+            backend.server_urls[0]
+                .trim_start_matches("http://")
+                .to_string(),
         ),
         (
             "portal",
@@ -182,19 +238,25 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
         }));
     }
     let mut downtimes = Vec::new();
-    for k in 1..=cli.kills {
-        let at = total * k / (cli.kills + 1);
+    let events = schedule.len() as u64;
+    for (k, which) in (1..).zip(&schedule) {
+        let at = total * k / (events + 1);
         while gate.flows_done.load(Ordering::SeqCst) < at
             && !handles.iter().all(|h| h.is_finished())
         {
             std::thread::sleep(Duration::from_millis(1));
         }
         gate.down.store(true, Ordering::SeqCst);
-        let down = backend.kill_and_restart(SERVICE)?;
+        let down = backend.kill_and_restart(which, SERVICE)?;
         gate.generation.fetch_add(1, Ordering::SeqCst);
         gate.down.store(false, Ordering::SeqCst);
+        let whom = if which.len() == backend.instances() && which.len() > 1 {
+            "every instance".to_string()
+        } else {
+            format!("instance {}", which[0])
+        };
         println!(
-            "kill {k}: SIGKILL after {} flows, listening again after {:.0} ms",
+            "kill {k}: SIGKILL of {whom} after {} flows, listening again after {:.0} ms",
             gate.flows_done.load(Ordering::SeqCst),
             down.as_secs_f64() * 1000.0
         );
@@ -209,13 +271,12 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
     let hostile = hostile.join().map_err(|_| "the hostile thread panicked")?;
 
     // -- the database after a final SIGKILL -------------------------------------------------
-    backend.kill_server();
-    let db = backend.data.join(server::keyfile::DB_FILE);
+    backend.kill_servers();
     // A new registration of an SE replaces its previous connection (and deletes its keys),
     // so every grant received must be in the `registered` audit (committed), and each
     // terminal's last connection in the connections table.
     let (db_connections, db_registered, missing) = {
-        let store = server::SqliteStore::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+        let store = open_store(&backend)?;
         let counts = store.counts().map_err(|e| e.to_string())?;
         let registered: std::collections::HashSet<String> = store
             .audit_log(100_000_000)
@@ -244,7 +305,7 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
             "{missing} grants a terminal received are not in the database (committed grants lost)"
         ));
     }
-    backend.restart_server(SERVICE)?;
+    backend.restart_servers(SERVICE)?;
 
     // -- every terminal's last connection still works ---------------------------------------
     let mut usable = 0u64;
