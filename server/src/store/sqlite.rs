@@ -1066,64 +1066,6 @@ mod tests {
     }
 
     #[test]
-    fn replayed_nonce_and_stale_counter_commit_nothing() {
-        let s = SqliteStore::in_memory().unwrap();
-        s.commit_registration(&reg(1, 5, 1)).unwrap();
-        assert!(matches!(
-            s.commit_registration(&reg(1, 6, 2)),
-            Err(CommitError::ReplayedNonce)
-        ));
-        assert!(matches!(
-            s.commit_registration(&reg(2, 5, 3)),
-            Err(CommitError::StaleCounter { got: 5, last: 5 })
-        ));
-        let c = s.counts().unwrap();
-        assert_eq!((c.nonces, c.connections, c.audit), (1, 1, 1));
-        // The next counter registers, and its connection replaces the first (same subject,
-        // same service).
-        s.commit_registration(&reg(3, 6, 4)).unwrap();
-        assert_eq!(s.counts().unwrap().connections, 1);
-        assert!(s.connection(&[1; 16]).unwrap().is_none());
-        assert!(s.connection(&[4; 16]).unwrap().is_some());
-    }
-
-    #[test]
-    fn counters_advance_by_compare_and_set_only() {
-        let s = SqliteStore::in_memory().unwrap();
-        s.commit_registration(&reg(1, 1, 9)).unwrap();
-        let m = |expected_up| MessageCommit {
-            cid: [9; 16],
-            expected_up,
-            new_up: expected_up + 1,
-            new_down: expected_up + 1,
-            new_state: Zeroizing::new(vec![8; 64]),
-            credential: Some(IssuedCredential { sha256: [0; 32] }),
-            answer: LastAnswer {
-                up_sha256: [expected_up as u8; 32],
-                down: vec![0x73, expected_up as u8],
-            },
-            audit: audit(AuditDecision::CallExecuted),
-        };
-        assert_eq!(s.last_answer(&[9; 16]).unwrap(), None);
-        assert!(s.commit_message(&m(0)).unwrap());
-        assert!(!s.commit_message(&m(0)).unwrap());
-        // The refused compare-and-set left the first commit's answer.
-        assert_eq!(s.last_answer(&[9; 16]).unwrap(), Some(m(0).answer));
-        assert!(s.commit_message(&m(1)).unwrap());
-        assert_eq!(s.last_answer(&[9; 16]).unwrap(), Some(m(1).answer));
-        assert!(s.commit_message(&m(2)).is_ok());
-        let c = s.connection(&[9; 16]).unwrap().unwrap();
-        assert_eq!((c.up_counter, c.down_counter), (3, 3));
-        assert_eq!(s.counts().unwrap().credentials, 3);
-        assert!(!s.commit_message(&m(0)).unwrap());
-        let c = s.connection(&[9; 16]).unwrap().unwrap();
-        assert_eq!(c.scope, vec!["echo", "provision"]);
-        assert!(s.connection(&[8; 16]).unwrap().is_none());
-        let log = s.audit_log(10).unwrap();
-        assert_eq!(log.last().unwrap().decision, AuditDecision::CallExecuted);
-    }
-
-    #[test]
     fn a_file_database_is_in_wal_mode_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("server.db");
