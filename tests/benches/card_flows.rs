@@ -151,7 +151,7 @@ async fn terminal(base: String, mut card: Card, until: Instant, steps: Arc<Steps
 
 async fn run(terminals: usize, seconds: f64, durability: Durability) -> f64 {
     let mut w = World::new().grant_all(NOW + 86_400);
-    w.durability = durability;
+    w.sqlite.durability = durability;
     let srv = w.start_server().await;
     let portal = start_portal(&[(SERVICE, &srv.url)]).await;
     let steps = Arc::new(Steps::default());

@@ -23,7 +23,7 @@ use server::store::{
     AuditDecision, AuditEntry, ConnectionRecord, Durability, LastAnswer, MessageCommit,
     NewRegistration, SqliteOptions, Store,
 };
-use server::{Engine, SqliteStore};
+use server::SqliteStore;
 
 #[derive(Default)]
 struct Steps {
@@ -90,53 +90,11 @@ async fn terminal(
     }
 }
 
-/// The harness's server (`World::start_server`), on a store opened with `options`.
-struct Server {
-    url: String,
-    store: Arc<SqliteStore>,
-    public: mutual::VerifyingKey,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start_server(w: &World, options: SqliteOptions) -> Server {
-    let store =
-        Arc::new(SqliteStore::open_with_options(&w.db_path(), options).expect("open database"));
-    let key = server::keyfile::load_key(w.dir.path()).expect("load key");
-    let clock = w.clock.clone();
-    let config = w.config();
-    let header_timeout = config.request_timeout;
-    let engine = Engine::new(
-        config,
-        key,
-        store.clone() as Arc<dyn Store>,
-        Arc::new(move || clock.load(Ordering::SeqCst)),
-    )
-    .expect("engine");
-    let public = mutual::VerifyingKey::from_sec1(&engine.public_key()).expect("public key");
-    let (url, stop, task) = spawn_http(
-        server::router(Arc::new(engine)),
-        header_timeout,
-        |l, r, t, s| {
-            Box::pin(async move {
-                let _ = server::serve(l, r, t, s).await;
-            })
-        },
-    )
-    .await;
-    Server {
-        url,
-        store,
-        public,
-        stop,
-        task,
-    }
-}
-
 /// flows/s of one configuration.
 async fn run(terminals: usize, seconds: f64, options: SqliteOptions) -> f64 {
-    let w = World::new().grant_all(NOW + 86_400);
-    let srv = start_server(&w, options).await;
+    let mut w = World::new().grant_all(NOW + 86_400);
+    w.sqlite = options;
+    let srv = w.start_server().await;
     let portal = start_portal(&[(SERVICE, &srv.url)]).await;
     let steps = Arc::new(Steps::default());
     let started = Instant::now();
@@ -178,11 +136,7 @@ async fn run(terminals: usize, seconds: f64, options: SqliteOptions) -> f64 {
         l.writes as f64 / l.transactions.max(1) as f64,
     );
     portal.stop().await;
-    let _ = srv.stop.send(());
-    tokio::time::timeout(WAIT, srv.task)
-        .await
-        .expect("server stops in time")
-        .expect("server task");
+    srv.stop().await;
     rate
 }
 

@@ -146,8 +146,8 @@ async fn run(
     portal_pair: &Pair,
 ) -> f64 {
     let mut w = World::new().grant_all(NOW + 86_400);
-    w.durability = durability;
-    let store = Arc::new(SqliteStore::open_with(&w.db_path(), durability).expect("database"));
+    w.sqlite.durability = durability;
+    let store = Arc::new(SqliteStore::open_with_options(&w.db_path(), w.sqlite).expect("database"));
     let key = server::keyfile::load_key(w.dir.path()).expect("key");
     let clock = w.clock.clone();
     let engine = Engine::new(

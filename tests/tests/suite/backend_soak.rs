@@ -12,6 +12,23 @@ fn figure(out: &str, prefix: &str, after: &str) -> u64 {
         .unwrap_or_else(|| panic!("no `{after}` figure on the `{prefix}` line:\n{out}"))
 }
 
+/// Runs `cmd` (backend-soak with its campaign's flags) on this workspace's server and
+/// portal; its report, once it has exited 0 with no violation.
+fn soak_without_violations(mut cmd: Command) -> String {
+    let out = cmd
+        .arg("--server-bin")
+        .arg(workspace_bin("server").unwrap())
+        .arg("--portal-bin")
+        .arg(workspace_bin("portal").unwrap())
+        .output()
+        .expect("start backend-soak");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "backend-soak failed:\n{text}");
+    assert!(text.contains("\nviolations 0"), "{text}");
+    text
+}
+
 /// Issue 14's campaign across instances, short: two `server` processes on one PostgreSQL
 /// database behind the real portal, one instance SIGKILLed mid-run and then both at once;
 /// every received grant is in the database, no R is granted twice, the last connections
@@ -24,21 +41,12 @@ fn two_instances_on_postgresql_lose_no_grant_when_one_and_then_both_are_killed()
     };
     let _alone = e2e_tests::exclusive();
     let url = pg.new_database();
-    let out = Command::new(env!("CARGO_BIN_EXE_backend-soak"))
-        .args(["--terminals", "4", "--flows", "30", "--kills", "1"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_backend-soak"));
+    cmd.args(["--terminals", "4", "--flows", "30", "--kills", "1"])
         .args(["--instances", "2", "--replay-every", "4"])
         .args(["--request-timeout-ms", "2000"])
-        .env("BACKEND_SOAK_DATABASE", url)
-        .arg("--server-bin")
-        .arg(workspace_bin("server").unwrap())
-        .arg("--portal-bin")
-        .arg(workspace_bin("portal").unwrap())
-        .output()
-        .expect("start backend-soak");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "backend-soak failed:\n{text}");
-    assert!(text.contains("\nviolations 0"), "{text}");
+        .env("BACKEND_SOAK_DATABASE", url);
+    let text = soak_without_violations(cmd);
     assert!(
         text.contains("2 server instance(s) on PostgreSQL"),
         "{text}"
@@ -58,19 +66,10 @@ fn two_instances_on_postgresql_lose_no_grant_when_one_and_then_both_are_killed()
 fn a_server_sigkill_under_load_loses_no_grant_and_grants_no_replay() {
     // Its 500 ms request timeout is about the machine's load: nothing else runs beside it.
     let _alone = e2e_tests::exclusive();
-    let out = Command::new(env!("CARGO_BIN_EXE_backend-soak"))
-        .args(["--terminals", "4", "--flows", "40", "--kills", "2"])
-        .args(["--replay-every", "4", "--request-timeout-ms", "500"])
-        .arg("--server-bin")
-        .arg(workspace_bin("server").unwrap())
-        .arg("--portal-bin")
-        .arg(workspace_bin("portal").unwrap())
-        .output()
-        .expect("start backend-soak");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "backend-soak failed:\n{text}");
-    assert!(text.contains("\nviolations 0"), "{text}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_backend-soak"));
+    cmd.args(["--terminals", "4", "--flows", "40", "--kills", "2"])
+        .args(["--replay-every", "4", "--request-timeout-ms", "500"]);
+    let text = soak_without_violations(cmd);
     assert_eq!(figure(&text, "load:", "load: "), 160, "{text}");
     assert!(text.contains("kill 1: SIGKILL") && text.contains("kill 2: SIGKILL"));
     // Every grant received is in the database after the final SIGKILL, and usable.

@@ -34,7 +34,8 @@ pub struct World {
     pub grants: Vec<GrantFile>,
     pub max_body_bytes: Option<usize>,
     pub request_timeout_ms: Option<u64>,
-    pub durability: server::store::Durability,
+    /// How the store is opened (durability, group commit).
+    pub sqlite: server::store::SqliteOptions,
     /// `registrations_per_minute_per_se`; the harness default is `Some(0)`, unlimited (the
     /// benchmarks register one SE in a loop).
     pub registrations_per_minute_per_se: Option<u32>,
@@ -54,7 +55,7 @@ impl World {
             grants: Vec::new(),
             max_body_bytes: None,
             request_timeout_ms: None,
-            durability: server::store::Durability::Full,
+            sqlite: server::store::SqliteOptions::default(),
             registrations_per_minute_per_se: Some(0),
             prune_interval: None,
         }
@@ -131,7 +132,7 @@ impl World {
     /// Starts a server on an ephemeral loopback port over the world's data directory.
     pub async fn start_server(&self) -> TestServer {
         let store: Arc<SqliteStore> = Arc::new(
-            SqliteStore::open_with(&self.db_path(), self.durability).expect("open database"),
+            SqliteStore::open_with_options(&self.db_path(), self.sqlite).expect("open database"),
         );
         let key = server::keyfile::load_key(self.dir.path()).expect("load key");
         let clock = self.clock.clone();
