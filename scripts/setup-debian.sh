@@ -3,7 +3,8 @@
 #
 #   scripts/setup-debian.sh demo   build + pcscd and the vpcd reader driver (the main job)
 #   scripts/setup-debian.sh test   the demo's, plus the real tools the tests drive
-#                                  (OpenSC, pcsc-tools, pyscard) and rustfmt/clippy checks
+#                                  (OpenSC, pcsc-tools, pyscard, clang/lld for the C
+#                                  applets) and rustfmt/clippy checks
 #   scripts/setup-debian.sh fuzz   the demo's build packages, plus cargo-fuzz
 #
 # Idempotent: packages already present are left alone.
@@ -13,7 +14,8 @@ job=${1:-test}
 build=(build-essential pkgconf libpcsclite-dev)
 case $job in
     demo) packages=("${build[@]}" pcscd vsmartcard-vpcd) ;;
-    test) packages=("${build[@]}" pcscd vsmartcard-vpcd opensc pcsc-tools python3-pyscard openssl postgresql) ;;
+    # clang and lld (wasm-ld): the tests build the C applets (card-emulator/applets) to wasm32.
+    test) packages=("${build[@]}" pcscd vsmartcard-vpcd opensc pcsc-tools python3-pyscard openssl postgresql clang lld) ;;
     fuzz) packages=("${build[@]}") ;;
     *)
         echo "setup: unknown job '$job'; one of: demo test fuzz" >&2

@@ -67,6 +67,8 @@ pub mod gp {
         GET_STATUS = 0xF2;
         /// §11.5 INSTALL.
         INSTALL = 0xE6;
+        /// §11.6 LOAD (blocks of a load file after INSTALL [for load]).
+        LOAD = 0xE8;
         /// §11.8 PUT KEY: the data are keys, encrypted under the DEK; a log of them is as
         /// good as the keys to anyone who holds the DEK (the public test DEK, before rotation).
         PUT_KEY = 0xD8, secret;
@@ -170,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_table_lists_the_constants() {
-        assert_eq!(gp::TABLE.len(), 8);
+        assert_eq!(gp::TABLE.len(), 9);
         assert!(gp::TABLE
             .iter()
             .any(|i| i.name == "PUT_KEY" && i.code == gp::PUT_KEY && i.secret));

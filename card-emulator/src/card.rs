@@ -234,6 +234,8 @@ impl Card {
         // A SELECT may have chosen another applet (or a file); keep the old one otherwise.
         if self.channels[ch].selected.is_none() && !(cmd.ins == iso::SELECT && outcome.is_ok()) {
             self.channels[ch].selected = selected;
+        } else if let Some(crate::applets::Selected::Loaded(mut old)) = selected {
+            old.deselect();
         }
         if done.commit_failed {
             self.roll_back();

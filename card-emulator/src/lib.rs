@@ -9,6 +9,8 @@
 //! sit behind the `cli` feature (default); without it this is the card library alone.
 #![forbid(unsafe_code)]
 
+pub mod applet_host;
+pub mod applet_sources;
 pub mod applets;
 pub mod atr;
 pub mod ca;

@@ -370,7 +370,7 @@ fn eid_digits(eid: &[u8]) -> Result<String, PkiError> {
 /// every other key of the card. Not through `mutual::SigningKey::generate`: converting its
 /// key into the p256 type the certificate builder signs with costs a second scalar
 /// multiplication per key, and `profile::build` (every test card) pays for each.
-fn new_key() -> Result<SigningKey, PkiError> {
+pub(crate) fn new_key() -> Result<SigningKey, PkiError> {
     // A uniformly random 32-byte string is >= n with probability ~2^-32; retry.
     for _ in 0..16 {
         let bytes = Zeroizing::new(

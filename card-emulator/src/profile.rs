@@ -2,8 +2,8 @@
 
 use crate::pin::hash_secret;
 use crate::state::{
-    Access, CardState, Container, DataObject, FileBody, FileNode, GpState, KeySet, NotifyConfig,
-    PinRecord, Policy, PukRecord,
+    Access, AppletLimits, CardState, Container, DataObject, FileBody, FileNode, GpState, KeySet,
+    NotifyConfig, PinRecord, Policy, PukRecord,
 };
 use apdu_specs::es10::{Aid, Iccid, NotificationEvent};
 use serde::Deserialize;
@@ -59,6 +59,9 @@ struct Profile {
     /// (SCP02) with the test key 40..4F.
     #[serde(default)]
     key_set: Vec<KeySetSpec>,
+    /// What loaded WebAssembly applets may use (apdu-specs/docs/applets.md, "Limits").
+    #[serde(default)]
+    applets: AppletLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -348,6 +351,8 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
             trust_anchors: Vec::new(),
             auth: Default::default(),
             notify: build_notify(&what, c)?,
+            load_files: Vec::new(),
+            applets: Vec::new(),
         });
     }
     let eid = match &p.eid {
@@ -373,6 +378,7 @@ pub fn build(text: &str) -> Result<CardState, ProfileError> {
         time_floor: 0,
         notifications: Default::default(),
         default_dp_address: String::new(),
+        applet_limits: p.applets,
     };
     state.sync_ef_iccid();
     state.validate().map_err(ProfileError::Invalid)?;

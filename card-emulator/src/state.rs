@@ -54,6 +54,9 @@ pub struct CardState {
     /// The default SM-DP+ address (ES10a/ES10b SetDefaultDpAddress); empty when none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub default_dp_address: String,
+    /// What loaded applets may use (fuel, memory, sizes). Fixed at personalization.
+    #[serde(default, skip_serializing_if = "AppletLimits::is_default")]
+    pub applet_limits: AppletLimits,
 }
 
 /// The card's pending SGP.22 notifications (SGP.22 §3.5) and what numbers them.
@@ -228,6 +231,104 @@ pub struct Container {
     /// profile's notificationConfigurationInfo, SGP.22 §2.4.4). Fixed at personalization.
     #[serde(default, skip_serializing_if = "NotifyConfig::is_empty")]
     pub notify: NotifyConfig,
+    /// WebAssembly load files (GlobalPlatform executable load files) loaded into this
+    /// container over GlobalPlatform (apdu-specs/docs/applets.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_files: Vec<LoadFile>,
+    /// Applet instances installed from them; they answer SELECT only while the container
+    /// is enabled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applets: Vec<AppletInstance>,
+}
+
+/// A load file: one validated WebAssembly module, by its AID (the package).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadFile {
+    #[serde(with = "hex_bytes")]
+    pub aid: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub module: Vec<u8>,
+}
+
+impl std::fmt::Debug for LoadFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LoadFile({}, {} bytes)",
+            apdu_specs::hexfmt::upper(&self.aid),
+            self.module.len()
+        )
+    }
+}
+
+/// An applet instance: its AID, where it comes from, and what it keeps across power cycles.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppletInstance {
+    #[serde(with = "hex_bytes")]
+    pub aid: Vec<u8>,
+    /// The load file it was installed from (in the same container).
+    #[serde(with = "hex_bytes")]
+    pub load_file: Vec<u8>,
+    /// GlobalPlatform privileges (GPC §6.6.1) as given at INSTALL.
+    #[serde(with = "hex_bytes")]
+    pub privileges: Vec<u8>,
+    /// Its persistent storage, sized at INSTALL.
+    #[serde(with = "hex_bytes")]
+    pub storage: Vec<u8>,
+    /// The instance's P-256 private key (32 bytes), made at INSTALL; the applet uses it
+    /// through host functions and no command answers it.
+    #[serde(with = "hex_bytes")]
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for AppletInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "AppletInstance({} from {}, {} bytes of storage, key redacted)",
+            apdu_specs::hexfmt::upper(&self.aid),
+            apdu_specs::hexfmt::upper(&self.load_file),
+            self.storage.len()
+        )
+    }
+}
+
+/// What a loaded applet may use: the profile's `[applets]` limits
+/// (apdu-specs/docs/applets.md, "Limits").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppletLimits {
+    /// Fuel per call of an export (about one unit per instruction).
+    pub fuel: u64,
+    /// Most linear memory an instance may have, in bytes.
+    pub memory_bytes: u32,
+    /// Largest load file, in bytes.
+    pub module_bytes: u32,
+    /// Largest storage an INSTALL may ask for, in bytes.
+    pub storage_bytes: u32,
+    /// Deepest call stack.
+    pub max_recursion: u32,
+    /// Load files plus instances per container.
+    pub max_applets: u32,
+}
+
+impl Default for AppletLimits {
+    fn default() -> AppletLimits {
+        AppletLimits {
+            fuel: 10_000_000,
+            memory_bytes: 1 << 20,
+            module_bytes: 65_536,
+            storage_bytes: 32_768,
+            max_recursion: 1_024,
+            max_applets: 16,
+        }
+    }
+}
+
+impl AppletLimits {
+    pub fn is_default(&self) -> bool {
+        *self == AppletLimits::default()
+    }
 }
 
 /// A profile's notification configuration: one address for a set of operations.
@@ -554,6 +655,33 @@ fn validate_pins(pins: &[PinRecord], what: &str) -> Result<(), String> {
 }
 
 impl CardState {
+    /// A state holding nothing, made without allocating: what a `Vm` keeps while it lends
+    /// the real one to a loaded applet's call (`vm::applet`).
+    pub(crate) fn placeholder() -> CardState {
+        CardState {
+            label: String::new(),
+            historical_bytes: Vec::new(),
+            atr_protocols: Vec::new(),
+            euicc: None,
+            files: Vec::new(),
+            pins: Vec::new(),
+            data_objects: Vec::new(),
+            containers: Vec::new(),
+            eid: Vec::new(),
+            policy: Policy::default(),
+            gp: GpState {
+                key_sets: Vec::new(),
+                scp03_counter: 0,
+                scp02_counter: 0,
+                auth_failures: 0,
+            },
+            time_floor: 0,
+            notifications: Notifications::default(),
+            default_dp_address: String::new(),
+            applet_limits: AppletLimits::default(),
+        }
+    }
+
     /// Structural checks a loaded state must pass before the card trusts it: every tree
     /// is rooted and consistent, counters within limits, at most one container enabled.
     pub fn validate(&self) -> Result<(), String> {

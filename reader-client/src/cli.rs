@@ -109,7 +109,7 @@ never written) or, without STATE, from the default profile."
     /// Manage the card's enhanced containers (eSIM-style profiles) over SGP.22 ES10c, as lpac does.
     #[command(
         long_about = "List, enable, disable, rename and delete the card's containers through its card manager\n\
-(the SGP.22 ISD-R, A0000005591010FFFFFFFF8900000100), speaking ES10c exactly as the lpac eSIM tool\n\
+(the SGP.22 ISD-R, F0564150504C4554), speaking ES10c exactly as the lpac eSIM tool\n\
 does: TERMINAL CAPABILITIES, MANAGE CHANNEL open, SELECT ISD-R on that channel, STORE DATA in\n\
 120-byte blocks, MANAGE CHANNEL close.\n\n\
 ID is a container's ICCID (19 or 20 digits) or its ISD-P AID (32 hex digits), as `containers list`\n\
@@ -140,7 +140,7 @@ reader-client containers delete 89000123456789012341"
         #[command(subcommand)]
         action: ContainersCmd,
     },
-    /// GlobalPlatform card management inside an SCP02/SCP03 secure channel: card info, GET STATUS, PUT KEY.
+    /// GlobalPlatform card management inside an SCP02/SCP03 secure channel: card info, GET STATUS, PUT KEY, applets.
     #[command(
         long_about = "Talk to the card's issuer security domain the GlobalPlatform way: SELECT it (--sd), open a\n\
 secure channel (INITIALIZE UPDATE, EXTERNAL AUTHENTICATE) with SCP03 (AES) or SCP02 (3DES), then\n\
@@ -154,7 +154,9 @@ SCP03 only). Default: full for SCP03, enc for SCP02.",
 reader-client gp info\n  \
 reader-client gp --scp 02 --level mac status\n  \
 reader-client gp put-key --new-key $(openssl rand -hex 16)   # every key set, from the test keys\n  \
-reader-client gp --key HEX status"
+reader-client gp --key HEX status\n  \
+reader-client gp load counter.wasm --container A0000005591010FFFFFFFF8900001000 --package-aid F0564150504C4554\n  \
+reader-client gp install --package-aid F0564150504C4554 --applet-aid F0564150504C455401"
     )]
     Gp(Box<GpArgs>),
     /// Seed steps 1-5: register the enabled container with a service's server through the portal.
@@ -365,7 +367,18 @@ pub enum GpCmd {
         #[arg(long)]
         plain: bool,
     },
-    /// GET STATUS: the issuer security domain, then applications and security domains with life cycle states.
+    /// GET STATUS: the issuer security domain, load files (packages), then applications and security domains with life cycle states.
+    #[command(
+        long_about = "GET STATUS (P1 80, 10 or 20, 40), following 6310 continuations: one line per entry.\n  \
+ISD: the issuer security domain, with its life cycle (OP_READY, SECURED, ...) and privileges\n  \
+PKG: each load file (package, e.g. a loaded WebAssembly applet), LOADED, with its modules\n  \
+APP: each application: the containers' ISD-Ps and the installed applets (SELECTABLE, ...),\n       \
+with the package it came from and its container (associated security domain)\n\n\
+A card with nothing in a scope (6A88) shows no line for it.",
+        after_help = "Example:\n  \
+reader-client gp status\n  \
+reader-client gp status --json"
+    )]
     Status,
     /// PUT KEY: rotate every SCP03 and SCP02 key set of the card to new keys (or add one set with --add); KCVs are checked.
     #[command(
@@ -406,6 +419,82 @@ reader-client gp --key OLD_HEX put-key --new-key NEW_HEX"
         #[arg(long, requires = "new_kvn")]
         add: bool,
     },
+    /// Load a WebAssembly applet (.wasm, or .wat text) into a container as a package: INSTALL [for load] + LOAD.
+    #[command(
+        long_about = "Inside the secure channel: INSTALL [for load] (package AID, container's ISD-P AID as the\n\
+security domain), then LOAD commands carrying `C4 <length> <module>` in blocks of --block-size\n\
+bytes, numbered from 00, the last one flagged. The card checks the module when the last block\n\
+arrives (apdu-specs/docs/applets.md): it must export `memory` and `process`, import only from\n\
+`se`, and fit the card's [applets] limits (64 KiB by default); nothing is kept otherwise.\n\n\
+FILE is a binary WebAssembly module, or WebAssembly text when its name ends in .wat (compiled\n\
+here). Then create an instance with `reader-client gp install`.\n\n\
+Block size: 239 bytes (the default) is the largest block that fits a short APDU in every\n\
+secure channel: with C-DECRYPTION the block is padded to the next multiple of 16 (SCP03) or 8\n\
+(SCP02) and the 8-byte C-MAC follows, 240 + 8 = 248 <= 255. Larger blocks (up to 255) only\n\
+work at --level mac.",
+        after_help = "Examples:\n  \
+reader-client gp load counter.wasm --container A0000005591010FFFFFFFF8900001000 --package-aid F0564150504C4554\n  \
+reader-client gp --key HEX load counter.wat --container A0000005591010FFFFFFFF8900001000 --package-aid F0564150504C4554"
+    )]
+    Load {
+        /// The applet: a .wasm module, or a .wat text file.
+        file: PathBuf,
+        /// ISD-P AID of the container that will hold the package (hex; `reader-client containers list` shows them).
+        #[arg(long, value_name = "ISDP_AID")]
+        container: String,
+        /// AID to give the package (load file), hex, 5..16 bytes.
+        #[arg(long, value_name = "AID")]
+        package_aid: String,
+        /// Bytes of the load file per LOAD command (1..255; 239 fits any secure channel level).
+        #[arg(long, value_name = "N", default_value_t = 239, value_parser = clap::value_parser!(u16).range(1..=255))]
+        block_size: u16,
+    },
+    /// Create an applet instance from a loaded package: INSTALL [for install and make selectable].
+    #[command(
+        long_about = "Inside the secure channel: INSTALL [for install and make selectable] (P1 0C) of an\n\
+instance of the package's module with its own AID, privileges 00. The applet's `install`\n\
+export runs on the card; its status word decides. The instance lives in the package's\n\
+container and is selectable (SELECT by --applet-aid) while that container is enabled.\n\n\
+--params gives the application-specific install parameters (tag C9; the applet reads them\n\
+with se.params); --storage the size of its persistent storage in bytes (EF { C8 }, the\n\
+non-volatile memory quota; the card's default, 1024, when omitted).",
+        after_help = "Examples:\n  \
+reader-client gp install --package-aid F0564150504C4554 --applet-aid F0564150504C455401\n  \
+reader-client gp install --package-aid F0564150504C4554 --applet-aid F0564150504C455402 --params 0102 --storage 4096"
+    )]
+    Install {
+        /// The loaded package (load file) AID, hex.
+        #[arg(long, value_name = "AID")]
+        package_aid: String,
+        /// AID of the new applet instance, hex, 5..16 bytes.
+        #[arg(long, value_name = "AID")]
+        applet_aid: String,
+        /// The module in the package, hex (default: the package AID: one module per WebAssembly package).
+        #[arg(long, value_name = "AID")]
+        module_aid: Option<String>,
+        /// Application-specific install parameters (the value of tag C9), hex (default: empty).
+        #[arg(long, value_name = "HEX", default_value = "")]
+        params: String,
+        /// Persistent storage for the instance, in bytes (EF { C8 } quota; default: the card's).
+        #[arg(long, value_name = "BYTES")]
+        storage: Option<u32>,
+    },
+    /// Delete an applet instance or a package (DELETE); --related also deletes a package's instances.
+    #[command(
+        long_about = "Inside the secure channel: DELETE (80 E4 00 00, 4F AID) of an applet instance (with its\n\
+storage) or of a package. A package that still has instances is refused (6985) unless\n\
+--related (P2 80) deletes them with it.",
+        after_help = "Examples:\n  \
+reader-client gp delete F0564150504C455401\n  \
+reader-client gp delete F0564150504C4554 --related"
+    )]
+    Delete {
+        /// AID of the applet instance or package, hex.
+        aid: String,
+        /// Also delete what depends on it (a package's instances): P2 80.
+        #[arg(long)]
+        related: bool,
+    },
     /// Install a server's public key into a container as the trust anchor of a service (DGI A001).
     #[command(
         long_about = "Inside the secure channel: INSTALL [for personalization] of the container's ISD-P, then\n\
@@ -431,4 +520,155 @@ reader-client gp --key HEX install-anchor --container A0000005591010FFFFFFFF8900
         #[arg(long, value_name = "HEX")]
         server_key: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn gp(args: &[&str]) -> GpArgs {
+        let cli = Cli::try_parse_from([&["reader-client", "gp"], args].concat())
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.cmd {
+            Cmd::Gp(a) => *a,
+            _ => panic!("not gp"),
+        }
+    }
+
+    fn refused(args: &[&str]) -> String {
+        match Cli::try_parse_from([&["reader-client", "gp"], args].concat()) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const ISDP: &str = "A0000005591010FFFFFFFF8900001000";
+    const PKG: &str = "F0564150504C4554";
+    const APP: &str = "F0564150504C455401";
+
+    #[test]
+    fn gp_load_takes_a_file_container_package_and_block_size() {
+        let a = gp(&["load", "x.wat", "--container", ISDP, "--package-aid", PKG]);
+        let GpCmd::Load {
+            file,
+            container,
+            package_aid,
+            block_size,
+        } = a.action
+        else {
+            panic!()
+        };
+        assert_eq!(file, PathBuf::from("x.wat"));
+        assert_eq!((container.as_str(), package_aid.as_str()), (ISDP, PKG));
+        assert_eq!(block_size, 239);
+        // Global options after the subcommand.
+        let a = gp(&[
+            "load",
+            "x.wasm",
+            "--container",
+            ISDP,
+            "--package-aid",
+            PKG,
+            "--block-size",
+            "100",
+            "--key",
+            "404142434445464748494A4B4C4D4E4F",
+            "--json",
+        ]);
+        assert!(a.json && a.key.is_some());
+        assert!(matches!(
+            a.action,
+            GpCmd::Load {
+                block_size: 100,
+                ..
+            }
+        ));
+        for bad in ["0", "256"] {
+            let e = refused(&[
+                "load",
+                "x.wasm",
+                "--container",
+                ISDP,
+                "--package-aid",
+                PKG,
+                "--block-size",
+                bad,
+            ]);
+            assert!(e.contains("--block-size"), "{e}");
+        }
+        assert!(refused(&["load", "x.wasm", "--package-aid", PKG]).contains("--container"));
+        assert!(refused(&["load", "x.wasm", "--container", ISDP]).contains("--package-aid"));
+        assert!(refused(&["load", "--container", ISDP, "--package-aid", PKG]).contains("FILE"));
+    }
+
+    #[test]
+    fn gp_install_defaults_and_options() {
+        let a = gp(&["install", "--package-aid", PKG, "--applet-aid", APP]);
+        let GpCmd::Install {
+            package_aid,
+            applet_aid,
+            module_aid,
+            params,
+            storage,
+        } = a.action
+        else {
+            panic!()
+        };
+        assert_eq!((package_aid.as_str(), applet_aid.as_str()), (PKG, APP));
+        assert_eq!((module_aid, params.as_str(), storage), (None, "", None));
+        let a = gp(&[
+            "install",
+            "--package-aid",
+            PKG,
+            "--applet-aid",
+            APP,
+            "--module-aid",
+            PKG,
+            "--params",
+            "0102",
+            "--storage",
+            "4096",
+        ]);
+        let GpCmd::Install {
+            module_aid,
+            params,
+            storage,
+            ..
+        } = a.action
+        else {
+            panic!()
+        };
+        assert_eq!(module_aid.as_deref(), Some(PKG));
+        assert_eq!((params.as_str(), storage), ("0102", Some(4096)));
+        assert!(refused(&["install", "--package-aid", PKG]).contains("--applet-aid"));
+        assert!(refused(&[
+            "install",
+            "--package-aid",
+            PKG,
+            "--applet-aid",
+            APP,
+            "--storage",
+            "lots"
+        ])
+        .contains("--storage"));
+    }
+
+    #[test]
+    fn gp_delete_and_status() {
+        let a = gp(&["delete", APP]);
+        assert!(matches!(a.action, GpCmd::Delete { ref aid, related: false } if aid == APP));
+        let a = gp(&["delete", PKG, "--related"]);
+        assert!(matches!(a.action, GpCmd::Delete { related: true, .. }));
+        assert!(refused(&["delete"]).contains("AID"));
+        assert!(matches!(gp(&["status", "--json"]).action, GpCmd::Status));
+    }
+
+    #[test]
+    fn gp_help_texts_have_examples() {
+        for sub in ["load", "install", "delete", "status"] {
+            let e = refused(&[sub, "--help"]);
+            assert!(e.contains("Example"), "{sub}: {e}");
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! GlobalPlatform card-manager commands, host side (GP Card Spec v2.3.1 §11): SELECT of the
 //! security domain, GET DATA (card data, CPLC, key information), GET STATUS, PUT KEY (one
-//! set, or every SCP02/SCP03 set the key information lists), and INSTALL [for
-//! personalization] + STORE DATA of a trust anchor (DGI A001).
+//! set, or every SCP02/SCP03 set the key information lists), INSTALL [for
+//! personalization] + STORE DATA of a trust anchor (DGI A001), and the life of a loaded
+//! applet (apdu-specs/docs/applets.md): INSTALL [for load] + LOAD of a WebAssembly module,
+//! INSTALL [for install and make selectable] of an instance, DELETE.
 //!
 //! Each function takes any [`Transport`]: inside a secure channel pass the [`Scp`]
 //! decorator, in the clear the bare transport. Commands are built, and answers parsed, by
@@ -203,6 +205,8 @@ pub enum StatusScope {
     Applications,
     /// `20`: executable load files.
     LoadFiles,
+    /// `10`: executable load files with their modules (`84`).
+    LoadFilesAndModules,
 }
 
 impl StatusScope {
@@ -212,6 +216,7 @@ impl StatusScope {
             StatusScope::Isd => codec::StatusScope::Isd,
             StatusScope::Applications => codec::StatusScope::Applications,
             StatusScope::LoadFiles => codec::StatusScope::LoadFiles,
+            StatusScope::LoadFilesAndModules => codec::StatusScope::LoadFilesAndModules,
         }
     }
 
@@ -220,18 +225,32 @@ impl StatusScope {
     }
 }
 
-/// One GET STATUS entry (`E3 { 4F aid, 9F70 life cycle, C5 privileges, … }`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One GET STATUS entry (`E3 { 4F aid, 9F70 life cycle, C5 privileges, C4 load file, CC
+/// security domain, 84 modules… }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StatusEntry {
     #[serde(serialize_with = "hex_ser")]
     pub aid: Vec<u8>,
     pub life_cycle: u8,
     #[serde(serialize_with = "opt_hex_ser")]
     pub privileges: Option<Vec<u8>>,
+    /// `C4`: for an application, the load file (package) it was installed from.
+    #[serde(serialize_with = "opt_hex_ser")]
+    pub load_file: Option<Vec<u8>>,
+    /// `CC`: the associated security domain (for an applet: its container's ISD-P).
+    #[serde(serialize_with = "opt_hex_ser")]
+    pub associated_sd: Option<Vec<u8>>,
+    /// `84`: the modules of a load file (GET STATUS P1 `10`).
+    #[serde(serialize_with = "hex_list_ser")]
+    pub modules: Vec<Vec<u8>>,
 }
 
 fn hex_ser<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hexfmt::upper(v))
+}
+
+fn hex_list_ser<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|m| hexfmt::upper(m)))
 }
 
 fn opt_hex_ser<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
@@ -250,7 +269,7 @@ pub fn life_cycle_name(scope: StatusScope, v: u8) -> String {
         (StatusScope::Isd, SECURED) => "SECURED",
         (StatusScope::Isd, CARD_LOCKED) => "CARD_LOCKED",
         (StatusScope::Isd, TERMINATED) => "TERMINATED",
-        (StatusScope::LoadFiles, LOADED) => "LOADED",
+        (StatusScope::LoadFiles | StatusScope::LoadFilesAndModules, LOADED) => "LOADED",
         (_, INSTALLED) => "INSTALLED",
         (_, SELECTABLE) => "SELECTABLE",
         (_, PERSONALIZED) => "PERSONALIZED",
@@ -272,6 +291,9 @@ pub fn parse_status(data: &[u8]) -> Result<Vec<StatusEntry>, GpError> {
             aid: e.aid,
             life_cycle: e.life_cycle,
             privileges: e.privileges,
+            load_file: e.load_file,
+            associated_sd: e.associated_sd,
+            modules: e.modules,
         })
         .collect())
 }
@@ -314,6 +336,19 @@ pub fn get_status(
         what: "GET STATUS",
         reason: format!("still 6310 after {MAX_STATUS_ROUNDS} continuations"),
     })
+}
+
+/// The load files (packages) of the card with their modules: GET STATUS P1 `10`, or P1
+/// `20` (no modules) from a card that does not offer `10` (`6A86`). Empty when the card
+/// has none (`6A88`).
+pub fn get_load_files(t: &mut dyn Transport, channel: u8) -> Result<Vec<StatusEntry>, GpError> {
+    match get_status(t, StatusScope::LoadFilesAndModules, channel) {
+        Err(GpError::Status {
+            status: Status::IncorrectP1P2,
+            ..
+        }) => get_status(t, StatusScope::LoadFiles, channel),
+        other => other,
+    }
 }
 
 /// How a session encrypts a key for PUT KEY (see [`Scp::encrypt_key`]).
@@ -638,6 +673,199 @@ fn rotate_one(
     Ok((rotation, true))
 }
 
+/// The largest LOAD block that fits a short APDU inside any secure channel: with C-MAC (8
+/// bytes) and C-DECRYPTION (padding `80 00…` to the next multiple of 16 for SCP03, of 8 for
+/// SCP02) a block of n bytes is sent as 16 × ⌈(n + 1) / 16⌉ + 8 bytes (SCP02: 8 × ⌈(n + 1) /
+/// 8⌉ + 8), at most 255 for n ≤ 239.
+pub const LOAD_BLOCK_SIZE: usize = 239;
+
+fn check_aid(what: &str, aid: &[u8]) -> Result<(), GpError> {
+    if (5..=16).contains(&aid.len()) {
+        Ok(())
+    } else {
+        Err(GpError::Invalid(format!(
+            "{what} has {} bytes; an AID has 5..16 bytes (10..32 hex digits)",
+            aid.len()
+        )))
+    }
+}
+
+/// INSTALL [for load] (GP Card Spec §11.5.2.1): `80 E6 02 00 Lc <n> <load file AID> <n>
+/// <security domain AID> 00 00 00 00`, announcing the load file `load_file_aid` for the
+/// security domain `sd_aid` (a container's ISD-P; empty: the enabled container).
+pub fn install_for_load_command(
+    load_file_aid: &[u8],
+    sd_aid: &[u8],
+    channel: u8,
+) -> Result<Vec<u8>, GpError> {
+    check_aid("the package (load file) AID", load_file_aid)?;
+    if !sd_aid.is_empty() {
+        check_aid("the container (security domain) AID", sd_aid)?;
+    }
+    let install = codec::Install::ForLoad {
+        load_file_aid: load_file_aid.to_vec(),
+        security_domain_aid: sd_aid.to_vec(),
+        load_parameters: Vec::new(),
+    };
+    apdu_on(install.to_command(), channel)
+}
+
+/// The LOAD commands of `module` (GP Card Spec §11.6): `C4 <length> <module>` in blocks of
+/// at most `block_size` bytes (1..=255; [`LOAD_BLOCK_SIZE`] fits every secure channel),
+/// numbered from `00` (modulo 256), P1 `80` on the last.
+pub fn load_commands(
+    module: &[u8],
+    block_size: usize,
+    channel: u8,
+) -> Result<Vec<Vec<u8>>, GpError> {
+    if !(1..=255).contains(&block_size) {
+        return Err(GpError::Invalid(format!(
+            "a LOAD block has 1..255 bytes, not {block_size}"
+        )));
+    }
+    // More than 256 blocks (a 64 KiB module in 239-byte blocks): the numbers wrap after FF,
+    // as GlobalPlatform tools do; the card checks them modulo 256.
+    let blocks = codec::Load::blocks(module, block_size);
+    blocks
+        .into_iter()
+        .map(|b| apdu_on(b.to_command(), channel))
+        .collect()
+}
+
+/// What the card means when it refuses `command`, a step of loading, installing or deleting
+/// an applet (apdu-specs/docs/applets.md).
+fn applet_advice(command: &str, sw: u16) -> &'static str {
+    match (command, sw) {
+        ("LOAD", 0x6A80) => ": the card refused the module (not a valid applet, see apdu-specs/docs/applets.md: exports `memory` and `process`, imports only from `se`)",
+        ("LOAD", 0x6A86) => ": a block out of order (start again: the load begins with INSTALL [for load])",
+        (_, 0x6A80) => ": the card refused the command data (check the AIDs: --container is a container's ISD-P AID, see `reader-client gp status`)",
+        (_, 0x6A84) => ": not enough memory (the module, its memory or the --storage asked for is larger than the card's [applets] limits, or the container holds too many applets)",
+        (_, 0x6A88) => ": no such package, container or applet (see `reader-client gp status`)",
+        (_, 0x6985) => ": conditions of use not satisfied (the AID exists already, a package still has applets (use --related), or it is in the wrong state)",
+        (_, other) => advice(other),
+    }
+}
+
+/// Send `apdu` and require `9000`, explaining refusals with [`applet_advice`].
+fn run_applet(
+    t: &mut dyn Transport,
+    command: &'static str,
+    apdu: &[u8],
+) -> Result<Vec<u8>, GpError> {
+    let r = transmit_following(t, apdu, true)?;
+    match r.status {
+        Status::Success => Ok(r.data),
+        status => Err(GpError::Status {
+            command,
+            advice: applet_advice(command, status.to_u16()),
+            status,
+        }),
+    }
+}
+
+/// Load `module` (a WebAssembly applet) as the package `load_file_aid` into the container
+/// whose ISD-P is `sd_aid`: INSTALL [for load], then the LOAD blocks. Pass the [`Scp`]
+/// session. Returns the number of LOAD commands sent.
+pub fn load(
+    t: &mut dyn Transport,
+    load_file_aid: &[u8],
+    sd_aid: &[u8],
+    module: &[u8],
+    block_size: usize,
+    channel: u8,
+) -> Result<usize, GpError> {
+    let install = install_for_load_command(load_file_aid, sd_aid, channel)?;
+    let blocks = load_commands(module, block_size, channel)?;
+    run_applet(t, "INSTALL [for load]", &install)?;
+    for block in &blocks {
+        run_applet(t, "LOAD", block)?;
+    }
+    Ok(blocks.len())
+}
+
+/// What INSTALL [for install and make selectable] creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppletInstall {
+    /// The package (executable load file).
+    pub package_aid: Vec<u8>,
+    /// The module in it (for a WebAssembly applet: the package AID again).
+    pub module_aid: Vec<u8>,
+    /// The new instance's AID, which SELECT takes.
+    pub applet_aid: Vec<u8>,
+    /// Application-specific install parameters (the value of `C9`).
+    pub params: Vec<u8>,
+    /// Persistent storage in bytes (`EF { C8 }`); `None`: the card's default.
+    pub storage: Option<u32>,
+}
+
+/// INSTALL [for install and make selectable] (GP Card Spec §11.5.2.2): `80 E6 0C 00 Lc <n>
+/// <package> <n> <module> <n> <applet> 01 00 <n> { C9 <params> [EF { C8 <storage> }] } 00 00`.
+pub fn install_for_install_command(
+    install: &AppletInstall,
+    channel: u8,
+) -> Result<Vec<u8>, GpError> {
+    check_aid("the package (load file) AID", &install.package_aid)?;
+    check_aid("the module AID", &install.module_aid)?;
+    check_aid("the applet (application) AID", &install.applet_aid)?;
+    let parameters = codec::InstallParameters {
+        application: install.params.clone(),
+        non_volatile_quota: install.storage,
+    };
+    if parameters.to_bytes().len() > 255 {
+        return Err(GpError::Invalid(format!(
+            "install parameters of {} bytes do not fit the INSTALL command",
+            install.params.len()
+        )));
+    }
+    let cmd = codec::Install::ForInstall {
+        load_file_aid: install.package_aid.clone(),
+        module_aid: install.module_aid.clone(),
+        application_aid: install.applet_aid.clone(),
+        privileges: vec![0x00],
+        parameters,
+        make_selectable: true,
+    }
+    .to_command();
+    // As for LOAD: what fits a short APDU once padded and MACed by the secure channel.
+    if cmd.data().len() > LOAD_BLOCK_SIZE {
+        return Err(GpError::Invalid(format!(
+            "the INSTALL data would have {} bytes, more than the {LOAD_BLOCK_SIZE} a secure channel carries in a short APDU: use shorter --params",
+            cmd.data().len()
+        )));
+    }
+    apdu_on(cmd, channel)
+}
+
+/// Install (and make selectable) an instance of a loaded package. Pass the [`Scp`] session.
+pub fn install(t: &mut dyn Transport, install: &AppletInstall, channel: u8) -> Result<(), GpError> {
+    let apdu = install_for_install_command(install, channel)?;
+    run_applet(t, "INSTALL [for install and make selectable]", &apdu)?;
+    Ok(())
+}
+
+/// DELETE (GP Card Spec §11.2): `80 E4 00 <00|80> Lc 4F <n> <AID> 00`; `related` (P2 `80`)
+/// also deletes what depends on it (a package with its applets).
+pub fn delete_command(aid: &[u8], related: bool, channel: u8) -> Result<Vec<u8>, GpError> {
+    check_aid("the AID to delete", aid)?;
+    let cmd = codec::Delete {
+        aid: aid.to_vec(),
+        related,
+    };
+    apdu_on(cmd.to_command(), channel)
+}
+
+/// Delete an applet instance or a package (with `related`, its instances too). Pass the
+/// [`Scp`] session.
+pub fn delete(
+    t: &mut dyn Transport,
+    aid: &[u8],
+    related: bool,
+    channel: u8,
+) -> Result<(), GpError> {
+    run_applet(t, "DELETE", &delete_command(aid, related, channel)?)?;
+    Ok(())
+}
+
 /// INSTALL [for personalization] of the application `aid` (GP Card Spec §11.5.2.3):
 /// `80 E6 20 00 Lc 00 00 <len> <aid> 00 00 00 00`: no load file, no module, no privileges,
 /// no parameters, no token. The STORE DATA commands that follow go to that application.
@@ -734,6 +962,74 @@ mod tests {
         assert!(long.to_string().contains("short STORE DATA"), "{long}");
     }
 
+    const PKG: [u8; 16] = hex!("A0000005591010FFFFFFFF8900000100");
+    const ISDP: [u8; 16] = hex!("A0000005591010FFFFFFFF8900001000");
+    const APP: [u8; 16] = hex!("A0000005591010FFFFFFFF8900000101");
+
+    #[test]
+    fn applet_command_layouts() {
+        let l = install_for_load_command(&PKG, &ISDP, 0).unwrap();
+        assert_eq!(&l[..6], &hex!("80E6020025 10"));
+        assert_eq!(&l[39..], &hex!("00 00 00 00"));
+        let l = install_for_load_command(&PKG, &[], 1).unwrap();
+        assert_eq!(&l[..6], &hex!("81E6020015 10"));
+        assert!(install_for_load_command(&PKG[..4], &ISDP, 0).is_err());
+        assert!(install_for_load_command(&PKG, &ISDP[..4], 0).is_err());
+        let install = AppletInstall {
+            package_aid: PKG.to_vec(),
+            module_aid: PKG.to_vec(),
+            applet_aid: APP.to_vec(),
+            params: vec![],
+            storage: None,
+        };
+        let i = install_for_install_command(&install, 0).unwrap();
+        assert_eq!(&i[..5], &hex!("80E60C0039"));
+        assert_eq!(&i[56..], &hex!("0100 02C900 00 00"));
+        let with = AppletInstall {
+            params: vec![1, 2],
+            storage: Some(4096),
+            ..install.clone()
+        };
+        let i = install_for_install_command(&with, 0).unwrap();
+        assert_eq!(&i[56..], &hex!("0100 0A C9020102 EF04C8021000 00 00"));
+        let huge = AppletInstall {
+            params: vec![0; 250],
+            ..install.clone()
+        };
+        assert!(install_for_install_command(&huge, 0).is_err());
+        let bad = AppletInstall {
+            applet_aid: vec![1; 17],
+            ..install
+        };
+        assert!(install_for_install_command(&bad, 0).is_err());
+        assert_eq!(
+            delete_command(&APP[..5], true, 0).unwrap(),
+            hex!("80E40080 07 4F05A000000559 00")
+        );
+        assert!(delete_command(&[1, 2], false, 0).is_err());
+    }
+
+    #[test]
+    fn load_commands_split_the_module_into_numbered_blocks() {
+        let module: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let blocks = load_commands(&module, LOAD_BLOCK_SIZE, 0).unwrap();
+        // C4 82 03E8 + 1000 bytes = 1004 = 4 x 239 + 48.
+        assert_eq!(blocks.len(), 5);
+        for (i, b) in blocks.iter().enumerate() {
+            let p1 = if i == 4 { 0x80 } else { 0x00 };
+            assert_eq!(&b[..4], &[0x80, 0xE8, p1, i as u8]);
+            let lc = if i == 4 { 48 } else { 239 };
+            assert_eq!(b[4], lc);
+        }
+        assert_eq!(&blocks[0][5..9], &hex!("C48203E8"));
+        assert!(load_commands(&module, 0, 0).is_err());
+        assert!(load_commands(&module, 256, 0).is_err());
+        // 64 KiB in 239-byte blocks: 275 blocks, numbers wrap after FF.
+        let big = load_commands(&vec![0; 65536], LOAD_BLOCK_SIZE, 0).unwrap();
+        assert_eq!(big.len(), 275);
+        assert_eq!((big[256][3], big[274][2], big[274][3]), (0x00, 0x80, 18));
+    }
+
     #[test]
     fn oids_decode_like_gp_card_data() {
         assert_eq!(oid_string(&hex!("2A864886FC6B01")), "1.2.840.114283.1");
@@ -800,6 +1096,22 @@ mod tests {
         assert_eq!(e[0].life_cycle, 0x0F);
         assert_eq!(e[0].privileges.as_deref(), Some(&hex!("9EFE80")[..]));
         assert_eq!(life_cycle_name(StatusScope::Isd, 0x0F), "SECURED (0F)");
+        let app = parse_status(&hex!(
+            "E3 1C 4F 05 A000000001 9F70 01 07 C5 01 00 C4 05 A000000002 CC 05 A000000003"
+        ))
+        .unwrap();
+        assert_eq!(app[0].load_file.as_deref(), Some(&hex!("A000000002")[..]));
+        assert_eq!(
+            app[0].associated_sd.as_deref(),
+            Some(&hex!("A000000003")[..])
+        );
+        assert_eq!(
+            life_cycle_name(StatusScope::Applications, app[0].life_cycle),
+            "SELECTABLE (07)"
+        );
+        let json = serde_json::to_value(&app[0]).unwrap();
+        assert_eq!(json["load_file"], "A000000002");
+        assert_eq!(json["modules"], serde_json::json!([]));
         assert!(parse_status(&hex!("E3 03 9F70 01 07")).is_err());
         assert!(parse_status(&hex!("E1 00")).is_err());
     }
@@ -1019,6 +1331,146 @@ mod tests {
                 .is_empty());
             let err = get_data(&mut scp, object::CPLC, 0).unwrap_err();
             assert!(err.to_string().contains("6A88"), "{err}");
+        }
+
+        type Seen = std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>;
+
+        /// A fake SD whose hook answers INSTALL, LOAD and DELETE with `answer` and keeps
+        /// every plain command.
+        fn recording(
+            v: ScpVersion,
+            answer: fn(&[u8]) -> Option<Vec<u8>>,
+        ) -> (InProcess<FakeSd>, Seen) {
+            let mut t = InProcess::new(FakeSd::new(v));
+            let seen: Seen = Default::default();
+            let log = seen.clone();
+            t.card_mut().hook = Box::new(move |plain| {
+                log.borrow_mut().push(plain.to_vec());
+                answer(plain)
+            });
+            (t, seen)
+        }
+
+        fn accept_applet_commands(plain: &[u8]) -> Option<Vec<u8>> {
+            match plain {
+                [_, 0xE6 | 0xE8 | 0xE4, ..] => Some(hex!("9000").to_vec()),
+                _ => None,
+            }
+        }
+
+        #[test]
+        fn load_sends_install_for_load_then_blocks_that_fit_short_apdus() {
+            const PKG: [u8; 16] = hex!("A0000005591010FFFFFFFF8900000100");
+            const ISDP: [u8; 16] = hex!("A0000005591010FFFFFFFF8900001000");
+            let module: Vec<u8> = (0..3000u32).map(|i| (i * 13) as u8).collect();
+            for (v, level) in [
+                (ScpVersion::Scp03, SecurityLevel::FULL),
+                (ScpVersion::Scp03, SecurityLevel::C_DEC_C_MAC),
+                (ScpVersion::Scp02, SecurityLevel::C_DEC_C_MAC),
+            ] {
+                let (mut t, seen) = recording(v, accept_applet_commands);
+                select(&mut t, &ISD_AID, 0).unwrap();
+                let mut scp = Scp::open(
+                    &mut t,
+                    &StaticKeys::gp_default(),
+                    &ScpOptions::new(v, level),
+                )
+                .unwrap();
+                let n = load(&mut scp, &PKG, &ISDP, &module, LOAD_BLOCK_SIZE, 0).unwrap();
+                drop(scp);
+                assert_eq!(n, 13, "{v}");
+                let seen = seen.borrow();
+                let sent: Vec<&Vec<u8>> = seen.iter().filter(|c| c[1] != 0x82).collect();
+                assert_eq!(&sent[0][..4], &hex!("80E60200"), "{v}");
+                let mut data = Vec::new();
+                for (i, c) in sent[1..].iter().enumerate() {
+                    let cmd = apdu_specs::Command::parse(c).unwrap();
+                    let l = codec::Load::parse(&cmd).unwrap();
+                    assert_eq!((l.block, l.last), (i as u8, i == 12), "{v}");
+                    data.extend(l.data);
+                }
+                assert_eq!(codec::load_file_data(&data), Ok(&module[..]), "{v}");
+                // Every wrapped command is a short APDU (Lc <= 255).
+                for w in &t.card().wire {
+                    assert!(w.len() <= 5 + 255 + 1, "{v}: {} bytes", w.len());
+                }
+            }
+        }
+
+        #[test]
+        fn a_refused_load_names_the_command_and_the_status_word() {
+            let (mut t, _) = recording(ScpVersion::Scp03, |plain| match plain {
+                [0x80, 0xE8, 0x80, ..] => Some(hex!("6A80").to_vec()),
+                [0x80, 0xE6, 0x0C, ..] => Some(hex!("6A84").to_vec()),
+                [0x80, 0xE4, 0x00, 0x00, ..] => Some(hex!("6985").to_vec()),
+                other => accept_applet_commands(other),
+            });
+            let mut scp = session(&mut t, ScpVersion::Scp03, &StaticKeys::gp_default()).unwrap();
+            let pkg = hex!("A000000559101001");
+            let e = load(&mut scp, &pkg, &[], &[0; 500], 239, 0)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("LOAD answered 6A80"), "{e}");
+            assert!(e.contains("not a valid applet"), "{e}");
+            let install_one = AppletInstall {
+                package_aid: pkg.to_vec(),
+                module_aid: pkg.to_vec(),
+                applet_aid: hex!("A00000055910100101").to_vec(),
+                params: vec![],
+                storage: Some(1 << 20),
+            };
+            let e = install(&mut scp, &install_one, 0).unwrap_err().to_string();
+            assert!(
+                e.starts_with("INSTALL [for install and make selectable] answered 6A84"),
+                "{e}"
+            );
+            assert!(e.contains("not enough memory"), "{e}");
+            let e = delete(&mut scp, &pkg, false, 0).unwrap_err().to_string();
+            assert!(
+                e.contains("DELETE answered 6985") && e.contains("--related"),
+                "{e}"
+            );
+            delete(&mut scp, &pkg, true, 0).unwrap();
+        }
+
+        #[test]
+        fn load_files_come_with_modules_or_without_from_older_cards() {
+            let (mut t, _) = recording(ScpVersion::Scp03, |plain| match plain {
+                [0x80, 0xF2, 0x10, 0x02, ..] => Some(
+                    hex!("E3 18 4F 08 A000000559101001 9F70 01 01 84 08 A000000559101001 9000")
+                        .to_vec(),
+                ),
+                _ => None,
+            });
+            let mut scp = session(&mut t, ScpVersion::Scp03, &StaticKeys::gp_default()).unwrap();
+            let files = get_load_files(&mut scp, 0).unwrap();
+            assert_eq!(files.len(), 1);
+            assert_eq!(files[0].modules, vec![hex!("A000000559101001").to_vec()]);
+            assert_eq!(
+                life_cycle_name(StatusScope::LoadFilesAndModules, files[0].life_cycle),
+                "LOADED (01)"
+            );
+            drop(scp);
+            let (mut t, seen) = recording(ScpVersion::Scp03, |plain| match plain {
+                [0x80, 0xF2, 0x10, ..] => Some(hex!("6A86").to_vec()),
+                [0x80, 0xF2, 0x20, 0x02, ..] => {
+                    Some(hex!("E3 0E 4F 08 A000000559101001 9F70 01 01 6310").to_vec())
+                }
+                [0x80, 0xF2, 0x20, 0x03, ..] => Some(hex!("6A88").to_vec()),
+                _ => None,
+            });
+            let mut scp = session(&mut t, ScpVersion::Scp03, &StaticKeys::gp_default()).unwrap();
+            let e = get_load_files(&mut scp, 0).unwrap_err();
+            // 6A88 after a 6310 is a broken listing, not an empty one.
+            assert!(e.to_string().contains("6A88"), "{e}");
+            drop(scp);
+            let p1s: Vec<u8> = seen
+                .borrow()
+                .iter()
+                .filter(|c| c[1] == 0xF2)
+                .map(|c| c[2])
+                .collect();
+            assert_eq!(p1s, [0x10, 0x20, 0x20]);
         }
 
         #[test]

@@ -118,3 +118,78 @@ fn bad_hex_is_reported_before_touching_pcsc() {
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("not hex"), "{t}");
 }
+
+#[test]
+fn gp_status_in_process_lists_the_isd_and_the_containers() {
+    let o = rc(&["gp", "--in-process", "status"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("ISD: A000000151000000  SECURED (0F)"), "{t}");
+    assert!(t.contains("APP: A0000005591010FFFFFFFF89"), "{t}");
+    let o = rc(&["gp", "--in-process", "status", "--json"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let json: String = String::from_utf8_lossy(&o.stdout).into();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {t}"));
+    assert!(v["isd"].is_array() && v["applications"].is_array(), "{t}");
+    assert!(v["load_files"].is_array(), "{t}");
+}
+
+#[test]
+fn gp_load_checks_the_file_before_touching_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |f: &std::path::Path| {
+        rc(&[
+            "gp",
+            "--reader",
+            "no such reader",
+            "load",
+            f.to_str().unwrap(),
+            "--container",
+            "A0000005591010FFFFFFFF8900001000",
+            "--package-aid",
+            "F0564150504C4554",
+        ])
+    };
+    let bin = dir.path().join("applet.wasm");
+    std::fs::write(&bin, "(module)").unwrap();
+    let t = text(&args(&bin));
+    assert!(t.contains("is not a binary WebAssembly module"), "{t}");
+    assert!(t.contains("*.wat"), "{t}");
+    let bad = dir.path().join("applet.wat");
+    std::fs::write(
+        &bad,
+        "(module (func (export \"process\") (result i32) nope))",
+    )
+    .unwrap();
+    let t = text(&args(&bad));
+    assert!(t.contains("compiling the WebAssembly text"), "{t}");
+    let missing = dir.path().join("missing.wasm");
+    let t = text(&args(&missing));
+    assert!(t.contains("reading") && t.contains("missing.wasm"), "{t}");
+    // A short AID is refused before any reader is looked for.
+    let good = dir.path().join("ok.wat");
+    std::fs::write(&good, "(module (memory (export \"memory\") 1))").unwrap();
+    let o = rc(&[
+        "gp",
+        "load",
+        good.to_str().unwrap(),
+        "--container",
+        "A000",
+        "--package-aid",
+        "F0564150504C4554",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("--container has 2 bytes"), "{t}");
+}
+
+#[test]
+fn gp_applet_subcommands_have_help_with_examples() {
+    for sub in ["load", "install", "delete", "status"] {
+        let o = rc(&["gp", sub, "--help"]);
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(t.contains("Example"), "{sub}: {t}");
+    }
+}

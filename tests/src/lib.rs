@@ -583,6 +583,26 @@ impl RunningCard {
         self.proc.log_text()
     }
 
+    /// `reader-client <args> --reader <this card's reader>`, within a minute.
+    pub fn reader_client(&self, args: &[&str]) -> Output {
+        let rc = workspace_bin("reader-client").unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = Command::new(rc);
+        cmd.args(args).args(["--reader", &self.reader]);
+        run_with_timeout(cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`RunningCard::reader_client`] that must succeed: its standard output.
+    pub fn reader_client_ok(&self, args: &[&str]) -> String {
+        let out = self.reader_client(args);
+        assert!(
+            out.status.success(),
+            "reader-client {args:?}\n{}\ncard log:\n{}",
+            output_text(&out),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Unplug the card: SIGTERM, then wait until pcscd shows the reader empty.
     pub fn stop(&mut self) -> Result<(), String> {
         self.proc.terminate(Duration::from_secs(5));

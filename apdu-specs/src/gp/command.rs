@@ -391,45 +391,362 @@ impl PutKey {
     }
 }
 
-/// INSTALL (Card Spec v2.3.1 §11.5). The card offers only INSTALL [for personalization].
+/// INSTALL (Card Spec v2.3.1 §11.5): [for load], [for install] and/or [for make selectable],
+/// and [for personalization], by P1 ([`install_p1`]). P2 is always `00`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Install {
     /// §11.5.2.3, `80 E6 20 00 Lc 00 00 <n> <AID> 00 00 00 00`: the application (here: a
     /// container, by its ISD-P or application AID) that the following STORE DATA commands
     /// personalize. No load file, module, privileges, parameters or token.
     ForPersonalization { aid: Vec<u8> },
+    /// §11.5.2.1 (Table 11-46), `80 E6 02 00 Lc <n> <load file AID> <n> <security domain AID>
+    /// <n> <hash> <n> <load parameters> <n> <token> 00`: announces the LOAD commands that
+    /// follow. The hash is not built (length `00`) and, when received, is checked for its
+    /// length and ignored; the token is always empty.
+    ForLoad {
+        /// The executable load file's AID (5..=16 bytes).
+        load_file_aid: Vec<u8>,
+        /// The security domain (here: the ISD-P of a container) that will hold the load
+        /// file; empty for the card's choice. 0 or 5..=16 bytes.
+        security_domain_aid: Vec<u8>,
+        /// Load parameters as sent (§11.5.2.3.7; usually empty), not interpreted here.
+        load_parameters: Vec<u8>,
+    },
+    /// §11.5.2.2 (Table 11-47), `80 E6 <04|08|0C> 00 Lc <n> <executable load file AID> <n>
+    /// <module AID> <n> <application AID> <n> <privileges> <n> <install parameters> <n>
+    /// <token> 00`: P1 `0C` installs and makes selectable (`make_selectable`), `04` installs
+    /// only. P1 `08` alone (§11.5.2.3.3, [for make selectable] of an installed application)
+    /// is the same variant with `make_selectable` and an empty load file and module AID:
+    /// [`Install::to_command`] sends `08` for exactly that shape.
+    ForInstall {
+        /// The executable load file (5..=16 bytes; empty for P1 `08` only).
+        load_file_aid: Vec<u8>,
+        /// The executable module in it (5..=16 bytes; empty for P1 `08` only).
+        module_aid: Vec<u8>,
+        /// The new application's AID (5..=16 bytes).
+        application_aid: Vec<u8>,
+        /// 1 or 3 bytes (§6.6.1); `00`: none.
+        privileges: Vec<u8>,
+        /// The install parameters field: `C9` application specific, `EF` system specific.
+        parameters: InstallParameters,
+        /// P1 b4: make the application selectable in the same command.
+        make_selectable: bool,
+    },
+}
+
+/// The install parameters field of INSTALL [for install] (Card Spec v2.3.1 §11.5.2.3.7,
+/// Tables 11-49 and 11-50): `C9 <n> <application specific>` (required, may be empty) and
+/// optionally `EF { C8 <n> <non-volatile memory quota> }` (system specific). Other tags
+/// (at the top level or inside `EF`) are skipped when read and not rebuilt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallParameters {
+    /// The value of `C9` (application specific), empty when absent.
+    pub application: Vec<u8>,
+    /// `EF { C8 02 nn nn }`: the non-volatile memory quota in bytes (§11.5.2.3.7; the
+    /// applet's storage), `None` when absent.
+    pub non_volatile_quota: Option<u32>,
+}
+
+/// Tags of the install parameters field (Tables 11-49, 11-50).
+const TAG_APPLICATION_PARAMETERS: u32 = 0xC9;
+const TAG_SYSTEM_PARAMETERS: u32 = 0xEF;
+const TAG_NON_VOLATILE_QUOTA: u32 = 0xC8;
+
+impl InstallParameters {
+    /// `C9 <n> <application>` then, with a quota, `EF { C8 <2 or 4 bytes> }`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = crate::tlv::build(TAG_APPLICATION_PARAMETERS, &self.application);
+        if let Some(q) = self.non_volatile_quota {
+            // Two bytes as GlobalPlatform shows it, four for a quota above 65 535.
+            let quota = match u16::try_from(q) {
+                Ok(short) => short.to_be_bytes().to_vec(),
+                Err(_) => q.to_be_bytes().to_vec(),
+            };
+            let ef = crate::tlv::build(TAG_NON_VOLATILE_QUOTA, &quota);
+            crate::tlv::push(&mut out, TAG_SYSTEM_PARAMETERS, &ef);
+        }
+        out
+    }
+
+    /// `6A80` unless the bytes are BER-TLV objects with a `C9` (possibly empty), and any
+    /// `EF` holds TLV objects whose `C8`, if present, has 1..=4 bytes.
+    pub fn parse(bytes: &[u8]) -> Result<InstallParameters, Status> {
+        let fields = crate::der::read_all(bytes).map_err(|_| Status::IncorrectData)?;
+        let application = crate::der::find(&fields, TAG_APPLICATION_PARAMETERS)
+            .ok_or(Status::IncorrectData)?
+            .to_vec();
+        let non_volatile_quota = match crate::der::find(&fields, TAG_SYSTEM_PARAMETERS) {
+            None => None,
+            Some(ef) => {
+                let system = crate::der::read_all(ef).map_err(|_| Status::IncorrectData)?;
+                match crate::der::find(&system, TAG_NON_VOLATILE_QUOTA) {
+                    None => None,
+                    Some(q) if (1..=4).contains(&q.len()) => {
+                        Some(q.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)))
+                    }
+                    Some(_) => return Err(Status::IncorrectData),
+                }
+            }
+        };
+        Ok(InstallParameters {
+            application,
+            non_volatile_quota,
+        })
+    }
+}
+
+/// Reads the one-byte-length fields of INSTALL data (`<n> <n bytes>` each); every failure
+/// is `6A80`.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn next(&mut self) -> Result<&'a [u8], Status> {
+        let (&n, rest) = self.0.split_first().ok_or(Status::IncorrectData)?;
+        let (field, rest) = rest
+            .split_at_checked(usize::from(n))
+            .ok_or(Status::IncorrectData)?;
+        self.0 = rest;
+        Ok(field)
+    }
+
+    fn aid(&mut self) -> Result<&'a [u8], Status> {
+        let aid = self.next()?;
+        if !(5..=16).contains(&aid.len()) {
+            return Err(Status::IncorrectData);
+        }
+        Ok(aid)
+    }
+
+    /// An empty AID or one of 5..=16 bytes.
+    fn optional_aid(&mut self) -> Result<&'a [u8], Status> {
+        let aid = self.next()?;
+        if !aid.is_empty() && !(5..=16).contains(&aid.len()) {
+            return Err(Status::IncorrectData);
+        }
+        Ok(aid)
+    }
+
+    /// An empty token, and nothing after it.
+    fn end(mut self) -> Result<(), Status> {
+        if !self.next()?.is_empty() || !self.0.is_empty() {
+            return Err(Status::IncorrectData);
+        }
+        Ok(())
+    }
+}
+
+fn push_field(out: &mut Vec<u8>, field: &[u8]) {
+    out.push(field.len() as u8);
+    out.extend_from_slice(field);
 }
 
 impl Install {
     pub fn to_command(&self) -> Command<'static> {
-        match self {
+        let (p1, data) = match self {
             Install::ForPersonalization { aid } => {
                 let mut data = vec![0x00, 0x00, aid.len() as u8];
                 data.extend_from_slice(aid);
                 data.extend_from_slice(&[0x00, 0x00, 0x00]);
-                Command::new(CLA, ins::INSTALL, install_p1::FOR_PERSONALIZATION, 0x00)
-                    .with_data(data)
-                    .with_le(LE)
+                (install_p1::FOR_PERSONALIZATION, data)
             }
-        }
+            Install::ForLoad {
+                load_file_aid,
+                security_domain_aid,
+                load_parameters,
+            } => {
+                let mut data = Vec::new();
+                push_field(&mut data, load_file_aid);
+                push_field(&mut data, security_domain_aid);
+                push_field(&mut data, &[]);
+                push_field(&mut data, load_parameters);
+                push_field(&mut data, &[]);
+                (install_p1::FOR_LOAD, data)
+            }
+            Install::ForInstall {
+                load_file_aid,
+                module_aid,
+                application_aid,
+                privileges,
+                parameters,
+                make_selectable,
+            } => {
+                let selectable_only =
+                    *make_selectable && load_file_aid.is_empty() && module_aid.is_empty();
+                let p1 = match (selectable_only, make_selectable) {
+                    (true, _) => install_p1::FOR_MAKE_SELECTABLE,
+                    (false, true) => install_p1::FOR_INSTALL | install_p1::FOR_MAKE_SELECTABLE,
+                    (false, false) => install_p1::FOR_INSTALL,
+                };
+                let params = if selectable_only && *parameters == InstallParameters::default() {
+                    Vec::new()
+                } else {
+                    parameters.to_bytes()
+                };
+                let mut data = Vec::new();
+                push_field(&mut data, load_file_aid);
+                push_field(&mut data, module_aid);
+                push_field(&mut data, application_aid);
+                push_field(&mut data, privileges);
+                push_field(&mut data, &params);
+                push_field(&mut data, &[]);
+                (p1, data)
+            }
+        };
+        Command::new(CLA, ins::INSTALL, p1, 0x00)
+            .with_data(data)
+            .with_le(LE)
     }
 
-    /// `6A86` for any other INSTALL (P1-P2 other than `20 00`); `6A80` unless the data
-    /// start `00 00 <n>` with n AID bytes (what follows the AID is not read).
+    /// By P1 (`6A86` for P2 other than `00` or a P1 other than `02`, `04`, `08`, `0C`,
+    /// `20`), then the data, whose every refusal is `6A80`:
+    /// - `20`: the data start `00 00 <n>` with n AID bytes (what follows is not read).
+    /// - `02`: load file AID of 5..=16 bytes, security domain AID empty or 5..=16, a hash
+    ///   (ignored), load parameters, an empty token, nothing after.
+    /// - `04`, `0C`: load file, module and application AIDs of 5..=16 bytes, privileges of
+    ///   1 or 3 bytes, install parameters ([`InstallParameters::parse`]), an empty token,
+    ///   nothing after.
+    /// - `08`: as `0C` with the load file and module AIDs empty, and the install parameters
+    ///   empty or as for `0C`.
     pub fn parse(cmd: &Command<'_>) -> Result<Self, Status> {
         expect_ins(cmd, ins::INSTALL)?;
-        if (cmd.p1, cmd.p2) != (install_p1::FOR_PERSONALIZATION, 0x00) {
+        if cmd.p2 != 0x00 {
             return Err(Status::IncorrectP1P2);
         }
-        match cmd.data() {
-            [0, 0, n, rest @ ..] if rest.len() >= usize::from(*n) => {
-                Ok(Install::ForPersonalization {
-                    aid: rest[..usize::from(*n)].to_vec(),
+        const INSTALL_AND_SELECTABLE: u8 =
+            install_p1::FOR_INSTALL | install_p1::FOR_MAKE_SELECTABLE;
+        match cmd.p1 {
+            install_p1::FOR_PERSONALIZATION => match cmd.data() {
+                [0, 0, n, rest @ ..] if rest.len() >= usize::from(*n) => {
+                    Ok(Install::ForPersonalization {
+                        aid: rest[..usize::from(*n)].to_vec(),
+                    })
+                }
+                _ => Err(Status::IncorrectData),
+            },
+            install_p1::FOR_LOAD => {
+                let mut f = Fields(cmd.data());
+                let load_file_aid = f.aid()?.to_vec();
+                let security_domain_aid = f.optional_aid()?.to_vec();
+                let _hash = f.next()?;
+                let load_parameters = f.next()?.to_vec();
+                f.end()?;
+                Ok(Install::ForLoad {
+                    load_file_aid,
+                    security_domain_aid,
+                    load_parameters,
                 })
             }
-            _ => Err(Status::IncorrectData),
+            p1 @ (install_p1::FOR_INSTALL
+            | install_p1::FOR_MAKE_SELECTABLE
+            | INSTALL_AND_SELECTABLE) => {
+                let selectable_only = p1 == install_p1::FOR_MAKE_SELECTABLE;
+                let mut f = Fields(cmd.data());
+                let (load_file_aid, module_aid) = if selectable_only {
+                    let (elf, module) = (f.next()?, f.next()?);
+                    if !elf.is_empty() || !module.is_empty() {
+                        return Err(Status::IncorrectData);
+                    }
+                    (Vec::new(), Vec::new())
+                } else {
+                    (f.aid()?.to_vec(), f.aid()?.to_vec())
+                };
+                let application_aid = f.aid()?.to_vec();
+                let privileges = f.next()?.to_vec();
+                if privileges.len() != 1 && privileges.len() != 3 {
+                    return Err(Status::IncorrectData);
+                }
+                let params = f.next()?;
+                let parameters = if selectable_only && params.is_empty() {
+                    InstallParameters::default()
+                } else {
+                    InstallParameters::parse(params)?
+                };
+                f.end()?;
+                Ok(Install::ForInstall {
+                    load_file_aid,
+                    module_aid,
+                    application_aid,
+                    privileges,
+                    parameters,
+                    make_selectable: p1 & install_p1::FOR_MAKE_SELECTABLE != 0,
+                })
+            }
+            _ => Err(Status::IncorrectP1P2),
         }
     }
+}
+
+/// LOAD, `80 E8 <00|80> <block> Lc <block of the load file> 00` (Card Spec v2.3.1 §11.6):
+/// one block of the load file data block (`C4 <length> <load file>`, see [`Load::blocks`]
+/// and [`load_file_data`]) after INSTALL [for load]; P1 `80` marks the last block, P2
+/// numbers them from `00`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Load {
+    /// P1 `80`: the last block (`00`: more follow).
+    pub last: bool,
+    /// P2: the block number, from `00` (modulo 256 for a file of more than 256 blocks).
+    pub block: u8,
+    pub data: Vec<u8>,
+}
+
+/// LOAD P1 (§11.6.2.1): b8 set on the last block.
+const LOAD_LAST_BLOCK: u8 = 0x80;
+/// The tag of the load file data block (§11.6.2.3).
+const TAG_LOAD_FILE_DATA_BLOCK: u32 = 0xC4;
+
+impl Load {
+    pub fn to_command(&self) -> Command<'static> {
+        let p1 = if self.last { LOAD_LAST_BLOCK } else { 0x00 };
+        Command::new(CLA, ins::LOAD, p1, self.block)
+            .with_data(self.data.clone())
+            .with_le(LE)
+    }
+
+    /// `6A86` for P1 other than `00` or `80`; `6700` for a block without data. The block
+    /// number (P2) is the card's to check against the sequence.
+    pub fn parse(cmd: &Command<'_>) -> Result<Load, Status> {
+        expect_ins(cmd, ins::LOAD)?;
+        let last = match cmd.p1 {
+            0x00 => false,
+            LOAD_LAST_BLOCK => true,
+            _ => return Err(Status::IncorrectP1P2),
+        };
+        if cmd.data().is_empty() {
+            return Err(Status::WrongLength);
+        }
+        Ok(Load {
+            last,
+            block: cmd.p2,
+            data: cmd.data().to_vec(),
+        })
+    }
+
+    /// Split a load file into LOAD commands: `C4 <BER length> <module>` cut into blocks of
+    /// at most `block_size` bytes (at least 1), numbered from 0 (wrapping after `FF`), the
+    /// last one flagged. Under a secure channel with C-MAC and C-DECRYPTION and short
+    /// APDUs, 239 bytes is the largest block whose padded, MACed form fits Lc 255.
+    pub fn blocks(module: &[u8], block_size: usize) -> Vec<Load> {
+        let data = crate::tlv::build(TAG_LOAD_FILE_DATA_BLOCK, module);
+        let chunks: Vec<&[u8]> = data.chunks(block_size.max(1)).collect();
+        let n = chunks.len();
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, chunk)| Load {
+                last: i + 1 == n,
+                block: i as u8,
+                data: chunk.to_vec(),
+            })
+            .collect()
+    }
+}
+
+/// The card's side of LOAD (Card Spec v2.3.1 §11.6.2.3): the load file inside the
+/// concatenated blocks, which must be exactly one `C4` data object (length `nn`, `81 nn`,
+/// `82 nnnn` or `83 nnnnnn`) and nothing else; `6A80` otherwise.
+pub fn load_file_data(concatenated: &[u8]) -> Result<&[u8], Status> {
+    crate::der::read_expected(concatenated, TAG_LOAD_FILE_DATA_BLOCK)
+        .map_err(|_| Status::IncorrectData)
 }
 
 /// STORE DATA, `80 E2 <P1> <block> Lc <data>` (Card Spec v2.3.1 §11.11): P1 says whether
@@ -498,8 +815,8 @@ impl<'a> StoreData<'a> {
 }
 
 /// DELETE of one application or load file, `80 E4 00 <00|80> Lc 4F <n> <AID> 00` (Card Spec
-/// v2.3.1 §11.2); P2 `80` deletes the object and its related objects. Not offered by the
-/// card (`6D00`); here for clients of other cards.
+/// v2.3.1 §11.2); P2 `80` deletes the object and its related objects (a load file with its
+/// applications).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delete {
     pub aid: Vec<u8>,
@@ -544,6 +861,7 @@ pub enum GpCommand<'a> {
     GetData(GetData),
     PutKey(PutKey),
     Install(Install),
+    Load(Load),
     StoreData(StoreData<'a>),
     Delete(Delete),
 }
@@ -558,6 +876,7 @@ impl<'a> GpCommand<'a> {
             GpCommand::GetData(c) => GpCommand::GetData(c),
             GpCommand::PutKey(c) => GpCommand::PutKey(c),
             GpCommand::Install(c) => GpCommand::Install(c),
+            GpCommand::Load(c) => GpCommand::Load(c),
             GpCommand::StoreData(c) => GpCommand::StoreData(c.into_owned()),
             GpCommand::Delete(c) => GpCommand::Delete(c),
         }
@@ -571,6 +890,7 @@ impl<'a> GpCommand<'a> {
             GpCommand::GetData(c) => c.to_command(),
             GpCommand::PutKey(c) => c.to_command(),
             GpCommand::Install(c) => c.to_command(),
+            GpCommand::Load(c) => c.to_command(),
             GpCommand::StoreData(c) => c.to_command(),
             GpCommand::Delete(c) => c.to_command(),
         }
@@ -591,6 +911,7 @@ impl<'a> GpCommand<'a> {
             ins::GET_DATA => GpCommand::GetData(GetData::parse(cmd)?),
             ins::PUT_KEY => GpCommand::PutKey(PutKey::parse(cmd)?),
             ins::INSTALL => GpCommand::Install(Install::parse(cmd)?),
+            ins::LOAD => GpCommand::Load(Load::parse(cmd)?),
             ins::STORE_DATA => GpCommand::StoreData(StoreData::parse(cmd)?),
             ins::DELETE => GpCommand::Delete(Delete::parse(cmd)?),
             _ => return Err(Status::InsNotSupported),

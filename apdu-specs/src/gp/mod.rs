@@ -11,8 +11,8 @@ pub mod command;
 pub mod response;
 
 pub use command::{
-    Delete, ExternalAuthenticate, GetData, GetStatus, GpCommand, InitializeUpdate, Install,
-    KeyComponent, KeyType, PutKey, StatusScope, StoreData,
+    load_file_data, Delete, ExternalAuthenticate, GetData, GetStatus, GpCommand, InitializeUpdate,
+    Install, InstallParameters, KeyComponent, KeyType, Load, PutKey, StatusScope, StoreData,
 };
 pub use response::{
     gp_oid, oid_string, CardRecognitionData, Cplc, Dgi, GpDataError, KeyComponentInfo, KeyInfo,
@@ -55,6 +55,12 @@ pub mod tag {
     pub const AID: u32 = 0x4F;
     pub const LIFE_CYCLE_STATE: u32 = 0x9F70;
     pub const PRIVILEGES: u32 = 0xC5;
+    /// For an application: the executable load file it was installed from (Table 11-36).
+    pub const LOAD_FILE_AID: u32 = 0xC4;
+    /// The associated security domain's AID (Table 11-36).
+    pub const ASSOCIATED_SD: u32 = 0xCC;
+    /// For a load file (GET STATUS P1 `10`): one executable module's AID (Table 11-36).
+    pub const MODULE_AID: u32 = 0x84;
 }
 
 /// Key type codes (Table 11-16).

@@ -396,28 +396,45 @@ fn counted(input: &[u8]) -> (&[u8], &[u8]) {
 // GET STATUS
 
 /// One entry of a GET STATUS answer in tag format (Card Spec v2.3.1 §11.4.3.1, Table
-/// 11-36): `E3 { 4F <AID>, 9F70 <life cycle state>, C5 <privileges> }`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// 11-36): `E3 { 4F <AID>, 9F70 <life cycle state>, C5 <privileges>, C4 <load file AID>,
+/// CC <associated security domain AID>, 84 <module AID>… }`, the optional fields written
+/// only when present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegistryEntry {
     pub aid: Vec<u8>,
     /// §5.1.1 (ISD) or §5.3.1 (applications): see [`super::life_cycle`].
     pub life_cycle: u8,
     /// Three bytes (§6.6.1); absent for load files.
     pub privileges: Option<Vec<u8>>,
+    /// `C4`: for an application, the executable load file it was installed from.
+    pub load_file: Option<Vec<u8>>,
+    /// `CC`: the associated security domain's AID.
+    pub associated_sd: Option<Vec<u8>>,
+    /// `84`: the executable module AIDs of a load file (GET STATUS P1 `10`).
+    pub modules: Vec<Vec<u8>>,
 }
 
 impl RegistryEntry {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut e = tlv::build(tag::AID, &self.aid);
         tlv::push(&mut e, tag::LIFE_CYCLE_STATE, &[self.life_cycle]);
-        if let Some(p) = &self.privileges {
-            tlv::push(&mut e, tag::PRIVILEGES, p);
+        for (t, v) in [
+            (tag::PRIVILEGES, &self.privileges),
+            (tag::LOAD_FILE_AID, &self.load_file),
+            (tag::ASSOCIATED_SD, &self.associated_sd),
+        ] {
+            if let Some(v) = v {
+                tlv::push(&mut e, t, v);
+            }
+        }
+        for m in &self.modules {
+            tlv::push(&mut e, tag::MODULE_AID, m);
         }
         tlv::build(tag::REGISTRY_ENTRY, &e)
     }
 
     /// Every entry of one answer. Each must be `E3` with an AID and a life cycle state;
-    /// other fields (`CC`, `CE`, … of other cards) are skipped.
+    /// other fields (`CE`, `CF`, … of other cards) are skipped.
     pub fn parse_all(data: &[u8]) -> Result<Vec<Self>, GpDataError> {
         let what = "GET STATUS answer";
         let mut out = Vec::new();
@@ -434,10 +451,18 @@ impl RegistryEntry {
             let Some([life_cycle, ..]) = der::find(&fields, tag::LIFE_CYCLE_STATE) else {
                 return Err(invalid(what, "entry without life cycle state (9F70)"));
             };
+            let optional = |t| der::find(&fields, t).map(<[u8]>::to_vec);
             out.push(RegistryEntry {
                 aid: aid.to_vec(),
                 life_cycle: *life_cycle,
-                privileges: der::find(&fields, tag::PRIVILEGES).map(<[u8]>::to_vec),
+                privileges: optional(tag::PRIVILEGES),
+                load_file: optional(tag::LOAD_FILE_AID),
+                associated_sd: optional(tag::ASSOCIATED_SD),
+                modules: fields
+                    .iter()
+                    .filter(|f| f.tag == tag::MODULE_AID)
+                    .map(|f| f.value.to_vec())
+                    .collect(),
             });
         }
         Ok(out)

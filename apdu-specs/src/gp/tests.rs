@@ -31,6 +31,32 @@ fn put_key() -> PutKey {
     }
 }
 
+const PACKAGE: &str = "A0000005591010FFFFFFFF8900000100";
+const ISDP: &str = "A0000005591010FFFFFFFF8900001000";
+const APPLET: &str = "A0000005591010FFFFFFFF8900000101";
+
+fn for_load() -> Install {
+    Install::ForLoad {
+        load_file_aid: h(PACKAGE),
+        security_domain_aid: h(ISDP),
+        load_parameters: vec![],
+    }
+}
+
+fn for_install(make_selectable: bool) -> Install {
+    Install::ForInstall {
+        load_file_aid: h(PACKAGE),
+        module_aid: h(PACKAGE),
+        application_aid: h(APPLET),
+        privileges: h("00"),
+        parameters: InstallParameters {
+            application: h("0102"),
+            non_volatile_quota: Some(0x0400),
+        },
+        make_selectable,
+    }
+}
+
 fn every_command() -> Vec<GpCommand<'static>> {
     vec![
         GpCommand::InitializeUpdate(InitializeUpdate {
@@ -63,6 +89,36 @@ fn every_command() -> Vec<GpCommand<'static>> {
             dgi: 0xA001,
             value: vec![0xAA; 3],
         }])),
+        GpCommand::Install(for_load()),
+        GpCommand::Install(Install::ForLoad {
+            load_file_aid: h("A000000001"),
+            security_domain_aid: vec![],
+            load_parameters: h("EF00"),
+        }),
+        GpCommand::Install(for_install(true)),
+        GpCommand::Install(for_install(false)),
+        GpCommand::Install(Install::ForInstall {
+            load_file_aid: vec![],
+            module_aid: vec![],
+            application_aid: h("A0000000010203"),
+            privileges: h("000000"),
+            parameters: InstallParameters::default(),
+            make_selectable: true,
+        }),
+        GpCommand::Load(Load {
+            last: false,
+            block: 0,
+            data: vec![0xC4, 0x05],
+        }),
+        GpCommand::Load(Load {
+            last: true,
+            block: 0xFF,
+            data: vec![0x55; 239],
+        }),
+        GpCommand::Delete(Delete {
+            aid: h("A000000001"),
+            related: false,
+        }),
         GpCommand::Delete(Delete {
             aid: h("A000000151000000"),
             related: true,
@@ -267,7 +323,9 @@ fn put_key_refusals_in_the_cards_order() {
 
 #[test]
 fn install_refusals() {
-    assert_eq!(status_of("80E60C00 03 000000 00"), Status::IncorrectP1P2);
+    // P1 10 (extradition) and 40 (registry update) are not offered.
+    assert_eq!(status_of("80E61000 03 000000 00"), Status::IncorrectP1P2);
+    assert_eq!(status_of("80E64000 03 000000 00"), Status::IncorrectP1P2);
     assert_eq!(status_of("80E62001 03 000000 00"), Status::IncorrectP1P2);
     assert_eq!(status_of("80E62000 03 010000 00"), Status::IncorrectData);
     assert_eq!(status_of("80E62000 04 00000501 00"), Status::IncorrectData);
@@ -278,6 +336,368 @@ fn install_refusals() {
         Ok(GpCommand::Install(Install::ForPersonalization {
             aid: h("A1A2")
         }))
+    );
+}
+
+#[test]
+fn install_for_load_and_for_install_layouts() {
+    let l = wire(&for_load().to_command());
+    assert_eq!(
+        l,
+        h(&format!("80E60200 25 10{PACKAGE} 10{ISDP} 00 00 00 00"))
+    );
+    let i = wire(&for_install(true).to_command());
+    // 10 AID x3, 01 00 privileges, 0B { C9 02 0102, EF 04 { C8 02 0400 } }, 00 token.
+    assert_eq!(
+        i,
+        h(&format!(
+            "80E60C00 41 10{PACKAGE} 10{PACKAGE} 10{APPLET} 0100 0A C9020102 EF04C8020400 00 00"
+        ))
+    );
+    let i = wire(&for_install(false).to_command());
+    assert_eq!(&i[..4], &h("80E60400")[..]);
+    // Without parameters: C9 00 alone.
+    let bare = Install::ForInstall {
+        load_file_aid: h(PACKAGE),
+        module_aid: h(PACKAGE),
+        application_aid: h(APPLET),
+        privileges: h("00"),
+        parameters: InstallParameters::default(),
+        make_selectable: true,
+    };
+    let b = wire(&bare.to_command());
+    assert_eq!(&b[b.len() - 7..], &h("0100 02C900 00 00")[..]);
+    // A quota above 65 535 takes four bytes.
+    let big = InstallParameters {
+        application: vec![],
+        non_volatile_quota: Some(0x0001_0000),
+    };
+    assert_eq!(big.to_bytes(), h("C900 EF06 C80400010000"));
+    assert_eq!(InstallParameters::parse(&big.to_bytes()), Ok(big));
+    // Make selectable alone: empty load file and module, empty parameters.
+    let ms = Install::ForInstall {
+        load_file_aid: vec![],
+        module_aid: vec![],
+        application_aid: h(APPLET),
+        privileges: h("00"),
+        parameters: InstallParameters::default(),
+        make_selectable: true,
+    };
+    assert_eq!(
+        wire(&ms.to_command()),
+        h(&format!("80E60800 17 00 00 10{APPLET} 0100 00 00 00"))
+    );
+}
+
+#[test]
+fn install_parameters_read_c9_and_the_quota() {
+    let p = |s: &str| InstallParameters::parse(&h(s));
+    assert_eq!(p("C900"), Ok(InstallParameters::default()));
+    assert_eq!(
+        p("C90101 EF03 C80120"),
+        Ok(InstallParameters {
+            application: vec![1],
+            non_volatile_quota: Some(0x20)
+        })
+    );
+    // Four-byte quota, other tags skipped (in EF and at the top level), order free.
+    assert_eq!(
+        p("EF0A C7020000 C80400008000 CA00 C90102"),
+        Ok(InstallParameters {
+            application: vec![2],
+            non_volatile_quota: Some(0x8000)
+        })
+    );
+    // EF without C8: no quota.
+    assert_eq!(p("C900 EF02 C700"), Ok(InstallParameters::default()));
+    // Long form lengths are BER.
+    let long = p(&format!("C981 80{}", "AA".repeat(128))).unwrap();
+    assert_eq!(long.application.len(), 128);
+    for bad in [
+        "",                         // C9 required
+        "EF03 C80120",              // C9 required
+        "C901",                     // truncated
+        "C900 FF",                  // padding
+        "C900 EF02 C800",           // empty quota
+        "C900 EF07 C8050000000001", // five-byte quota
+        "C900 EF03 C802",           // truncated inside EF
+        "C900 EF01 C8",
+    ] {
+        assert_eq!(p(bad), Err(Status::IncorrectData), "{bad}");
+    }
+}
+
+#[test]
+fn install_for_load_and_for_install_refusals() {
+    let aid5 = "05A000000001";
+    let aid4 = "04A0000000";
+    let aid17 = format!("11{}", "A0".repeat(17));
+    let install = |p1: &str, data: String| {
+        let data = h(&data);
+        let mut apdu = h(&format!("80E6{p1}00"));
+        apdu.push(data.len() as u8);
+        apdu.extend(data);
+        parse_wire(&apdu)
+    };
+    // [for load]
+    assert!(install("02", format!("{aid5} 00 00 00 00")).is_ok());
+    assert!(install("02", format!("{aid5} {aid5} 00 00 00")).is_ok());
+    // The hash is taken and ignored.
+    assert_eq!(
+        install("02", format!("{aid5} {aid5} 02AABB 0101 00")),
+        Ok(GpCommand::Install(Install::ForLoad {
+            load_file_aid: h("A000000001"),
+            security_domain_aid: h("A000000001"),
+            load_parameters: vec![1],
+        }))
+    );
+    for (why, data) in [
+        ("short load file AID", format!("{aid4} 00 00 00 00")),
+        ("long load file AID", format!("{aid17} 00 00 00 00")),
+        ("empty load file AID", "00 00 00 00 00".to_string()),
+        ("short SD AID", format!("{aid5} {aid4} 00 00 00")),
+        ("hash past the end", format!("{aid5} 00 05AABB")),
+        ("no token", format!("{aid5} 00 00 00")),
+        ("a token", format!("{aid5} 00 00 00 01AA")),
+        ("trailing bytes", format!("{aid5} 00 00 00 00 00")),
+        ("length past the end", format!("{aid5} 00 00 09 00")),
+    ] {
+        assert_eq!(
+            install("02", data),
+            Err(Status::IncorrectData),
+            "for load: {why}"
+        );
+    }
+    // [for install] (and make selectable)
+    let good = format!("{aid5} {aid5} {aid5} 0100 02C900 00");
+    for p1 in ["04", "0C"] {
+        let Ok(GpCommand::Install(Install::ForInstall {
+            make_selectable, ..
+        })) = install(p1, good.clone())
+        else {
+            panic!("{p1}")
+        };
+        assert_eq!(make_selectable, p1 == "0C");
+    }
+    assert!(install("0C", format!("{aid5} {aid5} {aid5} 03000000 02C900 00")).is_ok());
+    for (why, data) in [
+        (
+            "empty load file AID",
+            format!("00 {aid5} {aid5} 0100 02C900 00"),
+        ),
+        (
+            "short module AID",
+            format!("{aid5} {aid4} {aid5} 0100 02C900 00"),
+        ),
+        (
+            "long application AID",
+            format!("{aid5} {aid5} {aid17} 0100 02C900 00"),
+        ),
+        (
+            "two privilege bytes",
+            format!("{aid5} {aid5} {aid5} 020000 02C900 00"),
+        ),
+        (
+            "no privileges",
+            format!("{aid5} {aid5} {aid5} 00 02C900 00"),
+        ),
+        ("no C9", format!("{aid5} {aid5} {aid5} 0100 00 00")),
+        ("bad TLV", format!("{aid5} {aid5} {aid5} 0100 02C905 00")),
+        (
+            "bad quota",
+            format!("{aid5} {aid5} {aid5} 0100 06C900EF02C800 00"),
+        ),
+        ("a token", format!("{aid5} {aid5} {aid5} 0100 02C900 01AA")),
+        ("no token", format!("{aid5} {aid5} {aid5} 0100 02C900")),
+        ("trailing bytes", format!("{good} 00")),
+        (
+            "parameters past the end",
+            format!("{aid5} {aid5} {aid5} 0100 09C900"),
+        ),
+    ] {
+        assert_eq!(
+            install("0C", data),
+            Err(Status::IncorrectData),
+            "for install: {why}"
+        );
+    }
+    // [for make selectable] alone: empty load file and module, parameters empty or C9.
+    assert!(install("08", format!("00 00 {aid5} 0100 00 00")).is_ok());
+    assert!(install("08", format!("00 00 {aid5} 0100 02C900 00")).is_ok());
+    assert_eq!(
+        install("08", format!("{aid5} 00 {aid5} 0100 00 00")),
+        Err(Status::IncorrectData)
+    );
+    // P2 other than 00, P1 not offered.
+    assert_eq!(
+        status_of(&format!("80E60C01 18 {good} 00")),
+        Status::IncorrectP1P2
+    );
+    assert_eq!(
+        status_of(&format!("80E60201 06 {aid5} 00")),
+        Status::IncorrectP1P2
+    );
+    for p1 in ["00", "01", "06", "0E", "10", "22", "80"] {
+        assert_eq!(
+            install(p1, good.clone()),
+            Err(Status::IncorrectP1P2),
+            "P1 {p1}"
+        );
+    }
+}
+
+#[test]
+fn load_layout_and_refusals() {
+    let l = Load {
+        last: true,
+        block: 3,
+        data: h("AABB"),
+    };
+    assert_eq!(wire(&l.to_command()), h("80E88003 02 AABB 00"));
+    assert_eq!(
+        parse_wire(&h("80E80001 01 CC")),
+        Ok(GpCommand::Load(Load {
+            last: false,
+            block: 1,
+            data: h("CC")
+        }))
+    );
+    assert_eq!(status_of("80E80100 01 CC"), Status::IncorrectP1P2);
+    assert_eq!(status_of("80E8C000 01 CC"), Status::IncorrectP1P2);
+    assert_eq!(status_of("80E80000"), Status::WrongLength);
+    assert_eq!(status_of("80E88000 00"), Status::WrongLength);
+}
+
+#[test]
+fn load_blocks_concatenate_to_the_load_file() {
+    for size in [
+        0usize, 1, 0x7D, 0x7E, 0x7F, 0x80, 0x81, 0xFC, 0xFD, 0xFE, 0xFF, 0x100, 0x101, 0x3FFF,
+        0xFFFC, 0xFFFD, 0xFFFF, 0x10000, 0x10001,
+    ] {
+        let module: Vec<u8> = (0..size).map(|i| (i * 7 + 1) as u8).collect();
+        for block_size in [1usize, 16, 239, 255, 0x1_0000] {
+            let blocks = Load::blocks(&module, block_size);
+            assert!(!blocks.is_empty());
+            let n = blocks.len();
+            for (i, b) in blocks.iter().enumerate() {
+                assert_eq!(b.block, i as u8, "{size}/{block_size}");
+                assert_eq!(b.last, i + 1 == n, "{size}/{block_size}");
+                assert!(!b.data.is_empty() && b.data.len() <= block_size);
+            }
+            let all: Vec<u8> = blocks.iter().flat_map(|b| b.data.clone()).collect();
+            assert_eq!(all[0], 0xC4);
+            assert_eq!(load_file_data(&all), Ok(&module[..]), "{size}/{block_size}");
+            // Every block parses back to itself through the wire.
+            if block_size <= 255 && n < 300 {
+                for b in &blocks {
+                    assert_eq!(
+                        parse_wire(&wire(&b.to_command())),
+                        Ok(GpCommand::Load(b.clone()))
+                    );
+                }
+            }
+        }
+    }
+    // The length forms at their boundaries.
+    let header = |size: usize| Load::blocks(&vec![0; size], 0x20000)[0].data[..5].to_vec();
+    assert_eq!(&header(0x7F)[..2], &h("C47F")[..]);
+    assert_eq!(&header(0x80)[..3], &h("C48180")[..]);
+    assert_eq!(&header(0xFF)[..3], &h("C481FF")[..]);
+    assert_eq!(&header(0x100)[..4], &h("C4820100")[..]);
+    assert_eq!(header(0x10000), h("C483010000"));
+    // 256 blocks and more: numbers wrap.
+    let many = Load::blocks(&[0; 300], 1);
+    assert_eq!(
+        (many[256].block, many[303].block, many[303].last),
+        (0, 47, true)
+    );
+    // Zero block size is taken as 1.
+    assert_eq!(Load::blocks(&[9], 0).len(), 3);
+}
+
+#[test]
+fn load_file_data_is_one_c4_object() {
+    assert_eq!(load_file_data(&h("C400")), Ok(&[][..]));
+    assert_eq!(load_file_data(&h("C40201 02")), Ok(&h("0102")[..]));
+    assert_eq!(load_file_data(&h("C48102 0102")), Ok(&h("0102")[..]));
+    assert_eq!(load_file_data(&h("C4820002 0102")), Ok(&h("0102")[..]));
+    assert_eq!(load_file_data(&h("C483000002 0102")), Ok(&h("0102")[..]));
+    for bad in [
+        "",
+        "C4",
+        "C402 01",           // shorter than its length
+        "C401 0102",         // trailing byte
+        "C400 C400",         // two objects
+        "C380 0102",         // indefinite length
+        "C48400000002 0102", // four-byte length
+        "C5020102",          // another tag
+        "00C400",            // padding before
+    ] {
+        assert_eq!(load_file_data(&h(bad)), Err(Status::IncorrectData), "{bad}");
+    }
+}
+
+#[test]
+fn get_status_of_load_files_and_modules() {
+    for (scope, p1) in [
+        (StatusScope::LoadFiles, "20"),
+        (StatusScope::LoadFilesAndModules, "10"),
+        (StatusScope::Applications, "40"),
+        (StatusScope::Isd, "80"),
+    ] {
+        let first = wire(&GetStatus::all(scope).to_command());
+        assert_eq!(first, h(&format!("80F2{p1}02 02 4F00 00")));
+        let mut next = GetStatus::all(scope);
+        next.next = true;
+        let again = wire(&next.to_command());
+        assert_eq!(again, h(&format!("80F2{p1}03 02 4F00 00")));
+        assert_eq!(
+            parse_wire(&first),
+            Ok(GpCommand::GetStatus(GetStatus::all(scope)))
+        );
+        assert_eq!(parse_wire(&again), Ok(GpCommand::GetStatus(next)));
+    }
+}
+
+#[test]
+fn registry_entries_of_load_files_and_applications() {
+    let app = RegistryEntry {
+        aid: h(APPLET),
+        life_cycle: life_cycle::SELECTABLE,
+        privileges: Some(h("000000")),
+        load_file: Some(h(PACKAGE)),
+        associated_sd: Some(h(ISDP)),
+        modules: vec![],
+    };
+    let bytes = app.to_bytes();
+    assert_eq!(
+        bytes,
+        h(&format!(
+            "E3 3F 4F10{APPLET} 9F700107 C503000000 C410{PACKAGE} CC10{ISDP}"
+        ))
+    );
+    let file = RegistryEntry {
+        aid: h(PACKAGE),
+        life_cycle: life_cycle::LOADED,
+        modules: vec![h(PACKAGE), h("A000000001")],
+        ..RegistryEntry::default()
+    };
+    let fbytes = file.to_bytes();
+    assert_eq!(
+        fbytes,
+        h(&format!(
+            "E3 2F 4F10{PACKAGE} 9F700101 8410{PACKAGE} 8405A000000001"
+        ))
+    );
+    let both = [bytes, fbytes].concat();
+    assert_eq!(RegistryEntry::parse_all(&both), Ok(vec![app, file]));
+    // Other cards' fields (CF, CE) are skipped, in any order.
+    let other = h("E3 18 CE0101 4F05A000000001 CF0100 9F700103 CC05A000000002");
+    let e = RegistryEntry::parse_all(&other).unwrap();
+    assert_eq!(e[0].associated_sd, Some(h("A000000002")));
+    assert_eq!(
+        (e[0].privileges.clone(), e[0].load_file.clone()),
+        (None, None)
     );
 }
 
@@ -407,6 +827,7 @@ fn registry_entries_need_aid_and_life_cycle() {
             aid: h("A000000151000000"),
             life_cycle: life_cycle::SECURED,
             privileges: Some(h("9EFE80")),
+            ..RegistryEntry::default()
         }]
     );
     assert_eq!(e[0].to_bytes(), bytes);
@@ -428,8 +849,10 @@ fn put_key_confirmation_round_trips() {
 #[test]
 fn no_parser_panics_on_short_or_odd_input() {
     let mut inputs: Vec<Vec<u8>> = Vec::new();
-    for ins in [0x50u8, 0x82, 0xF2, 0xCA, 0xD8, 0xE6, 0xE2, 0xE4] {
-        for p in [0x00u8, 0x02, 0x03, 0x20, 0x81, 0xFF] {
+    for ins in [0x50u8, 0x82, 0xF2, 0xCA, 0xD8, 0xE6, 0xE8, 0xE2, 0xE4] {
+        for p in [
+            0x00u8, 0x02, 0x03, 0x04, 0x08, 0x0C, 0x10, 0x20, 0x80, 0x81, 0xFF,
+        ] {
             for data in [
                 &[][..],
                 &[0x4F][..],
@@ -449,7 +872,15 @@ fn no_parser_panics_on_short_or_odd_input() {
     for i in inputs {
         let _ = GpCommand::parse(&Command::parse(&i).unwrap());
     }
-    for b in [&[][..], &[0xE0, 0x81][..], &[0x66, 0x02, 0x73, 0x05][..]] {
+    for b in [
+        &[][..],
+        &[0xE0, 0x81][..],
+        &[0x66, 0x02, 0x73, 0x05][..],
+        &[0xC4, 0x83, 0xFF, 0xFF, 0xFF][..],
+        &[0xC4, 0x84][..],
+    ] {
+        let _ = load_file_data(b);
+        let _ = InstallParameters::parse(b);
         let _ = CardRecognitionData::parse(b);
         let _ = KeyInformation::parse(b);
         let _ = RegistryEntry::parse_all(b);

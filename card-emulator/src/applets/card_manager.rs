@@ -37,6 +37,8 @@ pub struct ManagementSession {
     /// Container chosen by INSTALL [for personalization] for DGI STORE DATA, by identity:
     /// deleting another container never re-targets it.
     pub personalize: Option<ContainerId>,
+    /// A load file being received (INSTALL [for load], then LOAD blocks).
+    pub load: Option<super::gp_load::LoadInProgress>,
 }
 
 impl Applet for CardManager {
@@ -83,6 +85,8 @@ impl Applet for CardManager {
             gp::GET_DATA => super::gp::get_data(ctx, cmd),
             gp::PUT_KEY => super::gp::put_key(ctx, cmd),
             gp::INSTALL => super::gp::install(ctx, session, cmd),
+            gp::LOAD => super::gp_load::load(ctx, session, cmd),
+            gp::DELETE => super::gp_load::delete(ctx, cmd),
             _ => Err(Status::InsNotSupported),
         }
     }

@@ -128,26 +128,41 @@ pub fn get_status(ctx: &mut Ctx, session: &mut ManagementSession, cmd: &Command)
         std::mem::take(&mut session.status_rest)
     } else {
         let mut entries = Vec::new();
-        let mut push = |aid: &[u8], life_cycle: u8, privileges: [u8; 3]| {
-            if aid.starts_with(&query.aid_prefix) {
-                let entry = RegistryEntry {
-                    aid: aid.to_vec(),
-                    life_cycle,
-                    privileges: Some(privileges.to_vec()),
-                };
+        let mut push_entry = |entry: RegistryEntry| {
+            if entry.aid.starts_with(&query.aid_prefix) {
                 entries.extend(entry.to_bytes());
             }
         };
+        let sd = |aid: &[u8], life_cycle: u8, privileges: [u8; 3]| RegistryEntry {
+            aid: aid.to_vec(),
+            life_cycle,
+            privileges: Some(privileges.to_vec()),
+            ..RegistryEntry::default()
+        };
         match query.scope {
             // ISD: SECURED, security domain with card lock, terminate, CVM, ... privileges.
-            StatusScope::Isd => push(&session.aid, gp::life_cycle::SECURED, [0x9E, 0xFE, 0x80]),
+            StatusScope::Isd => push_entry(sd(
+                &session.aid,
+                gp::life_cycle::SECURED,
+                [0x9E, 0xFE, 0x80],
+            )),
             StatusScope::Applications => {
                 for c in admin.containers() {
-                    push(&c.isdp_aid, isdp_life_cycle(c.enabled), [0x80, 0x00, 0x00]);
+                    push_entry(sd(
+                        &c.isdp_aid,
+                        isdp_life_cycle(c.enabled),
+                        [0x80, 0x00, 0x00],
+                    ));
+                    super::gp_load::application_entries(c, &mut push_entry);
                 }
             }
-            // No load files: the containers are not executable load files.
-            StatusScope::LoadFiles | StatusScope::LoadFilesAndModules => {}
+            // The loaded applets' load files (the containers are not load files).
+            StatusScope::LoadFiles => {
+                super::gp_load::load_file_entries(&admin, false, &mut push_entry)
+            }
+            StatusScope::LoadFilesAndModules => {
+                super::gp_load::load_file_entries(&admin, true, &mut push_entry)
+            }
             StatusScope::Other(_) => return Err(Status::IncorrectP1P2),
         }
         entries
@@ -284,10 +299,23 @@ pub fn put_key(ctx: &mut Ctx, cmd: &Command) -> Outcome {
 
 // GP Card Spec §11.5.2.3: INSTALL [for personalization] names the container (by its ISD-P
 // AID or its application's AID) that the following DGI STORE DATA commands write into.
+// INSTALL [for load] and [for install] are the loaded applets' (`gp_load`).
 pub fn install(ctx: &mut Ctx, session: &mut ManagementSession, cmd: &Command) -> Outcome {
+    // The policy has its say on the channel before any parameter is looked at.
+    let function = if cmd.p1 == gp::install_p1::FOR_PERSONALIZATION {
+        Function::Personalize
+    } else {
+        Function::ManageApplets
+    };
+    admin(&mut ctx.vm, function, ctx.secure)?;
+    match Install::parse(cmd)? {
+        Install::ForPersonalization { aid } => personalize(ctx, session, &aid),
+        other => super::gp_load::install(ctx, session, other),
+    }
+}
+
+fn personalize(ctx: &mut Ctx, session: &mut ManagementSession, aid: &[u8]) -> Outcome {
     let admin = admin(&mut ctx.vm, Function::Personalize, ctx.secure)?;
-    let Install::ForPersonalization { aid } = Install::parse(cmd)?;
-    let aid = aid.as_slice();
     let containers = admin.containers();
     // By ISD-P AID (the identity); by application AID only where that names one container
     // (or, shared by several, the enabled one among them): never the first in the list.

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod card_manager;
 mod gp;
+mod gp_load;
+pub mod loaded;
 
 use crate::commands::{Ctx, Outcome};
 use apdu_specs::Command;
@@ -26,6 +28,8 @@ pub trait Applet {
 pub enum Selected {
     CardManager(<card_manager::CardManager as Applet>::Instance),
     Auth(<auth::AuthApplet as Applet>::Instance),
+    /// An instance of a loaded (WebAssembly) applet.
+    Loaded(Box<loaded::LoadedApplet>),
 }
 
 impl Selected {
@@ -34,12 +38,15 @@ impl Selected {
         match self {
             Selected::CardManager(_) => None,
             Selected::Auth(s) => s.container,
+            Selected::Loaded(l) => Some(l.container),
         }
     }
 }
 
-/// Find the applet a SELECT by name designates and open an instance of it.
-pub fn select_by_name(ctx: &mut Ctx, name: &[u8]) -> Option<(Selected, Outcome)> {
+/// Find the applet a SELECT by name designates and open an instance of it: a built-in
+/// one, else a loaded applet of the enabled container.
+pub fn select_by_name(ctx: &mut Ctx, cmd: &Command) -> Option<(Selected, Outcome)> {
+    let name = cmd.data();
     if card_manager::CardManager::matches(name) {
         let mut s = Default::default();
         let out = card_manager::CardManager::select(ctx, &mut s, name);
@@ -50,7 +57,7 @@ pub fn select_by_name(ctx: &mut Ctx, name: &[u8]) -> Option<(Selected, Outcome)>
         let out = auth::AuthApplet::select(ctx, &mut s, name);
         return Some((Selected::Auth(s), out));
     }
-    None
+    loaded::select(ctx, cmd).map(|(l, out)| (Selected::Loaded(Box::new(l)), out))
 }
 
 /// Hand a command to the applet selected on the channel.
@@ -58,5 +65,6 @@ pub fn process(ctx: &mut Ctx, selected: &mut Selected, cmd: &Command) -> Outcome
     match selected {
         Selected::CardManager(s) => card_manager::CardManager::process(ctx, s, cmd),
         Selected::Auth(s) => auth::AuthApplet::process(ctx, s, cmd),
+        Selected::Loaded(l) => loaded::process(ctx, l, cmd),
     }
 }

@@ -115,7 +115,7 @@ pub fn select(ctx: &mut Ctx, cmd: &Command) -> Outcome {
         None if cmd.p1 == 0x04 && occurrence == 0 => {
             // Not a DF name: perhaps an applet (the card manager).
             let (selected, fci) =
-                crate::applets::select_by_name(ctx, data).ok_or(Status::FileNotFound)?;
+                crate::applets::select_by_name(ctx, cmd).ok_or(Status::FileNotFound)?;
             let fci = fci?;
             ctx.chan.selected = Some(selected);
             ctx.chan.scp = None;

@@ -26,6 +26,7 @@ use crate::state::{
 use crate::store::snapshot::SnapshotId;
 use crate::store::Changes;
 use crate::vm::Tree;
+use apdu_specs::hexfmt::upper as hexfmt;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -72,6 +73,8 @@ impl<'a> CardCore<'a> {
             // and must not copy the notification list each time.
             notifications: _,
             default_dp_address,
+            // Fixed at personalization: no command changes it, so no entry carries it.
+            applet_limits: _,
         } = state;
         CardCore {
             label: Cow::Borrowed(label),
@@ -105,6 +108,8 @@ impl<'a> CardCore<'a> {
             // An entry's own part (`Entry::notifications`).
             notifications: _,
             default_dp_address,
+            // Fixed at personalization: no command changes it, so no entry carries it.
+            applet_limits: _,
         } = state;
         *label = self.label.into_owned();
         *historical_bytes = self.historical_bytes.into_owned();
@@ -152,6 +157,10 @@ impl<'a> ContainerCore<'a> {
             auth,
             // Fixed at personalization: no command changes it, so no entry carries it.
             notify: _,
+            // Changed only by loading, installing and deleting (a snapshot each); an
+            // instance's storage is an entry's own part (`Entry::applets`).
+            load_files: _,
+            applets: _,
         } = c;
         ContainerCore {
             isdp_aid: Cow::Borrowed(isdp_aid),
@@ -183,6 +192,9 @@ impl<'a> ContainerCore<'a> {
             auth,
             // Fixed at personalization: no command changes it, so no entry carries it.
             notify: _,
+            // Snapshots and `Entry::applets` carry them.
+            load_files: _,
+            applets: _,
         } = c;
         *iccid = self.iccid.into_owned();
         *nickname = self.nickname.into_owned();
@@ -222,6 +234,20 @@ pub(crate) struct Entry<'a> {
     files: Vec<FileChange<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     notifications: Option<Cow<'a, Notifications>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    applets: Vec<StorageChange<'a>>,
+}
+
+/// One applet instance's storage, by container and instance AID.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StorageChange<'a> {
+    #[serde(with = "cow_hex")]
+    container: Cow<'a, [u8]>,
+    #[serde(with = "cow_hex")]
+    instance: Cow<'a, [u8]>,
+    #[serde(with = "cow_hex")]
+    storage: Cow<'a, [u8]>,
 }
 
 impl<'a> Entry<'a> {
@@ -262,6 +288,22 @@ impl<'a> Entry<'a> {
                 })
             })
             .collect::<Result<_, String>>()?;
+        let applets = changes
+            .applet_storage
+            .iter()
+            .map(|(id, aid)| {
+                let c = container(*id)?;
+                let instance =
+                    c.applets.iter().find(|a| a.aid == *aid).ok_or_else(|| {
+                        format!("applet {} of {id} is not in the state", hexfmt(aid))
+                    })?;
+                Ok(StorageChange {
+                    container: Cow::Borrowed(&c.isdp_aid),
+                    instance: Cow::Borrowed(&instance.aid),
+                    storage: Cow::Borrowed(&instance.storage),
+                })
+            })
+            .collect::<Result<_, String>>()?;
         Ok(Entry {
             generation: id.generation,
             snapshot: id.crc32,
@@ -272,6 +314,7 @@ impl<'a> Entry<'a> {
             notifications: changes
                 .notifications
                 .then_some(Cow::Borrowed(&state.notifications)),
+            applets,
         })
     }
 
@@ -300,6 +343,9 @@ impl<'a> Entry<'a> {
                 Tree::Container(id) => id.to_string(),
             };
             parts.push(format!("file {tree}#{} ({:04X})", f.index, f.node.fid));
+        }
+        for a in &self.applets {
+            parts.push(format!("applet storage {}", hexfmt(&a.instance)));
         }
         parts.join(", ")
     }
@@ -339,6 +385,23 @@ impl<'a> Entry<'a> {
                 )
             })?;
             *slot = f.node.into_owned();
+        }
+        for a in self.applets {
+            let id = ContainerId::new(&a.container).ok_or("a container AID of a bad length")?;
+            let c = state
+                .container_mut(id)
+                .ok_or_else(|| format!("it names container {id}, which the state does not have"))?;
+            let instance = c
+                .applets
+                .iter_mut()
+                .find(|i| *i.aid == *a.instance)
+                .ok_or_else(|| {
+                    format!(
+                        "it names applet {} of {id}, which the state does not have",
+                        hexfmt(&a.instance)
+                    )
+                })?;
+            instance.storage = a.storage.into_owned();
         }
         Ok(())
     }

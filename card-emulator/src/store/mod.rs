@@ -69,7 +69,10 @@ pub struct Changes {
     pub container_cores: BTreeSet<ContainerId>,
     /// Single file nodes, by tree and arena index.
     pub files: BTreeSet<(Tree, FileId)>,
-    /// The shape changed (a container added or removed): only a whole state describes it.
+    /// Loaded applets' storage, by container and instance AID.
+    pub applet_storage: BTreeSet<(ContainerId, Vec<u8>)>,
+    /// The shape changed (a container added or removed, an applet loaded, installed or
+    /// deleted): only a whole state describes it.
     pub structure: bool,
 }
 
@@ -80,6 +83,7 @@ impl Changes {
             && !self.structure
             && self.container_cores.is_empty()
             && self.files.is_empty()
+            && self.applet_storage.is_empty()
     }
 
     /// Everything changed: what a store must assume when it is told nothing.

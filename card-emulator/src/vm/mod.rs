@@ -6,11 +6,13 @@
 //! manager's policy. The `Vm` also records what each transaction changed, so the store
 //! writes only that.
 
+pub mod applet;
+pub mod engine;
 pub mod policy;
 
 use crate::state::{
-    AuthState, CardState, Container, ContainerId, FileId, FileNode, GpState, KeySet, Notification,
-    Notifications, PinRecord, Policy,
+    AppletInstance, AppletLimits, AuthState, CardState, Container, ContainerId, FileId, FileNode,
+    GpState, KeySet, Notification, Notifications, PinRecord, Policy,
 };
 use crate::store::{Changes, Store};
 use apdu_specs::es10::{Iccid, NotificationEvent, NotificationMetadata};
@@ -188,6 +190,11 @@ impl<'a> Vm<'a> {
             .iter()
             .find(|d| d.tag == tag)
             .map(|d| d.value.as_slice())
+    }
+
+    /// What loaded applets may use (the profile's `[applets]`).
+    pub fn applet_limits(&self) -> &AppletLimits {
+        &self.state.applet_limits
     }
 
     pub fn policy(&self) -> &Policy {
@@ -516,6 +523,51 @@ impl Admin<'_, '_> {
         self.vm.commit()
     }
 
+    /// Add load file `file` to container `id` (any state), durably.
+    pub fn add_load_file(
+        &mut self,
+        id: ContainerId,
+        file: crate::state::LoadFile,
+    ) -> Result<(), Status> {
+        reached_any(self.vm.state, id)?.load_files.push(file);
+        self.vm.changes_mut().structure = true;
+        self.vm.commit()
+    }
+
+    /// Add `instance` to container `id` (any state); committed with the command, after its
+    /// `install` has run on it.
+    pub fn add_applet(&mut self, id: ContainerId, instance: AppletInstance) -> Result<(), Status> {
+        reached_any(self.vm.state, id)?.applets.push(instance);
+        self.vm.changes_mut().structure = true;
+        Ok(())
+    }
+
+    /// Delete instance `aid` of container `id`, or, `load_file`, that load file and (with
+    /// `related`) its instances; 6985 for a load file that still has instances without
+    /// `related`, 6A88 when nothing has that AID. Committed with the command.
+    pub fn delete_applet(
+        &mut self,
+        id: ContainerId,
+        aid: &[u8],
+        related: bool,
+    ) -> Result<(), Status> {
+        let c = reached_any(self.vm.state, id)?;
+        if c.load_files.iter().any(|f| f.aid == aid) {
+            let users = c.applets.iter().any(|a| a.load_file == aid);
+            if users && !related {
+                return Err(Status::ConditionsNotSatisfied);
+            }
+            c.applets.retain(|a| a.load_file != aid);
+            c.load_files.retain(|f| f.aid != aid);
+        } else if c.applets.iter().any(|a| a.aid == aid) {
+            c.applets.retain(|a| a.aid != aid);
+        } else {
+            return Err(Status::ReferencedDataNotFound);
+        }
+        self.vm.changes_mut().structure = true;
+        Ok(())
+    }
+
     /// The GlobalPlatform key sets, for PUT KEY.
     pub fn key_sets_mut(&mut self) -> &mut Vec<KeySet> {
         self.vm.changes_mut().global = true;
@@ -527,6 +579,13 @@ impl Admin<'_, '_> {
 /// hold a borrow of the state beside it).
 fn record(work: &mut Option<Box<Work>>) -> &mut Changes {
     &mut work.get_or_insert_with(Box::default).changes
+}
+
+/// Container `id` for writing whatever its state (admin mode); 6A88 when none has it.
+fn reached_any(state: &mut CardState, id: ContainerId) -> Result<&mut Container, Status> {
+    state
+        .container_mut(id)
+        .ok_or(Status::ReferencedDataNotFound)
 }
 
 /// Container `id` for writing if runtime mode reaches it, one look-up.

@@ -25,6 +25,11 @@ pub enum Function {
     InstallTrustAnchor,
     /// PUT KEY (GPC §11.8): replaces or adds a GlobalPlatform key set.
     PutKey,
+    /// INSTALL [for load], LOAD, INSTALL [for install], DELETE of loaded applets (GPC
+    /// §11.5, §11.6, §11.2): code that runs in a container. It reaches nothing a terminal
+    /// on the same channel could not (files keep their access conditions), so a channel
+    /// is enough.
+    ManageApplets,
 }
 
 /// Why the policy refused admin mode for this function on this channel.
@@ -69,7 +74,8 @@ pub fn enter_admin<'v, 'a>(
         Function::GetStatus
         | Function::Personalize
         | Function::InstallTrustAnchor
-        | Function::PutKey => true,
+        | Function::PutKey
+        | Function::ManageApplets => true,
     };
     if needs_channel && secure.is_none() {
         return Err(Denied::SecurityStatus);

@@ -1,6 +1,7 @@
 use super::policy::{enter_admin, Function};
 use super::*;
 use crate::profile;
+use crate::state::AppletInstance;
 use crate::store::MemoryStore;
 
 fn card_with_second_active() -> CardState {
@@ -125,3 +126,78 @@ fn a_switch_leaves_the_old_container_and_deleting_needs_it_disabled() {
 }
 
 use secure_channel::SecurityLevel;
+
+/// An applet instance in container `id` of `s`, with 8 bytes of storage.
+fn with_applet(s: &mut CardState, at: usize) -> (ContainerId, Vec<u8>) {
+    let aid = vec![0xA0, 0, 0, 0, 0xF1, 1];
+    let c = &mut s.containers_mut()[at];
+    c.applets.push(AppletInstance {
+        aid: aid.clone(),
+        load_file: vec![0xA0, 0, 0, 0, 0xF1],
+        privileges: vec![0],
+        storage: vec![0; 8],
+        key: vec![1; 32],
+    });
+    (c.id(), aid)
+}
+
+#[test]
+fn an_applet_lent_the_state_of_a_disabled_container_reaches_its_storage_never_its_files() {
+    let mut s = card_with_second_active();
+    let (a, aid) = with_applet(&mut s, 0);
+    let mut store = MemoryStore::new(s.clone());
+    let mut vm = Vm::runtime(&mut s, &mut store);
+    // Runtime mode does not lend a disabled container's instance at all.
+    assert_eq!(
+        vm.lend_to_applet(a, &aid, &[]).err(),
+        Some(Status::FileNotFound)
+    );
+    // An INSTALL into it (admin mode) runs with its storage, not its files.
+    let mut admin =
+        enter_admin(&mut vm, Function::ManageApplets, Some(SecurityLevel::C_MAC)).unwrap();
+    let mut lent = admin.lend_for_install(a, &aid).unwrap();
+    assert_eq!(
+        lent.file_read(0x6F01, 0, 4).err(),
+        Some(Status::FileNotFound)
+    );
+    assert_eq!(
+        lent.file_write(0x6F01, 0, b"x").err(),
+        Some(Status::FileNotFound)
+    );
+    assert_eq!(
+        lent.record_read(0x6F01, 1).err(),
+        Some(Status::FileNotFound)
+    );
+    lent.storage_write(2, &[7, 7]).unwrap();
+    assert_eq!(
+        lent.storage_write(7, &[7, 7]).err(),
+        Some(Status::NotEnoughMemory)
+    );
+    admin.take_back(lent, applet::CallEnd::Keep);
+    let (committed, _) = vm.finish();
+    committed.unwrap();
+    assert_eq!(
+        store.load().unwrap().containers()[0].applets[0].storage,
+        [0, 0, 7, 7, 0, 0, 0, 0]
+    );
+}
+
+#[test]
+fn an_undone_call_leaves_storage_and_files_as_they_were_and_records_nothing() {
+    let mut s = profile::build(profile::DEFAULT_PROFILE).unwrap();
+    let (a, aid) = with_applet(&mut s, 0);
+    let before = s.clone();
+    let mut store = MemoryStore::new(s.clone());
+    let mut vm = Vm::runtime(&mut s, &mut store);
+    let mut lent = vm
+        .lend_to_applet(a, &aid, &[(Tree::Container(a), 0x81)])
+        .unwrap();
+    lent.storage_write(0, &[9; 8]).unwrap();
+    lent.file_write(0x6F01, 0, b"XX").unwrap();
+    assert_eq!(&lent.file_read(0x6F01, 0, 2).unwrap(), b"XX");
+    vm.take_back(lent, applet::CallEnd::Undo);
+    let (committed, _) = vm.finish();
+    committed.unwrap();
+    assert_eq!(s, before);
+    assert_eq!(store.commits, 0);
+}

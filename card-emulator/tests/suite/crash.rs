@@ -387,10 +387,7 @@ fn observe(s: &mut Session) -> (Notes, Option<usize>) {
 /// grow, and nothing acknowledged is lost.
 #[test]
 fn sigkill_during_switches_keeps_notifications_in_step_with_the_containers() {
-    let kills: u32 = std::env::var("CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(60, |n: u32| n.div_ceil(3));
+    let kills = kills_from_env(60, 3);
     let seed = crash_seed();
     eprintln!("switch crash test: {kills} kills, CRASH_SEED={seed}");
     let mut rng = Rng(seed);
@@ -489,5 +486,133 @@ fn sigkill_during_switches_keeps_notifications_in_step_with_the_containers() {
     );
     eprintln!(
         "switch crash test: {kills} kills, {cut_in_flight} cut a command; last seq {last_seq}"
+    );
+}
+
+/// echo.wat (card-emulator/applets/) in container A: load file and instance AIDs.
+const ECHO_PACKAGE: &str = "A0000000F1EC4F00";
+const ECHO_APPLET: &str = "A0000000F1EC4F0001";
+const ISDP_A: &str = "A0000005591010FFFFFFFF8900001000";
+
+/// echo.wat loaded into container A of the card in `state` and installed with 16 bytes of
+/// storage, in process (SCP03 with the test keys, as the GP tests do); the state file keeps it.
+/// This test's share of `CRASH_KILLS` (one in `share`), or `default` without it.
+fn kills_from_env(default: u32, share: u32) -> u32 {
+    std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(default, |n: u32| n.div_ceil(share))
+}
+
+fn install_echo(state: &std::path::Path) {
+    use card_emulator::applet_host::GpHost;
+    use card_emulator::VirtualCard;
+    let hex = |s: &str| apdu_specs::hexfmt::parse(s).unwrap();
+    let store = card_emulator::store::FileStore::open(state).unwrap();
+    let mut c = card_emulator::Card::open(Box::new(store)).unwrap();
+    c.power_on();
+    let tx = &mut |a: &[u8]| c.transmit(a);
+    let keys = secure_channel::StaticKeys::gp_default();
+    let mut gp = GpHost::open(tx, &keys).unwrap();
+    let module =
+        wat::parse_str(card_emulator::applet_sources::wat_text("echo.wat").unwrap()).unwrap();
+    let sw = gp.load(tx, &hex(ISDP_A), &hex(ECHO_PACKAGE), &module);
+    assert_eq!(sw.unwrap(), 0x9000, "loading echo.wat");
+    let sw = gp.install(tx, &hex(ECHO_PACKAGE), &hex(ECHO_APPLET), &[], Some(16));
+    assert_eq!(sw.unwrap(), 0x9000, "installing echo.wat");
+}
+
+/// echo's storage as the state file holds it (the store loads it as a restart does).
+fn echo_storage(state: &std::path::Path) -> Vec<u8> {
+    use card_emulator::store::Store;
+    let st = card_emulator::store::FileStore::open(state)
+        .and_then(|s| s.load())
+        .unwrap_or_else(|e| panic!("the state does not load: {e}"));
+    let aid = apdu_specs::hexfmt::parse(ECHO_APPLET).unwrap();
+    st.containers()[0]
+        .applets
+        .iter()
+        .find(|a| a.aid == aid)
+        .expect("echo is installed in container A")
+        .storage
+        .clone()
+}
+
+/// SIGKILL while a loaded applet writes its storage: each command is one transaction, so
+/// after each restart echo's counter is the acknowledged value, or one more when a `80 20`
+/// was cut; a write the applet made before throwing (`80 50`: `AA AA AA AA` at offset 4,
+/// then 6A80) never reaches the state, answered or cut.
+#[test]
+fn sigkill_during_applet_writes_keeps_each_applet_storage_before_or_after_the_command() {
+    let kills = kills_from_env(40, 5);
+    let seed = crash_seed();
+    eprintln!("applet crash test: {kills} kills, CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let state = init_card(dir.path(), card_emulator::profile::DEFAULT_PROFILE);
+    install_echo(&state);
+    let select = format!("00A40400{:02X}{ECHO_APPLET}", ECHO_APPLET.len() / 2);
+    // The acknowledged counter, and whether a `80 20` was cut (sent, not answered).
+    let mut counter = 0u32;
+    let mut increment_cut = false;
+    let (mut cut_in_flight, mut thrown) = (0, 0);
+    for round in 0..=kills {
+        // The state the killed process left loads, and holds the counter before or after
+        // the cut command, and never the thrown write.
+        let storage = echo_storage(&state);
+        assert_eq!(storage.len(), 16, "round {round}");
+        let c = u32::from_be_bytes(storage[..4].try_into().unwrap());
+        assert!(
+            c == counter || (increment_cut && c == counter + 1),
+            "round {round}: echo's counter is {c}, acknowledged {counter}, 80 20 cut: {increment_cut}"
+        );
+        assert_eq!(
+            storage[4..8],
+            [0; 4],
+            "round {round}: a write rolled back by 80 50's throw is in the state"
+        );
+        counter = c;
+        increment_cut = false;
+        let mut s = Session::start(&state);
+        assert_eq!(s.must(&select), "9000", "round {round}: SELECT echo");
+        assert_eq!(
+            s.must("8022000000"),
+            format!("{counter:08X}9000"),
+            "round {round}: 80 22 disagrees with the state"
+        );
+        if round == kills {
+            drop(s.stdin);
+            let _ = s.child.lock().unwrap().wait();
+            break;
+        }
+        let killer = kill_soon(&s, &mut rng);
+        loop {
+            if rng.below(4) == 0 {
+                let Some(r) = s.send("8050000004AAAAAAAA") else {
+                    cut_in_flight += 1;
+                    break;
+                };
+                assert_eq!(r, "6A80", "round {round}: 80 50");
+                thrown += 1;
+            } else {
+                increment_cut = true;
+                let Some(r) = s.send("8020000000") else {
+                    cut_in_flight += 1;
+                    break;
+                };
+                increment_cut = false;
+                counter += 1;
+                assert_eq!(r, format!("{counter:08X}9000"), "round {round}: 80 20");
+            }
+        }
+        killer.join().unwrap();
+    }
+    assert!(
+        cut_in_flight > kills / 4,
+        "too few kills hit a command in flight: {cut_in_flight}"
+    );
+    assert!(thrown > 0, "no 80 50 was answered");
+    eprintln!(
+        "applet crash test: {kills} kills, {cut_in_flight} cut a command, {thrown} throws answered; counter {counter}"
     );
 }

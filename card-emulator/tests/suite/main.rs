@@ -2,6 +2,7 @@
 //! a 2-core machine): each module is one suite, `common` their shared helpers.
 
 mod allocations;
+mod applets;
 mod campaigns;
 mod case_matrix;
 mod common;

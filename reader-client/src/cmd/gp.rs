@@ -1,5 +1,5 @@
-//! `gp`: GlobalPlatform card management (info, status, put-key, install-anchor) inside an
-//! SCP02/SCP03 secure channel.
+//! `gp`: GlobalPlatform card management (info, status, put-key, install-anchor, and the
+//! applets: load, install, delete) inside an SCP02/SCP03 secure channel.
 
 use super::{parse_byte, CardSource, StateChanges};
 use crate::cli::{GpArgs, GpCmd};
@@ -10,6 +10,7 @@ use reader_client::scp::{self, Scp, ScpOptions, ScpVersion};
 use reader_client::Transport;
 use secure_channel::{SecurityLevel, StaticKeys};
 use std::io::Write;
+use std::path::Path;
 
 /// `gp ...`: select the security domain, open the secure channel, run the action.
 pub fn run(args: GpArgs, trace: bool, out: &mut dyn Write) -> Result<i32> {
@@ -45,6 +46,8 @@ pub fn run(args: GpArgs, trace: bool, out: &mut dyn Write) -> Result<i32> {
         options.kvn = parse_byte(&k, "--kvn")?;
     }
     let sd = hexfmt::parse(&sd).with_context(|| format!("--sd {sd:?} is not hex"))?;
+    // Files and AIDs are checked before the card is touched.
+    let applet = applet_request(&action)?;
     let mut t = CardSource::new(reader, in_process, StateChanges::Discarded).open(trace)?;
     let fci = gp::select(t.as_mut(), &sd, 0).with_context(|| {
         format!(
@@ -93,6 +96,11 @@ pub fn run(args: GpArgs, trace: bool, out: &mut dyn Write) -> Result<i32> {
                 )?;
             }
             Ok(0)
+        }
+        GpCmd::Load { .. } | GpCmd::Install { .. } | GpCmd::Delete { .. } => {
+            let request = applet.context("applet request")?;
+            let channel = session.channel();
+            applet_run(&mut session, request, channel, json, out)
         }
         GpCmd::Info { .. } => gp_info(&mut session, &fci, json, out),
         GpCmd::Status => gp_status(&mut session, json, out),
@@ -390,37 +398,235 @@ fn gp_info(t: &mut dyn Transport, fci: &[u8], json: bool, out: &mut dyn Write) -
     Ok(0)
 }
 
-/// `gp status`: ISD, then applications and security domains.
+/// `gp status`: ISD, load files (packages) with their modules, then applications and
+/// security domains (with the package and container of each applet).
 fn gp_status(t: &mut dyn Transport, json: bool, out: &mut dyn Write) -> Result<i32> {
     let isd = gp::get_status(t, StatusScope::Isd, 0).context("GET STATUS of the ISD")?;
+    let packages = gp::get_load_files(t, 0).context("GET STATUS of the load files")?;
     let apps = gp::get_status(t, StatusScope::Applications, 0)
         .context("GET STATUS of the applications and security domains")?;
     if json {
-        let v = serde_json::json!({ "isd": isd, "applications": apps });
+        let v = serde_json::json!({ "isd": isd, "load_files": packages, "applications": apps });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
     }
     for (label, scope, entries) in [
         ("ISD", StatusScope::Isd, &isd),
+        ("PKG", StatusScope::LoadFiles, &packages),
         ("APP", StatusScope::Applications, &apps),
     ] {
         for e in entries {
-            let privileges = e
-                .privileges
-                .as_deref()
-                .map(hexfmt::upper)
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "{label}: {}  {}{}",
-                hexfmt::upper(&e.aid),
-                gp::life_cycle_name(scope, e.life_cycle),
-                if privileges.is_empty() {
-                    String::new()
-                } else {
-                    format!("  privileges {privileges}")
-                }
-            )?;
+            writeln!(out, "{}", status_line(label, scope, e))?;
+        }
+    }
+    Ok(0)
+}
+
+/// One line of `gp status`: `APP: <AID>  <life cycle>  privileges <hex>  package <AID>
+/// container <AID>`, `PKG: <AID>  LOADED (01)  modules <AID>, …`; absent fields are left out.
+fn status_line(label: &str, scope: StatusScope, e: &gp::StatusEntry) -> String {
+    let mut line = format!(
+        "{label}: {}  {}",
+        hexfmt::upper(&e.aid),
+        gp::life_cycle_name(scope, e.life_cycle)
+    );
+    if let Some(p) = e.privileges.as_deref().filter(|p| !p.is_empty()) {
+        line.push_str(&format!("  privileges {}", hexfmt::upper(p)));
+    }
+    if !e.modules.is_empty() {
+        let modules: Vec<String> = e.modules.iter().map(|m| hexfmt::upper(m)).collect();
+        line.push_str(&format!("  modules {}", modules.join(", ")));
+    }
+    if let Some(f) = e.load_file.as_deref().filter(|f| !f.is_empty()) {
+        line.push_str(&format!("  package {}", hexfmt::upper(f)));
+    }
+    if let Some(sd) = e.associated_sd.as_deref().filter(|sd| !sd.is_empty()) {
+        line.push_str(&format!("  container {}", hexfmt::upper(sd)));
+    }
+    line
+}
+
+/// `gp load`, `gp install`, `gp delete`, checked and ready to send.
+#[derive(Debug)]
+enum AppletRequest {
+    Load {
+        module: Vec<u8>,
+        package: Vec<u8>,
+        container: Vec<u8>,
+        block_size: usize,
+    },
+    Install(gp::AppletInstall),
+    Delete {
+        aid: Vec<u8>,
+        related: bool,
+    },
+}
+
+/// An AID option: hex of 5..16 bytes.
+fn parse_aid(value: &str, what: &str) -> Result<Vec<u8>> {
+    let aid = hexfmt::parse(value).with_context(|| format!("{what} {value:?} is not hex"))?;
+    if !(5..=16).contains(&aid.len()) {
+        bail!(
+            "{what} has {} bytes; an AID has 5..16 bytes (10..32 hex digits)",
+            aid.len()
+        );
+    }
+    Ok(aid)
+}
+
+/// The module bytes of `gp load FILE`: a binary module, or WebAssembly text (`.wat`) compiled.
+fn read_module(file: &Path) -> Result<Vec<u8>> {
+    let is_text = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wat"));
+    if is_text {
+        return wat::parse_file(file)
+            .with_context(|| format!("compiling the WebAssembly text {}", file.display()));
+    }
+    let module = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if !module.starts_with(b"\0asm") {
+        bail!(
+            "{} is not a binary WebAssembly module (it does not start with \\0asm); a text module must be named *.wat",
+            file.display()
+        );
+    }
+    Ok(module)
+}
+
+/// The applet subcommands' arguments checked (files read, hex parsed) before the card is
+/// touched; `None` for the other subcommands.
+fn applet_request(action: &GpCmd) -> Result<Option<AppletRequest>> {
+    Ok(Some(match action {
+        GpCmd::Load {
+            file,
+            container,
+            package_aid,
+            block_size,
+        } => AppletRequest::Load {
+            module: read_module(file)?,
+            package: parse_aid(package_aid, "--package-aid")?,
+            container: parse_aid(container, "--container")?,
+            block_size: usize::from(*block_size),
+        },
+        GpCmd::Install {
+            package_aid,
+            applet_aid,
+            module_aid,
+            params,
+            storage,
+        } => {
+            let package_aid = parse_aid(package_aid, "--package-aid")?;
+            let module_aid = match module_aid {
+                Some(m) => parse_aid(m, "--module-aid")?,
+                None => package_aid.clone(),
+            };
+            AppletRequest::Install(gp::AppletInstall {
+                package_aid,
+                module_aid,
+                applet_aid: parse_aid(applet_aid, "--applet-aid")?,
+                params: hexfmt::parse(params)
+                    .with_context(|| format!("--params {params:?} is not hex"))?,
+                storage: *storage,
+            })
+        }
+        GpCmd::Delete { aid, related } => AppletRequest::Delete {
+            aid: parse_aid(aid, "the AID to delete")?,
+            related: *related,
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// Send a checked applet request inside the secure channel and report it.
+fn applet_run(
+    t: &mut dyn Transport,
+    request: AppletRequest,
+    channel: u8,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    match request {
+        AppletRequest::Load {
+            module,
+            package,
+            container,
+            block_size,
+        } => {
+            let blocks = gp::load(t, &package, &container, &module, block_size, channel)
+                .with_context(|| {
+                    format!(
+                        "loading {} bytes as package {}",
+                        module.len(),
+                        hexfmt::upper(&package)
+                    )
+                })?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "loaded": module.len(),
+                        "package": hexfmt::upper(&package),
+                        "container": hexfmt::upper(&container),
+                        "blocks": blocks,
+                    })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "loaded {} bytes as {} into container {} ({blocks} blocks)",
+                    module.len(),
+                    hexfmt::upper(&package),
+                    hexfmt::upper(&container)
+                )?;
+            }
+        }
+        AppletRequest::Install(install) => {
+            gp::install(t, &install, channel).with_context(|| {
+                format!(
+                    "installing applet {} from package {}",
+                    hexfmt::upper(&install.applet_aid),
+                    hexfmt::upper(&install.package_aid)
+                )
+            })?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "installed": hexfmt::upper(&install.applet_aid),
+                        "package": hexfmt::upper(&install.package_aid),
+                        "module": hexfmt::upper(&install.module_aid),
+                        "storage": install.storage,
+                    })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "installed applet {} from package {} (selectable)",
+                    hexfmt::upper(&install.applet_aid),
+                    hexfmt::upper(&install.package_aid)
+                )?;
+            }
+        }
+        AppletRequest::Delete { aid, related } => {
+            gp::delete(t, &aid, related, channel)
+                .with_context(|| format!("deleting {}", hexfmt::upper(&aid)))?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"deleted": hexfmt::upper(&aid), "related": related})
+                )?;
+            } else if related {
+                writeln!(
+                    out,
+                    "deleted {} and what depended on it",
+                    hexfmt::upper(&aid)
+                )?;
+            } else {
+                writeln!(out, "deleted {}", hexfmt::upper(&aid))?;
+            }
         }
     }
     Ok(0)

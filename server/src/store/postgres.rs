@@ -143,7 +143,7 @@ impl DatabaseUrl {
                 "the database URL names no host; {URL_FORM}"
             )));
         }
-        if config.get_dbname().map_or(true, str::is_empty) {
+        if config.get_dbname().is_none_or(str::is_empty) {
             return Err(StoreError::Open(format!(
                 "the database URL names no database (the /DBNAME part); {URL_FORM}"
             )));

@@ -1,7 +1,7 @@
 //! `reader-client containers` through real pcscd + vpcd against `card-emulator run`: switching
 //! containers over ES10c changes what opensc-tool reads, and none enabled answers 6A82.
 
-use e2e_tests::{output_text, run_with_timeout, skipped, which, workspace_bin, Pcscd, RunningCard};
+use e2e_tests::{output_text, run_with_timeout, skipped, which, Pcscd, RunningCard};
 use reader_client::containers::parse_list_json;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -28,23 +28,12 @@ fn setup(test: &str) -> Option<(Pcscd, RunningCard)> {
     Some((pcscd, card))
 }
 
-/// `reader-client <args> --reader <the card's reader>`.
 fn reader_client(card: &RunningCard, args: &[&str]) -> Output {
-    let rc = workspace_bin("reader-client").unwrap_or_else(|e| panic!("{e}"));
-    let mut cmd = Command::new(rc);
-    cmd.args(args).args(["--reader", &card.reader]);
-    run_with_timeout(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+    card.reader_client(args)
 }
 
 fn ok(card: &RunningCard, args: &[&str]) -> String {
-    let out = reader_client(card, args);
-    assert!(
-        out.status.success(),
-        "reader-client {args:?}\n{}\ncard log:\n{}",
-        output_text(&out),
-        card.log_text()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    card.reader_client_ok(args)
 }
 
 /// `containers list --json`, as (iccid, state, nickname) triples.

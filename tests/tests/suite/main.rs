@@ -9,6 +9,7 @@ mod common;
 #[path = "../../../server/tests/suite/pg.rs"]
 mod pg;
 
+mod applets;
 mod backend_soak;
 mod containers;
 mod doctor;

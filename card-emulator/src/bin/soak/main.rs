@@ -65,7 +65,8 @@ struct PinCutArgs {
 #[derive(Subcommand)]
 enum Cmd {
     /// SIGKILL during mixed write storms (the default): files, records, PIN tries, container
-    /// switches (ES10c), SCP03 key rotation (PUT KEY), registrations.
+    /// switches (ES10c), SCP03 key rotation (PUT KEY), registrations, and a loaded applet's
+    /// storage (echo.wat in container A: its counter, and writes it throws away).
     Tearing(TearingArgs),
     /// Send a wrong PIN and cut the card a random instant after, N times; the try counter
     /// must never come back.

@@ -22,6 +22,15 @@ const ISDPS: [&str; 2] = [
     "A0000005591010FFFFFFFF8900001000",
     "A0000005591010FFFFFFFF8900001100",
 ];
+/// echo.wat (card-emulator/applets/) as loaded into container A: its load file (package)
+/// and instance AIDs, and the instance's storage (a 4-byte counter at 0; INS 50 writes at
+/// 4 and throws, so bytes 4..8 must stay as installed, zero).
+const ECHO_PACKAGE: &str = "A0000000F1EC4F00";
+const ECHO_APPLET: &str = "A0000000F1EC4F0001";
+const SELECT_ECHO: &str = "00A4040009A0000000F1EC4F0001";
+const ECHO_STORAGE: u32 = 16;
+/// echo's INS 50: write `AA AA AA AA` at storage offset 4, then throw 6A80 (rolled back).
+const ECHO_THROW: &str = "8050000004AAAAAAAA";
 /// Bytes of EF 5005 (transparent) carrying the version pattern; record 1 of EF 5003 is 16.
 const BINARY_LEN: usize = 240;
 const RECORD_LEN: usize = 16;
@@ -41,6 +50,8 @@ enum Effect {
     Enable(usize),
     PutKey(u32),
     Register(usize),
+    /// echo's `80 20` (counter + 1 in its storage), one transaction.
+    AppletCounter,
 }
 
 /// What the campaign knows for sure (acknowledged answers) plus the write in flight.
@@ -55,6 +66,8 @@ struct Knowledge {
     /// Generation of the SCP03 key set (0 = the default keys, KVN 30).
     keys: u32,
     counters: [u32; 2],
+    /// echo's storage counter (container A).
+    applet: u32,
     in_flight: Option<Effect>,
 }
 
@@ -154,6 +167,67 @@ fn open_scp03(
     Ok(host.confirm(&r).ok().map(|_| host))
 }
 
+/// A command in the SCP03 session `host`; its status word (an error when the card died).
+fn secured(s: &mut StdioCard, host: &mut scp03::HostSession, plain: &[u8]) -> Result<u16, String> {
+    let wire = host.wrap_command(plain).map_err(|e| e.to_string())?;
+    let r = s.send(&wire).ok_or("died")?;
+    let (_, sw) = host.unwrap_response(&r).map_err(|e| e.to_string())?;
+    Ok(sw)
+}
+
+/// echo.wat loaded (INSTALL [for load], LOAD blocks) into container A and installed with
+/// [`ECHO_STORAGE`] bytes of storage (INSTALL [for install and make selectable]), in the
+/// SCP03 session `host`.
+fn install_echo(s: &mut StdioCard, host: &mut scp03::HostSession) -> Result<(), String> {
+    use apdu_specs::gp::{Install, InstallParameters, Load};
+    let text = card_emulator::applet_sources::wat_text("echo.wat")
+        .map_err(|e| format!("applets/echo.wat: {e}"))?;
+    let module = wat::parse_str(text).map_err(|e| format!("applets/echo.wat: {e}"))?;
+    let mut commands = vec![Install::ForLoad {
+        load_file_aid: unhex(ECHO_PACKAGE)?,
+        security_domain_aid: unhex(ISDPS[0])?,
+        load_parameters: Vec::new(),
+    }
+    .to_command()];
+    commands.extend(Load::blocks(&module, 239).iter().map(|b| b.to_command()));
+    commands.push(
+        Install::ForInstall {
+            load_file_aid: unhex(ECHO_PACKAGE)?,
+            module_aid: unhex(ECHO_PACKAGE)?,
+            application_aid: unhex(ECHO_APPLET)?,
+            privileges: vec![0x00],
+            parameters: InstallParameters {
+                application: Vec::new(),
+                non_volatile_quota: Some(ECHO_STORAGE),
+            },
+            make_selectable: true,
+        }
+        .to_command(),
+    );
+    for cmd in commands {
+        let plain = cmd.to_bytes().map_err(|e| format!("{e:?}"))?;
+        let sw = secured(s, host, &plain)?;
+        if sw != 0x9000 {
+            return Err(format!(
+                "loading echo.wat: {} answered {sw:04X}",
+                hex(&plain[..4])
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// echo's storage in `st` (container A), if the instance is there.
+fn echo_storage(st: &CardState) -> Option<Vec<u8>> {
+    let aid = unhex(ECHO_APPLET).ok()?;
+    st.containers()
+        .first()?
+        .applets
+        .iter()
+        .find(|a| a.aid == aid)
+        .map(|a| a.storage.clone())
+}
+
 struct Campaign {
     emulator: PathBuf,
     state: PathBuf,
@@ -177,14 +251,16 @@ impl Campaign {
         r
     }
 
-    /// Both key sets rotated away from the public test keys (SCP02 KVN 20 to its owner keys,
-    /// SCP03 to key generation 1), then trust anchors for service "demo" in both containers
+    /// echo.wat loaded and installed in container A (SCP03 with the test keys), both key
+    /// sets rotated away from the public test keys (SCP02 KVN 20 to its owner keys, SCP03 to
+    /// key generation 1), then trust anchors for service "demo" in both containers
     /// (admin mode, SCP03) and a first version in record 1 of EF 5003.
     fn setup(&mut self) -> Result<(), String> {
         let mut s = StdioCard::start_with(&self.emulator, &self.state, &self.run_args)?;
         let Ok(Some(mut host)) = open_scp03(&mut s, &StaticKeys::gp_default()) else {
             return Err("the default SCP03 keys do not open a channel".into());
         };
+        install_echo(&mut s, &mut host)?;
         let (gen1, kvn1) = key_gen(1);
         for plain in [
             put_key_plain(&host, 0x20, 0x20, &scp02_owner_keys(), true),
@@ -243,6 +319,10 @@ impl Campaign {
             st.containers()[0].auth.counter,
             st.containers()[1].auth.counter,
         ];
+        match echo_storage(&st) {
+            Some(b) if b.len() == ECHO_STORAGE as usize && b.iter().all(|&x| x == 0) => {}
+            other => return Err(format!("echo.wat installed with storage {other:?}")),
+        }
         Ok(())
     }
 
@@ -303,6 +383,28 @@ impl Campaign {
                 ));
             }
             self.k.counters[i] = c.max(self.k.counters[i]);
+        }
+        // echo's counter (container A's applet storage) never goes back, and moves by one at
+        // most on a cut `80 20`; bytes 4..8 keep their installed zeros (INS 50 throws).
+        let fly = in_flight == Some(Effect::AppletCounter);
+        match echo_storage(&st) {
+            Some(b) if b.len() == ECHO_STORAGE as usize => {
+                let c = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                if c < self.k.applet || c > self.k.applet + u32::from(fly) {
+                    self.violation(format!(
+                        "echo counter {c} in the state, acknowledged {}, in flight {fly}",
+                        self.k.applet
+                    ));
+                }
+                if b[4..8] != [0; 4] {
+                    self.violation(format!(
+                        "echo storage bytes 4..8 {} (a rolled-back write)",
+                        hex(&b[4..8])
+                    ));
+                }
+                self.k.applet = c.max(self.k.applet);
+            }
+            other => self.violation(format!("echo storage {other:?} after a restart")),
         }
         // PINs never come back: one less only for a cut VERIFY, all tries only for a cut
         // right VERIFY or unblock.
@@ -391,6 +493,21 @@ impl Campaign {
                 self.k.tries[0]
             ));
         }
+        // echo answers `80 22` with the counter the state holds (container A enabled only:
+        // another container's applets do not exist meanwhile).
+        if self.k.enabled == Some(0) {
+            let r = s.send(&unhex(SELECT_ECHO)?).ok_or("died")?;
+            let c = s.send(&unhex("8022000000")?).ok_or("died")?;
+            let want = [&self.k.applet.to_be_bytes()[..], &[0x90, 0x00]].concat();
+            if r != [0x90, 0x00] || c != want {
+                self.violation(format!(
+                    "SELECT echo {}, 80 22 {}; the state's counter {}",
+                    hex(&r),
+                    hex(&c),
+                    self.k.applet
+                ));
+            }
+        }
         match open_scp03(&mut s, &key_gen(self.k.keys).0) {
             Ok(Some(_)) => {}
             _ => self.violation(format!(
@@ -428,6 +545,17 @@ impl Campaign {
             {
                 self.k.counters[i] += 1;
             }
+            // An answered `80 20` is the counter + 1, durable before the answer.
+            Some(Effect::AppletCounter) if ok => {
+                let want = self.k.applet + 1;
+                if r.len() != 6 || r[..4] != want.to_be_bytes() {
+                    self.violation(format!("echo 80 20 answered {}, expected {want}", hex(&r)));
+                }
+                self.k.applet = want;
+            }
+            Some(Effect::AppletCounter) => {
+                self.violation(format!("echo 80 20 answered {}", hex(&r)));
+            }
             _ => {}
         }
         Some(r)
@@ -462,7 +590,7 @@ impl Campaign {
     fn storm(&mut self, s: &mut StdioCard) -> Option<()> {
         let hx = |h: &str| unhex(h).unwrap_or_default();
         loop {
-            match self.rng.below(8) {
+            match self.rng.below(9) {
                 0 | 1 => {
                     let v = self.k.binary + 1;
                     if !self.prep(s, &hx(SELECT_APP))? {
@@ -535,6 +663,23 @@ impl Campaign {
                         other => {
                             self.violation(format!("PUT KEY answered {other:?}"));
                             return Some(());
+                        }
+                    }
+                }
+                6 => {
+                    // echo lives in container A: its instance exists only while A is enabled.
+                    if self.k.enabled != Some(0) || !self.prep(s, &hx(SELECT_ECHO))? {
+                        continue;
+                    }
+                    for _ in 0..1 + self.rng.below(4) {
+                        if self.rng.below(4) == 0 {
+                            // Written then thrown: nothing to acknowledge, nothing may stay.
+                            let r = self.step(s, &hx(ECHO_THROW), None)?;
+                            if r != [0x6A, 0x80] {
+                                self.violation(format!("echo 80 50 answered {}", hex(&r)));
+                            }
+                        } else {
+                            self.step(s, &hx("8020000000"), Some(Effect::AppletCounter))?;
                         }
                     }
                 }
@@ -628,6 +773,7 @@ pub fn run(
             enabled: None,
             keys: 0,
             counters: [0, 0],
+            applet: 0,
             in_flight: None,
         },
         violations: Vec::new(),
@@ -670,6 +816,7 @@ pub fn run(
                 Effect::Enable(_) => "enable-container",
                 Effect::PutKey(_) => "put-key",
                 Effect::Register(_) => "registration",
+                Effect::AppletCounter => "applet-counter",
             };
             *by_kind.entry(kind).or_insert(0) += 1;
         }
