@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALL=(apdu_codec tlv auth_messages es10_requests vpcd_framing scp_unwrap mutual_open card
-     server_body portal_body)
+     server_body portal_body applet_module)
 which=${1:-all}
 secs=${2:-60}
 san=${FUZZ_SANITIZER:-address}

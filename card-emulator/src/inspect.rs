@@ -231,6 +231,24 @@ pub fn report(state: &CardState) -> String {
                 a.public_key.len()
             );
         }
+        for f in &c.load_files {
+            let _ = writeln!(
+                out,
+                "    load file {}: {}-byte WebAssembly module",
+                apdu_specs::hexfmt::upper(&f.aid),
+                f.module.len()
+            );
+        }
+        for a in &c.applets {
+            // The instance's key is never shown; its storage size only.
+            let _ = writeln!(
+                out,
+                "    applet {} (from {}): {} bytes of storage",
+                apdu_specs::hexfmt::upper(&a.aid),
+                apdu_specs::hexfmt::upper(&a.load_file),
+                a.storage.len()
+            );
+        }
         tree(&c.files, 0, 1, &mut out);
     }
     out

@@ -71,12 +71,21 @@ key = "404142434445464748494A4B4C4D4E4F"
 /// A fresh in-memory card: the default profile plus [`KEY_SETS`], clock fixed. The profile
 /// is built once per process; each card starts from a copy.
 pub fn fresh_card() -> Card {
+    card_with(fixed_state().clone())
+}
+
+/// The fixed card's state: the default profile plus the GP test key sets.
+pub fn fixed_state() -> &'static CardState {
     static STATE: OnceLock<CardState> = OnceLock::new();
-    let state = STATE.get_or_init(|| {
+    STATE.get_or_init(|| {
         let text = format!("{}\n{KEY_SETS}", profile::DEFAULT_PROFILE);
         profile::build(&text).expect("the default profile with test key sets builds")
-    });
-    let mut card = Card::in_memory(state.clone());
+    })
+}
+
+/// A card over `state` in memory, on the fixed clock.
+pub fn card_with(state: CardState) -> Card {
+    let mut card = Card::in_memory(state);
     card.set_clock(|| 1_700_000_000);
     card
 }

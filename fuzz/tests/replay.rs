@@ -61,6 +61,7 @@ macro_rules! replay_tests {
 
 replay_tests!(
     apdu_codec,
+    applet_module,
     auth_messages,
     card,
     es10_requests,

@@ -41,6 +41,8 @@ fn admin<'v, 'a>(
 // GP Amendment D §7.1 (SCP03) / Card Spec E.5.1 (SCP02): INITIALIZE UPDATE.
 pub fn initialize_update(ctx: &mut Ctx, session: &mut ManagementSession, cmd: &Command) -> Outcome {
     ctx.chan.scp = None;
+    // A load belongs to the secure channel it started in: a new one abandons it.
+    session.load = None;
     let parsed = gp::InitializeUpdate::parse(cmd)?;
     let channel = apdu_specs::Cla::decode(cmd.cla)
         .map_err(|_| Status::WrongLength)?

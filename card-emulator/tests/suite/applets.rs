@@ -124,6 +124,15 @@ fn a_loaded_applet_echoes_counts_durably_and_survives_a_restart() {
     assert_eq!(tx(&mut c, "8020000000"), "000000019000");
     assert_eq!(tx(&mut c, "8020000000"), "000000029000");
     assert_eq!(tx(&mut c, "80FF000000"), "6D00");
+    // inspect lists the load file and the instance, never the instance's key.
+    let report = card_emulator::inspect::report(c.state());
+    assert!(report.contains(&format!("load file {PACKAGE}")), "{report}");
+    assert!(
+        report.contains(&format!("applet {APPLET} (from {PACKAGE}): 16 bytes")),
+        "{report}"
+    );
+    let key = &c.state().containers()[0].applets[0].key;
+    assert!(!report.contains(&hexfmt::upper(key)), "{report}");
     drop(c);
     let mut c = common::open_file_card(&path);
     assert_eq!(select_applet(&mut c), "9000");
@@ -206,6 +215,27 @@ fn an_applet_reads_its_own_container_files_under_their_access_conditions_only() 
     assert!(tx(&mut c, "80306F0200").starts_with(&hexfmt::upper(b"container A: secret")));
     // A card-global file (2F00 under the MF) is not its container's.
     assert_eq!(tx(&mut c, "80302F0000"), "6A82");
+    // Container B has a 6F01 too: an applet of A never sees it.
+    assert!(!tx(&mut c, "80306F0100").contains(&hexfmt::upper(b"container B")));
+}
+
+#[test]
+fn an_applet_installed_in_a_disabled_container_cannot_be_selected_to_read_its_files() {
+    let mut c = common::card();
+    let mut gp = Gp::open(&mut c);
+    let reader = wat("hostile/file_reader.wat");
+    assert_eq!(gp.load(&mut c, ISDP_B, PACKAGE, &reader), 0x9000);
+    assert_eq!(gp.install(&mut c, PACKAGE, APPLET, &[], None), 0x9000);
+    // Runtime mode has no way to it while B is disabled.
+    assert_eq!(select_applet(&mut c), "6A82");
+    assert!(!tx(&mut c, "80306F0100").ends_with("9000"));
+    enable(&mut c, "89000123456789012341");
+    assert_eq!(select_applet(&mut c), "9000");
+    let public = tx(&mut c, "80306F0100");
+    assert_eq!(
+        public,
+        format!("{}9000", hexfmt::upper(b"container B: public data"))
+    );
 }
 
 #[test]
@@ -268,6 +298,11 @@ fn load_refuses_blocks_out_of_order_and_a_half_loaded_file_is_never_installable(
     assert!(gp.status(&mut c, 0x20).is_empty());
     // LOAD without INSTALL [for load].
     assert_eq!(gp.send(&mut c, &blocks[0].to_command()).1, 0x6985);
+    // A load does not outlive its secure channel.
+    assert_eq!(gp.send(&mut c, &install.to_command()).1, 0x9000);
+    assert_eq!(gp.send(&mut c, &blocks[0].to_command()).1, 0x9000);
+    let mut gp = Gp::open(&mut c);
+    assert_eq!(gp.send(&mut c, &blocks[1].to_command()).1, 0x6985);
 }
 
 #[test]

@@ -286,6 +286,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.entry("card").or_default().add(records(&[(0, bytes)]));
     }
 
+    // applet_module: the example applet and the hostile modules of card-emulator/applets
+    // (each one the fuzzer can mutate into a nearby valid or invalid module).
+    let mut names = vec!["echo.wat".to_string()];
+    let hostile = card_emulator::applet_sources::dir().join("hostile");
+    let mut files: Vec<_> = std::fs::read_dir(&hostile)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".wat"))
+        .collect();
+    files.sort();
+    names.extend(files.into_iter().map(|n| format!("hostile/{n}")));
+    for name in names {
+        let text = card_emulator::applet_sources::wat_text(&name)?;
+        t.entry("applet_module")
+            .or_default()
+            .add(wat::parse_str(text)?);
+    }
+
     // mutual_open: genuine down messages from the fixed server end, in order (each the
     // answer to a filler up message, as the target's server end gives them), plus the
     // operations that seal them in the target, and the fixed handshake's sealed R and R'.

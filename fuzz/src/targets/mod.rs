@@ -3,6 +3,7 @@
 //! every seed and kept crash input through them (`fuzz/tests/replay.rs`).
 
 pub mod apdu_codec;
+pub mod applet_module;
 pub mod auth_messages;
 pub mod card;
 pub mod es10_requests;
@@ -19,6 +20,7 @@ pub type Body = fn(&[u8]);
 /// Every target by name, as scripts/fuzz.sh and the seed directories name them.
 pub const ALL: &[(&str, Body)] = &[
     ("apdu_codec", apdu_codec::run),
+    ("applet_module", applet_module::run),
     ("auth_messages", auth_messages::run),
     ("card", card::run),
     ("es10_requests", es10_requests::run),

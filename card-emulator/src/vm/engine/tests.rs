@@ -112,3 +112,27 @@ fn aes_helpers_match_the_fips_197_and_sp_800_38b_vectors() {
         Err(Status::WrongLength)
     );
 }
+
+#[test]
+fn proposals_outside_the_interface_are_refused_not_panicked_on() {
+    let limits = AppletLimits::default();
+    for text in [
+        // An exception tag import (wasmi panics converting one if it gets that far).
+        r#"(module (import "se" "t" (tag)) (memory (export "memory") 1)
+             (func (export "process") (result i32) (i32.const 0x9000)))"#,
+        // Two memories.
+        r#"(module (memory (export "memory") 1) (memory 1)
+             (func (export "process") (result i32) (i32.const 0x9000)))"#,
+        // A tail call.
+        r#"(module (memory (export "memory") 1)
+             (func $f (result i32) (i32.const 0x9000))
+             (func (export "process") (result i32) (return_call $f)))"#,
+    ] {
+        let bytes = wat::parse_str(text).unwrap();
+        assert_eq!(
+            validate(&bytes, &limits),
+            Err(Status::IncorrectData),
+            "{text}"
+        );
+    }
+}

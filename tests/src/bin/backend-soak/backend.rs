@@ -12,6 +12,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout_ms: u64,
+    /// SQLite group commit (`group_commit` in server.toml; `server init` writes `true`).
+    pub group_commit: bool,
 }
 
 pub struct Backend {
@@ -59,6 +61,19 @@ impl Backend {
             .to_string();
         let server_key = apdu_specs::hexfmt::parse(key_line.trim())
             .map_err(|e| format!("server init printed no public key ({e}): {key_line}"))?;
+        if !limits.group_commit {
+            let toml = data.join("server.toml");
+            let text =
+                std::fs::read_to_string(&toml).map_err(|e| format!("{}: {e}", toml.display()))?;
+            let off = text.replace("\ngroup_commit = true\n", "\ngroup_commit = false\n");
+            if off == text {
+                return Err(format!(
+                    "{}: no `group_commit = true` line to turn off",
+                    toml.display()
+                ));
+            }
+            std::fs::write(&toml, off).map_err(|e| format!("{}: {e}", toml.display()))?;
+        }
         let mut servers = Vec::new();
         let mut server_urls = Vec::new();
         for _ in 0..instances.max(1) {

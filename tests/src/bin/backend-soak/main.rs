@@ -86,6 +86,10 @@ struct Cli {
     /// (and --kills above 0), one more kill takes all of them down at once.
     #[arg(long, default_value_t = 1)]
     instances: usize,
+    /// SQLite group commit: `on` (the server's default) or `off` (one commit and fsync per
+    /// write), to measure one against the other.
+    #[arg(long, value_parser = ["on", "off"], default_value = "on")]
+    group_commit: String,
 }
 
 fn main() {
@@ -167,6 +171,7 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
     let limits = Limits {
         max_body_bytes: cli.max_body_bytes,
         request_timeout_ms: cli.request_timeout_ms,
+        group_commit: cli.group_commit == "on",
     };
     let ca = card_emulator::ca::IssuerCa::generate("backend-soak CA").map_err(|e| e.to_string())?;
     let mut backend = Backend::start(
