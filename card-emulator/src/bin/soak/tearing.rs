@@ -176,43 +176,25 @@ fn secured(s: &mut StdioCard, host: &mut scp03::HostSession, plain: &[u8]) -> Re
 }
 
 /// echo.wat loaded (INSTALL [for load], LOAD blocks) into container A and installed with
-/// [`ECHO_STORAGE`] bytes of storage (INSTALL [for install and make selectable]), in the
-/// SCP03 session `host`.
-fn install_echo(s: &mut StdioCard, host: &mut scp03::HostSession) -> Result<(), String> {
-    use apdu_specs::gp::{Install, InstallParameters, Load};
+/// [`ECHO_STORAGE`] bytes of storage (INSTALL [for install and make selectable]), in an
+/// SCP03 session of its own under the GP test keys.
+fn install_echo(s: &mut StdioCard) -> Result<(), String> {
+    use card_emulator::applet_host::GpHost;
     let text = card_emulator::applet_sources::wat_text("echo.wat")
         .map_err(|e| format!("applets/echo.wat: {e}"))?;
     let module = wat::parse_str(text).map_err(|e| format!("applets/echo.wat: {e}"))?;
-    let mut commands = vec![Install::ForLoad {
-        load_file_aid: unhex(ECHO_PACKAGE)?,
-        security_domain_aid: unhex(ISDPS[0])?,
-        load_parameters: Vec::new(),
+    // A dead card answers nothing, which the session then refuses as an answer.
+    let tx = &mut |a: &[u8]| s.send(a).unwrap_or_default();
+    let mut gp = GpHost::open(tx, &StaticKeys::gp_default())?;
+    let container = unhex(ISDPS[0])?;
+    let sw = gp.load(tx, &container, &unhex(ECHO_PACKAGE)?, &module)?;
+    if sw != 0x9000 {
+        return Err(format!("loading echo.wat answered {sw:04X}"));
     }
-    .to_command()];
-    commands.extend(Load::blocks(&module, 239).iter().map(|b| b.to_command()));
-    commands.push(
-        Install::ForInstall {
-            load_file_aid: unhex(ECHO_PACKAGE)?,
-            module_aid: unhex(ECHO_PACKAGE)?,
-            application_aid: unhex(ECHO_APPLET)?,
-            privileges: vec![0x00],
-            parameters: InstallParameters {
-                application: Vec::new(),
-                non_volatile_quota: Some(ECHO_STORAGE),
-            },
-            make_selectable: true,
-        }
-        .to_command(),
-    );
-    for cmd in commands {
-        let plain = cmd.to_bytes().map_err(|e| format!("{e:?}"))?;
-        let sw = secured(s, host, &plain)?;
-        if sw != 0x9000 {
-            return Err(format!(
-                "loading echo.wat: {} answered {sw:04X}",
-                hex(&plain[..4])
-            ));
-        }
+    let (package, applet) = (unhex(ECHO_PACKAGE)?, unhex(ECHO_APPLET)?);
+    let sw = gp.install(tx, &package, &applet, &[], Some(ECHO_STORAGE))?;
+    if sw != 0x9000 {
+        return Err(format!("installing echo.wat answered {sw:04X}"));
     }
     Ok(())
 }
@@ -257,19 +239,17 @@ impl Campaign {
     /// (admin mode, SCP03) and a first version in record 1 of EF 5003.
     fn setup(&mut self) -> Result<(), String> {
         let mut s = StdioCard::start_with(&self.emulator, &self.state, &self.run_args)?;
+        install_echo(&mut s)?;
         let Ok(Some(mut host)) = open_scp03(&mut s, &StaticKeys::gp_default()) else {
             return Err("the default SCP03 keys do not open a channel".into());
         };
-        install_echo(&mut s, &mut host)?;
         let (gen1, kvn1) = key_gen(1);
         for plain in [
             put_key_plain(&host, 0x20, 0x20, &scp02_owner_keys(), true),
             put_key_plain(&host, 0x30, kvn1, &gen1, false),
         ] {
             let plain = plain.ok_or("building PUT KEY")?;
-            let wire = host.wrap_command(&plain).map_err(|e| e.to_string())?;
-            let r = s.send(&wire).ok_or("died")?;
-            let (_, sw) = host.unwrap_response(&r).map_err(|e| e.to_string())?;
+            let sw = secured(&mut s, &mut host, &plain)?;
             if sw != 0x9000 {
                 return Err(format!("rotating the test keys: PUT KEY answered {sw:04X}"));
             }
