@@ -4,7 +4,7 @@
 //! For tests, benchmarks and the soak campaigns; reader-client's `gp` is the tool for users.
 
 use apdu_specs::gp::{Delete, Install, InstallParameters, Load};
-use apdu_specs::Command;
+use apdu_specs::{Command, Response, Status};
 use secure_channel::{scp03, SecurityLevel, StaticKeys};
 
 /// SELECT of the GlobalPlatform ISD.
@@ -23,19 +23,14 @@ pub struct GpHost {
     session: scp03::HostSession,
 }
 
-fn sw(r: &[u8]) -> u16 {
-    match r {
-        [.., a, b] => u16::from_be_bytes([*a, *b]),
-        _ => 0,
-    }
-}
-
 impl GpHost {
     /// Select the ISD and open SCP03 (KVN 00: the card's default set) with `keys`.
     pub fn open(tx: Transmit, keys: &StaticKeys) -> Result<GpHost, String> {
-        let r = tx(SELECT_ISD);
-        if sw(&r) != 0x9000 {
-            return Err(format!("SELECT ISD answered {:04X}", sw(&r)));
+        let status = Response::parse(&tx(SELECT_ISD))
+            .map_err(|e| e.to_string())?
+            .status;
+        if status != Status::Success {
+            return Err(format!("SELECT ISD answered {:04X}", status.to_u16()));
         }
         let hs = scp03::HostHandshake::new(keys, 0).map_err(|e| e.to_string())?;
         let r = tx(&hs.initialize_update());

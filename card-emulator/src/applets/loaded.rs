@@ -81,10 +81,12 @@ fn run(
 /// The answer of a returned call: data with a success or warning status, the status alone
 /// for an error.
 fn answer(data: Vec<u8>, status: Status) -> Outcome {
-    match status.sw1() {
-        0x90 => Ok(Response::ok(data)),
-        0x62 | 0x63 => Ok(Response::warn(data, status)),
-        _ => Err(status),
+    if status == Status::Success {
+        Ok(Response::ok(data))
+    } else if status.is_warning() {
+        Ok(Response::warn(data, status))
+    } else {
+        Err(status)
     }
 }
 

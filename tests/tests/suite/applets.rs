@@ -6,8 +6,8 @@
 use card_emulator::applet_host::GpHost;
 use card_emulator::applet_sources;
 use e2e_tests::{skipped, Pcscd, RunningCard};
+use reader_client::exchange::transmit_following;
 use reader_client::pcsc_reader::Pcsc;
-use reader_client::transport::Transport;
 use secure_channel::StaticKeys;
 
 const SLOT: u16 = 0;
@@ -31,7 +31,7 @@ fn ok(card: &RunningCard, args: &[&str]) -> String {
 }
 
 /// One PC/SC connection: transmit with GET RESPONSE for 61xx (T=0 gives case 4 answers in
-/// two steps).
+/// two steps), as reader-client's exchange does it.
 struct Connection(reader_client::pcsc_reader::PcscCard);
 
 impl Connection {
@@ -41,14 +41,9 @@ impl Connection {
     }
 
     fn tx(&mut self, apdu: &[u8]) -> Vec<u8> {
-        let mut r = self.0.transmit(apdu).unwrap();
-        let mut data = Vec::new();
-        while let [.., 0x61, n] = r[..] {
-            data.extend_from_slice(&r[..r.len() - 2]);
-            r = self.0.transmit(&[0x00, 0xC0, 0x00, 0x00, n]).unwrap();
-        }
-        data.extend_from_slice(&r);
-        data
+        transmit_following(&mut self.0, apdu, true)
+            .unwrap()
+            .to_bytes()
     }
 
     fn tx_hex(&mut self, apdu: &str) -> String {
