@@ -477,6 +477,33 @@ fn ecdsa_matches_rfc6979_with_low_s() {
     assert!(!key.verifying_key().verify(b"sample", &[0; 64]));
 }
 
+/// Verification runs on ring while signing and key parsing stay on `p256`: the two agree
+/// on genuine signatures and on every single-bit change of message or signature.
+#[test]
+fn ring_verification_agrees_with_p256_on_genuine_and_altered_signatures() {
+    use p256::ecdsa::signature::Verifier;
+    for round in 0..24u32 {
+        let key = SigningKey::generate().unwrap();
+        let public = key.verifying_key();
+        let reference = p256::ecdsa::VerifyingKey::from_sec1_bytes(&public.to_sec1()).unwrap();
+        let message = format!("message {round}").into_bytes();
+        let sig = key.sign(&message);
+        assert!(public.verify(&message, &sig));
+        let bit = (round as usize * 37) % (SIGNATURE_LEN * 8);
+        let mut altered = sig;
+        altered[bit / 8] ^= 1 << (bit % 8);
+        let p256_says = Signature::from_slice(&altered)
+            .is_ok_and(|s| s.normalize_s().is_none() && reference.verify(&message, &s).is_ok());
+        assert_eq!(public.verify(&message, &altered), p256_says);
+        assert!(!public.verify(&message, &altered) || altered == sig);
+        let mut other = message.clone();
+        other[round as usize % message.len()] ^= 0x80;
+        assert!(!public.verify(&other, &sig));
+        let other_key = SigningKey::generate().unwrap().verifying_key();
+        assert!(!other_key.verify(&message, &sig));
+    }
+}
+
 #[test]
 fn keys_refuse_invalid_encodings() {
     assert!(SigningKey::from_bytes(&[0; 32]).is_err());

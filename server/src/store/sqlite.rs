@@ -154,6 +154,7 @@ fn secure_delete(conn: &Connection) -> Result<(), StoreError> {
 /// connection that writes.
 fn configure(conn: &Connection, durability: Durability) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if mode != "wal" && mode != "memory" {
         return Err(StoreError::Corrupt(format!(
@@ -224,6 +225,7 @@ impl SqliteStore {
         }
         let reader = Connection::open(path)?;
         reader.busy_timeout(BUSY_TIMEOUT)?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         secure_delete(&reader)?;
         // A write through this connection would bypass the writer and its batching.
         reader.execute_batch("PRAGMA query_only = ON")?;
@@ -594,8 +596,35 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>, stats: &Stats)
 
 /// One statement of the batch's transaction control, prepared once per connection.
 fn sql(conn: &Connection, statement: &str) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached(statement)?.execute([])?;
+    run(conn, statement, [])?;
     Ok(())
+}
+
+/// Statements each connection keeps prepared: every one the flows run (about twenty),
+/// with room; the store's SQL is fixed text, so the cache never churns.
+const STATEMENT_CACHE: usize = 64;
+
+/// Executes one statement of the store's fixed SQL, prepared once per connection: a
+/// flow runs the same dozen statements, and parsing them again each time cost about a
+/// tenth of the server's CPU.
+fn run(
+    conn: &Connection,
+    statement: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(statement)?.execute(params)
+}
+
+/// [`run`] for a query of at most one row.
+fn row<T>(
+    conn: &Connection,
+    statement: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    conn.prepare_cached(statement)?
+        .query_row(params, f)
+        .optional()
 }
 
 /// Runs a job that manages its own transaction; a transaction its panic left open is
@@ -704,7 +733,7 @@ impl Stats {
 }
 
 fn insert_audit(tx: &rusqlite::Connection, e: &AuditEntry) -> Result<(), StoreError> {
-    tx.execute(
+    run(tx,
         "INSERT INTO audit (time, subject, service, decision, reason, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![to_i64(e.time)?, e.subject, e.service, e.decision.as_str(), e.reason, e.cid],
     )?;
@@ -719,14 +748,14 @@ fn delete_connections(
     params: impl rusqlite::Params,
 ) -> Result<(u64, u64), rusqlite::Error> {
     let cids: Vec<Vec<u8>> = {
-        let mut stmt = tx.prepare(select)?;
+        let mut stmt = tx.prepare_cached(select)?;
         let rows = stmt.query_map(params, |r| r.get::<_, Vec<u8>>(0))?;
         rows.collect::<Result<_, _>>()?
     };
     let (mut connections, mut answers) = (0u64, 0u64);
     for cid in &cids {
-        answers += tx.execute("DELETE FROM last_answers WHERE cid = ?1", params![cid])? as u64;
-        connections += tx.execute("DELETE FROM connections WHERE cid = ?1", params![cid])? as u64;
+        answers += run(tx, "DELETE FROM last_answers WHERE cid = ?1", params![cid])? as u64;
+        connections += run(tx, "DELETE FROM connections WHERE cid = ?1", params![cid])? as u64;
     }
     Ok((connections, answers))
 }
@@ -742,7 +771,8 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 /// The writes of one registration, in the transaction (or savepoint) open on `conn`.
 fn register(conn: &Connection, reg: &NewRegistration) -> Result<(), CommitError> {
-    match conn.execute(
+    match run(
+        conn,
         "INSERT INTO nonces (nonce, seen_at) VALUES (?1, ?2)",
         params![&reg.nonce[..], to_i64(reg.audit.time)?],
     ) {
@@ -750,14 +780,13 @@ fn register(conn: &Connection, reg: &NewRegistration) -> Result<(), CommitError>
         Err(e) if is_unique_violation(&e) => return Err(CommitError::ReplayedNonce),
         Err(e) => return Err(StoreError::from(e).into()),
     }
-    let last: Option<i64> = conn
-        .query_row(
-            "SELECT last_counter FROM registration_counters WHERE subject = ?1",
-            params![&reg.subject_id[..]],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::from)?;
+    let last: Option<i64> = row(
+        conn,
+        "SELECT last_counter FROM registration_counters WHERE subject = ?1",
+        params![&reg.subject_id[..]],
+        |r| r.get(0),
+    )
+    .map_err(StoreError::from)?;
     if let Some(last) = last {
         let last = u32::try_from(last)
             .map_err(|_| StoreError::Corrupt(format!("registration counter {last}")))?;
@@ -768,7 +797,8 @@ fn register(conn: &Connection, reg: &NewRegistration) -> Result<(), CommitError>
             });
         }
     }
-    conn.execute(
+    run(
+        conn,
         "INSERT INTO registration_counters (subject, last_counter) VALUES (?1, ?2)
          ON CONFLICT(subject) DO UPDATE SET last_counter = excluded.last_counter",
         params![&reg.subject_id[..], i64::from(reg.counter)],
@@ -781,7 +811,7 @@ fn register(conn: &Connection, reg: &NewRegistration) -> Result<(), CommitError>
             params![c.subject, c.service, &c.cid[..]],
         )
         .map_err(StoreError::from)?;
-        conn.execute(
+        run(conn,
             "INSERT INTO connections (cid, service, subject, scope, expires_at, state, up_counter, down_counter, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -804,7 +834,8 @@ fn register(conn: &Connection, reg: &NewRegistration) -> Result<(), CommitError>
 
 /// The compare-and-set of one message and, if it passed, its writes.
 fn message(conn: &Connection, msg: &MessageCommit) -> Result<bool, StoreError> {
-    let changed = conn.execute(
+    let changed = run(
+        conn,
         "UPDATE connections SET up_counter = ?2, down_counter = ?3, state = ?5
          WHERE cid = ?1 AND up_counter = ?4",
         params![
@@ -819,7 +850,7 @@ fn message(conn: &Connection, msg: &MessageCommit) -> Result<bool, StoreError> {
         return Ok(false);
     }
     if let Some(c) = &msg.credential {
-        conn.execute(
+        run(conn,
             "INSERT INTO credentials (cid, subject, service, issued_at, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 &msg.cid[..],
@@ -830,7 +861,8 @@ fn message(conn: &Connection, msg: &MessageCommit) -> Result<bool, StoreError> {
             ],
         )?;
     }
-    conn.execute(
+    run(
+        conn,
         "INSERT OR REPLACE INTO last_answers (cid, up_sha256, down) VALUES (?1, ?2, ?3)",
         params![
             &msg.cid[..],
@@ -891,25 +923,24 @@ impl Store for SqliteStore {
 
     fn connection(&self, cid: &[u8; 16]) -> Result<Option<ConnectionRecord>, StoreError> {
         self.with(|conn| {
-            let row = conn
-                .query_row(
-                    "SELECT service, subject, scope, expires_at, state, up_counter, down_counter, created_at
-                     FROM connections WHERE cid = ?1",
-                    params![&cid[..]],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, i64>(3)?,
-                            Zeroizing::new(r.get::<_, Vec<u8>>(4)?),
-                            r.get::<_, i64>(5)?,
-                            r.get::<_, i64>(6)?,
-                            r.get::<_, i64>(7)?,
-                        ))
-                    },
-                )
-                .optional()?;
+            let row = row(
+                conn,
+                "SELECT service, subject, scope, expires_at, state, up_counter, down_counter, created_at
+                 FROM connections WHERE cid = ?1",
+                params![&cid[..]],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        Zeroizing::new(r.get::<_, Vec<u8>>(4)?),
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, i64>(7)?,
+                    ))
+                },
+            )?;
             let Some((service, subject, scope, expires_at, state, up, down, created)) = row else {
                 return Ok(None);
             };
@@ -943,13 +974,12 @@ impl Store for SqliteStore {
 
     fn last_answer(&self, cid: &[u8; 16]) -> Result<Option<LastAnswer>, StoreError> {
         self.with(|conn| {
-            let row = conn
-                .query_row(
-                    "SELECT up_sha256, down FROM last_answers WHERE cid = ?1",
-                    params![&cid[..]],
-                    |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
-                )
-                .optional()?;
+            let row = row(
+                conn,
+                "SELECT up_sha256, down FROM last_answers WHERE cid = ?1",
+                params![&cid[..]],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )?;
             let Some((hash, down)) = row else {
                 return Ok(None);
             };
