@@ -4,13 +4,15 @@
 //! so a typo is an error at start with the offending entry named, never a refusal at run time.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apdu_specs::es10::{Eid, Iccid};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use zeroize::Zeroizing;
 
 use crate::policy::{Grant, Policy, SubjectPattern};
 use crate::store::{DatabaseUrl, Durability, PruneLimits};
@@ -57,8 +59,11 @@ pub struct ConfigFile {
     /// SQLite group commit (default true): see [`crate::store::SqliteOptions`].
     pub group_commit: Option<bool>,
     /// PostgreSQL instead of the embedded SQLite database:
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME`.
-    pub database: Option<String>,
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` (never shown with its password).
+    pub database: Option<RawDatabaseUrl>,
+    /// PEM CA certificate(s) that verify the PostgreSQL server's certificate, relative to the
+    /// file's directory.
+    pub database_ca_file: Option<PathBuf>,
     /// Time between two pruning runs (`60s`, humantime).
     pub prune_interval: Option<String>,
     /// Rows one pruning run deletes at most, per table.
@@ -135,6 +140,61 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("`{text}` is before 1970"))
 }
 
+/// A database URL as written (`database` in server.toml, `--database`, `SERVER_DATABASE`),
+/// not yet checked. It may hold a password, so no formatting shows it: `Debug` and
+/// `Display` print `postgres://USER@HOST:PORT/DBNAME` (or a placeholder when the text does
+/// not parse), and the text is overwritten with zeros when dropped. [`RawDatabaseUrl::expose`]
+/// is the one way to the text; [`DatabaseUrl::parse`] checks it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawDatabaseUrl(Zeroizing<String>);
+
+impl RawDatabaseUrl {
+    pub fn new(text: impl Into<String>) -> RawDatabaseUrl {
+        RawDatabaseUrl(Zeroizing::new(text.into()))
+    }
+
+    /// The URL as written, password included: parse it, never print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks the URL as `server run` does.
+    pub fn parse(&self) -> Result<DatabaseUrl, crate::store::StoreError> {
+        DatabaseUrl::parse(self.expose())
+    }
+}
+
+impl fmt::Display for RawDatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match DatabaseUrl::parse(self.expose()) {
+            Ok(url) => write!(f, "{url}"),
+            Err(_) => f.write_str("(a database URL that does not parse; not shown)"),
+        }
+    }
+}
+
+impl fmt::Debug for RawDatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawDatabaseUrl({self})")
+    }
+}
+
+/// Never fails: the URL is checked with the rest of the configuration, so a command-line
+/// parser never repeats it in an error.
+impl FromStr for RawDatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<RawDatabaseUrl, Self::Err> {
+        Ok(RawDatabaseUrl::new(text))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawDatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawDatabaseUrl, D::Error> {
+        String::deserialize(d).map(RawDatabaseUrl::new)
+    }
+}
+
 /// The calls the server knows how to execute.
 pub const KNOWN_CALLS: &[&str] = &["echo", "provision"];
 
@@ -150,7 +210,10 @@ pub struct Overrides {
     pub request_timeout_ms: Option<u64>,
     pub max_body_bytes: Option<usize>,
     /// `--database URL`: PostgreSQL instead of SQLite, overriding `database`.
-    pub database: Option<String>,
+    pub database: Option<RawDatabaseUrl>,
+    /// `--database-ca-file` (relative to the working directory), overriding
+    /// `database_ca_file`.
+    pub database_ca_file: Option<PathBuf>,
     pub registrations_per_minute_per_se: Option<u32>,
     /// `--tls-cert`, `--tls-key` (relative to the working directory), `--insecure-http`.
     pub tls_cert: Option<PathBuf>,
@@ -189,9 +252,13 @@ impl Config {
     /// Reads `path` (absent file: an error naming `server init`) and applies `overrides`.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut file: ConfigFile = http_serve::config::read_toml(path, "server")?;
-        for p in [&mut file.tls_cert, &mut file.tls_key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut file.tls_cert,
+            &mut file.tls_key,
+            &mut file.database_ca_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             *p = http_serve::tls::relative_to_file(path, p);
         }
@@ -351,12 +418,10 @@ impl Config {
             connection_lifetime_secs,
             durability: file.durability.unwrap_or_default(),
             group_commit: file.group_commit.unwrap_or(true),
-            database: match overrides.database.as_deref().or(file.database.as_deref()) {
-                Some(url) => {
-                    Some(DatabaseUrl::parse(url).map_err(|e| invalid("database", e.to_string()))?)
-                }
-                None => None,
-            },
+            database: database(
+                overrides.database.as_ref().or(file.database.as_ref()),
+                overrides.database_ca_file.clone().or(file.database_ca_file),
+            )?,
             prune_interval,
             prune,
             registrations_per_minute_per_se,
@@ -364,6 +429,35 @@ impl Config {
             policy: Policy { grants },
         })
     }
+}
+
+/// The PostgreSQL store's URL, checked as [`DatabaseUrl::parse`] checks it, with its CA file.
+pub fn database(
+    url: Option<&RawDatabaseUrl>,
+    ca_file: Option<PathBuf>,
+) -> Result<Option<DatabaseUrl>, ConfigError> {
+    let url = match (url, ca_file) {
+        (None, None) => return Ok(None),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "database_ca_file",
+                "is set, but no PostgreSQL `database` is; set database (or --database), or \
+                 remove database_ca_file",
+            ))
+        }
+        (Some(url), ca_file) => {
+            let url = url
+                .parse()
+                .map_err(|e| invalid("database", e.to_string()))?;
+            match ca_file {
+                Some(ca) => url
+                    .with_ca_file(ca)
+                    .map_err(|e| invalid("database_ca_file", e.to_string()))?,
+                None => url,
+            }
+        }
+    };
+    Ok(Some(url))
 }
 
 /// A duration as a human writes it (`60s`, `15m`, `7d`), at least one second; `default`
@@ -528,8 +622,12 @@ group_commit = true
 
 # PostgreSQL instead of the embedded SQLite database DIR/server.db, e.g. for several server
 # instances on one database; the schema is created and migrated at start. Prefer the
-# SERVER_DATABASE environment variable when the URL holds a password.
+# SERVER_DATABASE environment variable when the URL holds a password (else keep this file
+# mode 0600). TLS: `?sslmode=require` verifies the database server's certificate and host
+# name against database_ca_file (PEM, relative to this file), or the system's CAs without
+# it; a host off loopback needs sslmode=require, or sslmode=disable said explicitly.
 # database = "postgres://USER@127.0.0.1:5432/DBNAME"
+# database_ca_file = "postgres-ca.pem"
 
 # Pruning, every prune_interval and at most prune_max_rows rows per table per run: expired
 # connections (their session keys are deleted, overwritten with zeros, and the WAL is
@@ -569,6 +667,42 @@ pub fn starter_config_with_tls() -> String {
     starter_config()
         .replace("# tls_cert = ", "tls_cert = ")
         .replace("# tls_key = ", "tls_key = ")
+}
+
+/// The starter `server.toml` of `server init`: with `tls_cert` and `tls_key` set when `tls`
+/// ([`starter_config_with_tls`]), and with `database` set to `database` (uncommented) when
+/// given. The text may then hold a password: write it with mode 0600.
+pub fn starter_config_for(tls: bool, database: Option<&RawDatabaseUrl>) -> Zeroizing<String> {
+    let text = Zeroizing::new(if tls {
+        starter_config_with_tls()
+    } else {
+        starter_config()
+    });
+    let Some(url) = database else {
+        return text;
+    };
+    let line = Zeroizing::new(format!("database = {}", *toml_string(url.expose())));
+    Zeroizing::new(text.replacen(STARTER_DATABASE_LINE, &line, 1))
+}
+
+/// The commented `database` line of the starter file, which `server init --database`
+/// replaces.
+const STARTER_DATABASE_LINE: &str = "# database = \"postgres://USER@127.0.0.1:5432/DBNAME\"";
+
+/// `text` as a TOML basic string: quoted, with `"`, `\` and control characters escaped.
+fn toml_string(text: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(text.len() + 2));
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -710,7 +844,7 @@ until = "2030-01-01T00:00:00Z"
         assert_eq!(url, "postgres://app@127.0.0.1:5432/vsc");
         assert!(!format!("{c:?}").contains("hunter2"));
         let o = Overrides {
-            database: Some("postgres://other@127.0.0.1:6543/db2".into()),
+            database: Some(RawDatabaseUrl::new("postgres://other@127.0.0.1:6543/db2")),
             ..Overrides::default()
         };
         let c = parse(&file, &o).unwrap();
@@ -727,6 +861,124 @@ until = "2030-01-01T00:00:00Z"
             .to_string();
             assert!(e.starts_with("database: "), "{e}");
             assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_file_and_the_overrides_never_shows_the_database_password() {
+        for url in [
+            "postgres://app:hunter2@127.0.0.1:5432/vsc",
+            "postgres://app@127.0.0.1:5432/vsc?password=hunter2",
+            // Does not parse (the port): still hidden.
+            "postgres://app:hunter2@127.0.0.1:x/vsc",
+        ] {
+            let file: ConfigFile = http_serve::config::parse_toml(
+                &format!("database = \"{url}\"\n"),
+                Path::new("t"),
+                "server",
+            )
+            .unwrap();
+            assert_eq!(file.database.as_ref().unwrap().expose(), url);
+            let shown = format!("{file:?} {file:#?}");
+            assert!(shown.contains("RawDatabaseUrl("), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            let o = Overrides {
+                database: Some(url.parse().unwrap()),
+                ..Overrides::default()
+            };
+            let shown = format!("{o:?} {o:#?} {}", o.database.as_ref().unwrap());
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        let o = Overrides {
+            database: Some(RawDatabaseUrl::new(
+                "postgres://app:hunter2@127.0.0.1:5432/vsc",
+            )),
+            ..Overrides::default()
+        };
+        assert!(
+            format!("{o:?}").contains("postgres://app@127.0.0.1:5432/vsc"),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn database_ca_file_is_relative_to_the_file_and_needs_a_database_with_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        let base = format!("issuer_ca_public_key = \"{}\"\n", ca());
+        std::fs::write(
+            &path,
+            format!(
+                "{base}database = \"postgres://app:hunter2@db.example/vsc?sslmode=require\"\n\
+                 database_ca_file = \"pg-ca.pem\"\n"
+            ),
+        )
+        .unwrap();
+        let c = Config::load(&path, &Overrides::default()).unwrap();
+        let url = c.database.as_ref().unwrap();
+        assert_eq!(url.ca_file(), Some(dir.path().join("pg-ca.pem").as_path()));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let o = Overrides {
+            database_ca_file: Some(PathBuf::from("other.pem")),
+            ..Overrides::default()
+        };
+        let c = Config::load(&path, &o).unwrap();
+        assert_eq!(c.database.unwrap().ca_file(), Some(Path::new("other.pem")));
+
+        let e = parse(
+            &format!("{base}database_ca_file = \"ca.pem\"\n"),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("database_ca_file: "), "{e}");
+        assert!(e.contains("set database"), "{e}");
+        let e = parse(
+            &format!(
+                "{base}database = \"postgres://a:hunter2@127.0.0.1/v?sslmode=disable\"\n\
+                 database_ca_file = \"ca.pem\"\n"
+            ),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sslmode=disable"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parse(
+            &format!("{base}database = \"postgres://a:hunter2@db.example/v\"\n"),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("database: ") && e.contains("sslmode=require"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn init_database_sets_the_url_uncommented_and_it_reads_back() {
+        assert_eq!(*starter_config_for(false, None), starter_config());
+        assert_eq!(*starter_config_for(true, None), starter_config_with_tls());
+        assert!(starter_config().contains(STARTER_DATABASE_LINE));
+        for url in [
+            "postgres://app:hunter2@127.0.0.1:5432/vsc",
+            "postgres://app:a%22b%5Cc@127.0.0.1/vsc?connect_timeout=3",
+            "postgres://app:q\"uo\\te\tx@127.0.0.1/vsc",
+        ] {
+            let raw = RawDatabaseUrl::new(url);
+            for tls in [false, true] {
+                let text = starter_config_for(tls, Some(&raw));
+                assert!(!text.contains(STARTER_DATABASE_LINE));
+                let file: ConfigFile =
+                    http_serve::config::parse_toml(&text, Path::new("t"), "server").unwrap();
+                assert_eq!(
+                    file.database.as_ref().map(RawDatabaseUrl::expose),
+                    Some(url)
+                );
+                assert_eq!(file.tls_cert.is_some(), tls);
+            }
         }
     }
 

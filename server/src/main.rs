@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use server::config::RawDatabaseUrl;
 use server::keyfile::{self, CONFIG_FILE};
 use server::store::Store;
 
@@ -31,8 +32,8 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     /// Create the data directory: the server's P-256 signing key (server.key, mode 0600),
-    /// the SQLite database (server.db, WAL mode) and a starter server.toml; print the public
-    /// key to install into containers as their trust anchor.
+    /// the SQLite database (server.db, WAL mode; none with --database) and a starter
+    /// server.toml; print the public key to install into containers as their trust anchor.
     Init {
         /// Data directory to create (refused if it already holds a key).
         #[arg(long, value_name = "DIR")]
@@ -43,6 +44,13 @@ enum Command {
         /// upstream_ca_file (portal).
         #[arg(long)]
         tls: bool,
+        /// PostgreSQL instead of the embedded SQLite database: write `database = "URL"` into
+        /// the new server.toml (then mode 0600: the URL may hold a password) and create no
+        /// server.db. postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME, checked as `server run`
+        /// checks it before anything is written. A password on the command line is visible
+        /// to `ps` while init runs: prefer SERVER_DATABASE at `server run`.
+        #[arg(long, value_name = "URL")]
+        database: Option<RawDatabaseUrl>,
     },
     /// Print the server's public key (hex, 65 bytes, SEC1 uncompressed).
     PublicKey {
@@ -72,7 +80,11 @@ enum Command {
             env = "SERVER_DATABASE",
             hide_env_values = true
         )]
-        database: Option<String>,
+        database: Option<RawDatabaseUrl>,
+        /// CA certificate(s) in PEM that verify the PostgreSQL server [default:
+        /// `database_ca_file` of DIR/server.toml, if set].
+        #[arg(long, value_name = "FILE")]
+        database_ca_file: Option<PathBuf>,
     },
 }
 
@@ -98,7 +110,13 @@ struct RunArgs {
         env = "SERVER_DATABASE",
         hide_env_values = true
     )]
-    database: Option<String>,
+    database: Option<RawDatabaseUrl>,
+    /// CA certificate(s) in PEM that verify the PostgreSQL server's certificate (its host
+    /// name included), overriding `database_ca_file`: TLS to the database (sslmode in the
+    /// URL: prefer, the default, or require). Without it, sslmode=require trusts the
+    /// system's CAs.
+    #[arg(long, value_name = "FILE")]
+    database_ca_file: Option<PathBuf>,
     /// Issuer CA public key (hex, 65 bytes), overriding `issuer_ca_public_key`.
     #[arg(long = "issuer-ca", value_name = "HEX")]
     issuer_ca: Option<String>,
@@ -137,7 +155,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     http_serve::logging::init();
     match cli.command {
-        Command::Init { data, tls } => init(&data, tls),
+        Command::Init {
+            data,
+            tls,
+            database,
+        } => init(&data, tls, database.as_ref()),
         Command::PublicKey { data } => {
             let key = keyfile::load_key(&data)?;
             println!("{}", hex::encode_upper(key.verifying_key().to_sec1()));
@@ -148,11 +170,27 @@ fn main() -> anyhow::Result<()> {
             data,
             limit,
             database,
-        } => audit(&data, database, limit),
+            database_ca_file,
+        } => audit(&data, database, database_ca_file, limit),
     }
 }
 
-fn init(data: &Path, tls: bool) -> anyhow::Result<()> {
+fn init(data: &Path, tls: bool, database: Option<&RawDatabaseUrl>) -> anyhow::Result<()> {
+    let config = data.join(CONFIG_FILE);
+    // Checked before anything is written, as `server run` checks it.
+    let postgres = match database {
+        Some(raw) => {
+            let url = raw.parse().context("--database is not usable")?;
+            if config.exists() {
+                anyhow::bail!(
+                    "{} already exists and would be kept without the database URL; set                      `database` in it and run init without --database, or move it away",
+                    config.display()
+                );
+            }
+            Some(url)
+        }
+        None => None,
+    };
     keyfile::create_data_dir(data)?;
     let key = keyfile::create_key(data)?;
     let tls_files = if tls {
@@ -160,25 +198,28 @@ fn init(data: &Path, tls: bool) -> anyhow::Result<()> {
     } else {
         None
     };
-    let db = keyfile::create_db_file(data)?;
-    server::SqliteStore::open(&db)
-        .with_context(|| format!("cannot create the database {}", db.display()))?;
-    let config = data.join(CONFIG_FILE);
+    if postgres.is_none() {
+        let db = keyfile::create_db_file(data)?;
+        server::SqliteStore::open(&db)
+            .with_context(|| format!("cannot create the database {}", db.display()))?;
+    }
     let wrote_config = if config.exists() {
         false
     } else {
-        let text = match tls_files {
-            Some(_) => server::config::starter_config_with_tls(),
-            None => server::config::starter_config(),
-        };
-        std::fs::write(&config, text)
-            .with_context(|| format!("cannot write {}", config.display()))?;
+        let text = server::config::starter_config_for(tls_files.is_some(), database);
+        if database.is_some() {
+            // The URL may hold a password: 0600, like the keys.
+            keyfile::write_new_secret_file(&config, text.as_bytes())?;
+        } else {
+            std::fs::write(&config, text.as_bytes())
+                .with_context(|| format!("cannot write {}", config.display()))?;
+        }
         true
     };
     let public = hex::encode_upper(key.verifying_key().to_sec1());
     println!("{public}");
     eprintln!(
-        "Server initialized in {dir}: signing key server.key (0600), database server.db{cfg}.
+        "Server initialized in {dir}: signing key server.key (0600), {db}{cfg}.
 The line above is the server's public key. Next:
   1. Install it into each container as the trust anchor of the service, in admin mode
      (GlobalPlatform STORE DATA, DGI A001 {{80 service id, 81 public key}}).
@@ -187,7 +228,16 @@ The line above is the server's public key. Next:
   3. Start: server run --data {dir}
 `server public-key --data {dir}` prints the key again.",
         dir = data.display(),
-        cfg = if wrote_config {
+        db = match &postgres {
+            // Without its password: the URL's Display never shows it.
+            Some(url) => format!(
+                "database PostgreSQL {url} (its schema is created at the first `server run`)"
+            ),
+            None => "database server.db".to_owned(),
+        },
+        cfg = if postgres.is_some() {
+            ", starter configuration server.toml (0600: it holds the database URL)"
+        } else if wrote_config {
             ", starter configuration server.toml"
         } else {
             " (existing server.toml kept)"
@@ -223,6 +273,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         services: args.services,
         grants: args.grants,
         database: args.database,
+        database_ca_file: args.database_ca_file,
         request_timeout_ms: args.request_timeout_ms,
         max_body_bytes: args.max_body_bytes,
         registrations_per_minute_per_se: args.registrations_per_minute_per_se,
@@ -285,7 +336,7 @@ fn open_store(
     sqlite: server::store::SqliteOptions,
 ) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(url) = database {
-        tracing::info!(database = %url, "store: PostgreSQL");
+        tracing::info!(database = %url, transport = %url.transport(), "store: PostgreSQL");
         let store = server::store::PgStore::open(url, &server::store::PgOptions::default())?;
         return Ok(Arc::new(store));
     }
@@ -296,21 +347,30 @@ fn open_store(
     ))
 }
 
-fn audit(data: &Path, database: Option<String>, limit: usize) -> anyhow::Result<()> {
-    // --database, else `database` of DIR/server.toml (read for that key alone).
+fn audit(
+    data: &Path,
+    database: Option<RawDatabaseUrl>,
+    ca_file: Option<PathBuf>,
+    limit: usize,
+) -> anyhow::Result<()> {
+    // --database and --database-ca-file, else `database` and `database_ca_file` of
+    // DIR/server.toml (read for those keys alone).
     let config = data.join(CONFIG_FILE);
-    let database = match database {
-        Some(url) => Some(url),
-        None if config.exists() => {
-            http_serve::config::read_toml::<server::config::ConfigFile>(&config, "server")?.database
-        }
-        None => None,
+    let file = if config.exists() {
+        http_serve::config::read_toml::<server::config::ConfigFile>(&config, "server")?
+    } else {
+        server::config::ConfigFile::default()
     };
-    let store = match database {
-        Some(url) => {
-            let url = server::store::DatabaseUrl::parse(&url)?;
-            open_store(data, Some(&url), Default::default())?
-        }
+    let file_ca = file
+        .database_ca_file
+        .map(|ca| http_serve::tls::relative_to_file(&config, &ca));
+    let url = server::config::database(
+        database.as_ref().or(file.database.as_ref()),
+        ca_file.or(file_ca),
+    )
+    .context("the database settings are not usable")?;
+    let store = match url {
+        Some(url) => open_store(data, Some(&url), Default::default())?,
         None => {
             let db = data.join(keyfile::DB_FILE);
             if !db.exists() {

@@ -23,6 +23,11 @@
 //! update). A transaction that PostgreSQL aborts on a serialization failure or a deadlock
 //! (SQLSTATE 40001, 40P01) is run again, a bounded number of times.
 //!
+//! TLS (rustls, [`PgTls`]): the URL's `sslmode` (`disable`, `prefer`, `require`; `verify-full`
+//! is `require`, which always verifies the certificate and the host name) and a CA file
+//! ([`DatabaseUrl::with_ca_file`]). A host off loopback needs `sslmode=require`, or an
+//! explicit `sslmode=disable`: [`DatabaseUrl::parse`] refuses anything else.
+//!
 //! Forward secrecy at rest differs from SQLite's: PostgreSQL has no `secure_delete`, so the
 //! bytes of a deleted connection stay in heap pages until VACUUM (autovacuum) reuses them and
 //! in WAL segments until they are recycled; nothing at the SQL level replaces the truncating
@@ -30,18 +35,25 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime as PoolRuntime,
     TimeoutType,
 };
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use zeroize::Zeroizing;
 
 use super::sqlite::Stats;
@@ -114,17 +126,38 @@ const MAX_ATTEMPTS: u32 = 5;
 
 const URL_FORM: &str = "write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME, or leave `database` out to use the embedded SQLite database DIR/server.db";
 
-/// A PostgreSQL URL as configured (`database` in server.toml, `--database`), parsed. Its
-/// password is never shown: `Display` and `Debug` print `postgres://USER@HOST:PORT/DBNAME`.
+/// What the URL's `sslmode` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DatabaseTls {
+    /// No `sslmode`: as `prefer`.
+    Unset,
+    /// `sslmode=disable`: plain TCP, even off loopback (said explicitly).
+    Disable,
+    /// `sslmode=prefer`: TLS when a CA file is set and the server offers it, else plain;
+    /// loopback only (an attacker on the path could refuse TLS).
+    Prefer,
+    /// `sslmode=require` (or `verify-full`): TLS or no connection, the certificate verified
+    /// against the CA file or the system's CAs, its host name included.
+    Require,
+}
+
+/// A PostgreSQL URL as configured (`database` in server.toml, `--database`), parsed, and
+/// the CA file that verifies the server's certificate (`database_ca_file`). Its password
+/// is never shown: `Display` prints `postgres://USER@HOST:PORT/DBNAME`, `Debug` that and
+/// the TLS settings.
 #[derive(Clone)]
 pub struct DatabaseUrl {
     config: tokio_postgres::Config,
     shown: String,
+    tls: DatabaseTls,
+    ca_file: Option<PathBuf>,
 }
 
 impl DatabaseUrl {
     /// Parses `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` (query options such as
-    /// `?connect_timeout=5` are tokio-postgres's). The error never repeats the text.
+    /// `?connect_timeout=5` are tokio-postgres's; `sslmode` is one of `disable`, `prefer`,
+    /// `require`, `verify-full`) and refuses a host off loopback without
+    /// `sslmode=require` or an explicit `sslmode=disable`. The error never repeats the text.
     pub fn parse(text: &str) -> Result<DatabaseUrl, StoreError> {
         let text = text.trim();
         if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
@@ -132,7 +165,8 @@ impl DatabaseUrl {
                 "the database URL does not start with postgres://; {URL_FORM}"
             )));
         }
-        let config = tokio_postgres::Config::from_str(text).map_err(|e| {
+        let (text, tls) = take_sslmode(text)?;
+        let config = tokio_postgres::Config::from_str(&text).map_err(|e| {
             StoreError::Open(format!(
                 "the database URL is malformed ({}); {URL_FORM}",
                 describe(&e)
@@ -149,8 +183,132 @@ impl DatabaseUrl {
             )));
         }
         let shown = redacted(&config);
-        Ok(DatabaseUrl { config, shown })
+        if !is_local(&config) && !matches!(tls, DatabaseTls::Require | DatabaseTls::Disable) {
+            let asked = match tls {
+                DatabaseTls::Prefer => {
+                    "sslmode=prefer falls back to plain text when TLS is refused"
+                }
+                _ => "it asks for no TLS",
+            };
+            return Err(StoreError::Open(format!(
+                "the database {shown} is not on loopback and {asked}, so the password and the \
+                 session keys could cross the network in plain text; add ?sslmode=require to \
+                 the URL (the certificate is verified against database_ca_file, or the \
+                 system's CAs without it), or ?sslmode=disable on a network you trust"
+            )));
+        }
+        Ok(DatabaseUrl {
+            config,
+            shown,
+            tls,
+            ca_file: None,
+        })
     }
+
+    /// Verifies the server's certificate against the CA certificate(s) of this PEM file
+    /// (read when the store opens) instead of the system's CAs; with `sslmode` unset or
+    /// `prefer`, it also turns TLS on. Refused with `sslmode=disable`.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Result<DatabaseUrl, StoreError> {
+        if self.tls == DatabaseTls::Disable {
+            return Err(StoreError::Open(format!(
+                "a CA file is set for {}, whose URL says sslmode=disable; remove \
+                 database_ca_file (--database-ca-file), or write sslmode=require",
+                self.shown
+            )));
+        }
+        self.ca_file = Some(path.into());
+        Ok(self)
+    }
+
+    /// The CA file, if one is set.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// How the store will connect, for the log: `plain`, `TLS (verified against FILE)`...
+    pub fn transport(&self) -> String {
+        let against = match &self.ca_file {
+            Some(ca) => format!("verified against {}", ca.display()),
+            None => "verified against the system's CAs".to_owned(),
+        };
+        match (self.tls, &self.ca_file) {
+            (DatabaseTls::Disable, _) => "plain TCP (sslmode=disable)".to_owned(),
+            (DatabaseTls::Unset | DatabaseTls::Prefer, None) => {
+                "plain TCP (loopback; no database_ca_file)".to_owned()
+            }
+            (DatabaseTls::Unset | DatabaseTls::Prefer, Some(_)) => {
+                format!("TLS if the server offers it, {against}")
+            }
+            (DatabaseTls::Require, _) => format!("TLS, {against}"),
+        }
+    }
+}
+
+/// Reads `sslmode` from the query of `text`: its meaning, and the text
+/// tokio-postgres parses (`verify-full` written as `require`, which verifies the host name
+/// here). Modes this store cannot honour are refused with what to write instead.
+fn take_sslmode(text: &str) -> Result<(zeroize::Zeroizing<String>, DatabaseTls), StoreError> {
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(text.len()));
+    let mut tls = DatabaseTls::Unset;
+    let Some((base, query)) = text.split_once('?') else {
+        out.push_str(text);
+        return Ok((out, tls));
+    };
+    out.push_str(base);
+    out.push('?');
+    for (i, param) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let Some(mode) = param.strip_prefix("sslmode=") else {
+            out.push_str(param);
+            continue;
+        };
+        tls = match mode {
+            "disable" => DatabaseTls::Disable,
+            "prefer" => DatabaseTls::Prefer,
+            "require" | "verify-full" => DatabaseTls::Require,
+            "verify-ca" => {
+                return Err(StoreError::Open(
+                    "sslmode=verify-ca is not supported: this server always verifies the host \
+                     name too; write sslmode=verify-full (or require, the same here) and make \
+                     sure the certificate names the host of the URL"
+                        .into(),
+                ))
+            }
+            other => {
+                return Err(StoreError::Open(format!(
+                    "sslmode={other} is not supported; write sslmode=require (TLS, verified), \
+                     verify-full (the same), prefer (loopback only) or disable"
+                )))
+            }
+        };
+        out.push_str(match tls {
+            DatabaseTls::Disable => "sslmode=disable",
+            DatabaseTls::Prefer => "sslmode=prefer",
+            _ => "sslmode=require",
+        });
+    }
+    Ok((out, tls))
+}
+
+/// True when every host of the URL is this machine: a Unix socket, `localhost`, or a
+/// loopback address (`hostaddr` decides where `hostaddr` is given).
+fn is_local(c: &tokio_postgres::Config) -> bool {
+    let addrs = c.get_hostaddrs();
+    if !addrs.is_empty() {
+        return addrs.iter().all(|a| http_serve::tls::is_loopback(*a));
+    }
+    c.get_hosts().iter().all(|h| match h {
+        Host::Tcp(name) => {
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<IpAddr>()
+                    .is_ok_and(http_serve::tls::is_loopback)
+        }
+        Host::Unix(_) => true,
+    })
 }
 
 impl fmt::Display for DatabaseUrl {
@@ -161,7 +319,7 @@ impl fmt::Display for DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({})", self.shown)
+        write!(f, "DatabaseUrl({}, {})", self.shown, self.transport())
     }
 }
 
@@ -392,9 +550,11 @@ fn build_pool(url: &DatabaseUrl, options: &PgOptions) -> Result<Pool, StoreError
     if config.get_application_name().is_none() {
         config.application_name("server");
     }
+    let (mode, tls) = PgTls::for_url(url)?;
+    config.ssl_mode(mode);
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -407,6 +567,179 @@ fn build_pool(url: &DatabaseUrl, options: &PgOptions) -> Result<Pool, StoreError
         .recycle_timeout(Some(options.connect_timeout))
         .build()
         .map_err(|e| StoreError::Open(format!("cannot set up the PostgreSQL pool: {e}")))
+}
+
+/// TLS to PostgreSQL: tokio-postgres's connector over tokio-rustls (on http-serve's `ring`
+/// provider), verifying the server's certificate and its host name; `None`: TLS is off
+/// (the connection's `sslmode` is then `disable`, so it is never asked for a handshake).
+#[derive(Clone)]
+pub(crate) struct PgTls(Option<Arc<rustls::ClientConfig>>);
+
+impl PgTls {
+    /// The `sslmode` the connections use and the connector, as `url` asks: TLS with the CA
+    /// file or, for `require` without one, the system's CAs; plain for `disable`, and for
+    /// `prefer` (or none) without a CA file (loopback only: [`DatabaseUrl::parse`]).
+    /// Reads the CA file now: a missing or malformed one stops the start.
+    pub(crate) fn for_url(url: &DatabaseUrl) -> Result<(SslMode, PgTls), StoreError> {
+        let mode = match (url.tls, &url.ca_file) {
+            (DatabaseTls::Disable, _) | (DatabaseTls::Unset | DatabaseTls::Prefer, None) => {
+                return Ok((SslMode::Disable, PgTls(None)))
+            }
+            (DatabaseTls::Unset | DatabaseTls::Prefer, Some(_)) => SslMode::Prefer,
+            (DatabaseTls::Require, _) => SslMode::Require,
+        };
+        let roots = match &url.ca_file {
+            Some(ca) => http_serve::tls::root_store(ca).map_err(|e| {
+                StoreError::Open(format!(
+                    "database_ca_file (--database-ca-file) is not usable: {e}"
+                ))
+            })?,
+            None => system_roots(url)?,
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(http_serve::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StoreError::Open(format!("cannot set up TLS to PostgreSQL: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // PostgreSQL's ALPN name (required by its direct TLS negotiation, harmless before).
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        Ok((mode, PgTls(Some(Arc::new(config)))))
+    }
+}
+
+/// The system's CA certificates (rustls-native-certs), for `sslmode=require` without a CA
+/// file; none found is an error naming `database_ca_file`.
+fn system_roots(url: &DatabaseUrl) -> Result<rustls::RootCertStore, StoreError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = match found.errors.first() {
+            Some(e) => format!(" ({e})"),
+            None => String::new(),
+        };
+        return Err(StoreError::Open(format!(
+            "{} asks for TLS (sslmode=require) without database_ca_file, so the system's CA \
+             certificates should verify the database server, but none were found{why}; set \
+             database_ca_file in server.toml (or --database-ca-file) to the PEM of the CA \
+             that issued the database server's certificate",
+            url.shown
+        )));
+    }
+    Ok(roots)
+}
+
+impl<S> MakeTlsConnect<S> for PgTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = PgTlsStream<S>;
+    type TlsConnect = PgTlsConnect;
+    type Error = TlsFailure;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<PgTlsConnect, TlsFailure> {
+        // Asked for every connection, TLS or not: without TLS there is nothing to check.
+        let Some(config) = self.0.clone() else {
+            return Ok(PgTlsConnect(None));
+        };
+        let name = ServerName::try_from(domain.to_owned()).map_err(|e| TlsFailure {
+            reason: format!("`{domain}` cannot be checked against a certificate ({e})"),
+            certificate: None,
+        })?;
+        Ok(PgTlsConnect(Some((
+            tokio_rustls::TlsConnector::from(config),
+            name,
+        ))))
+    }
+}
+
+/// One handshake, for one connection to one host; `None`: TLS is off (never asked).
+pub(crate) struct PgTlsConnect(Option<(tokio_rustls::TlsConnector, ServerName<'static>)>);
+
+impl<S> TlsConnect<S> for PgTlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = PgTlsStream<S>;
+    type Error = TlsFailure;
+    type Future = Pin<Box<dyn Future<Output = Result<PgTlsStream<S>, TlsFailure>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let Some((connector, name)) = self.0 else {
+                return Err(TlsFailure {
+                    reason: "TLS is off for this database (sslmode=disable)".into(),
+                    certificate: None,
+                });
+            };
+            connector
+                .connect(name, stream)
+                .await
+                .map(|s| PgTlsStream(Box::new(s)))
+                .map_err(TlsFailure::from_io)
+        })
+    }
+}
+
+/// Why a TLS handshake with PostgreSQL failed; `certificate` when the server's certificate
+/// was refused (the start-up error then says which setting to fix).
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub(crate) struct TlsFailure {
+    reason: String,
+    certificate: Option<rustls::CertificateError>,
+}
+
+impl TlsFailure {
+    fn from_io(e: io::Error) -> TlsFailure {
+        let certificate = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(rustls::Error::InvalidCertificate(c)) => Some(c.clone()),
+            _ => None,
+        };
+        TlsFailure {
+            reason: e.to_string(),
+            certificate,
+        }
+    }
+}
+
+/// A TLS connection to PostgreSQL (boxed: a rustls session is large).
+pub(crate) struct PgTlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PgTlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for PgTlsStream<S> {
+    /// No SCRAM channel binding (`tls-server-end-point`): the certificate is verified, and
+    /// SCRAM-SHA-256 without `-PLUS` is what the server then uses.
+    fn channel_binding(&self) -> ChannelBinding {
+        ChannelBinding::none()
+    }
 }
 
 /// The first connection (its failure says what to fix) and the migrations.
@@ -427,7 +760,32 @@ fn open_error(url: &DatabaseUrl, options: &PgOptions, e: PoolError) -> StoreErro
         PoolError::Backend(pg) => {
             let why = describe(&pg);
             let code = pg.code();
-            if code == Some(&SqlState::INVALID_PASSWORD)
+            let tls = std::error::Error::source(&pg).and_then(|e| e.downcast_ref::<TlsFailure>());
+            if let Some(TlsFailure {
+                certificate: Some(c),
+                ..
+            }) = tls
+            {
+                tls_certificate_error(url, c, &why)
+            } else if tls.is_some() {
+                format!(
+                    "cannot connect to PostgreSQL at {at}: {why}; check the database server's \
+                     TLS settings (ssl, ssl_cert_file, ssl_key_file in postgresql.conf) and its log"
+                )
+            } else if why.contains("server does not support TLS") {
+                format!(
+                    "PostgreSQL at {at} does not accept TLS, and the URL asks for it \
+                     (sslmode=require); turn TLS on in the database server (ssl = on, \
+                     ssl_cert_file and ssl_key_file in postgresql.conf), or, on loopback or a \
+                     network you trust, write sslmode=disable in the URL"
+                )
+            } else if why.contains("no encryption") && url.ca_file.is_none() {
+                format!(
+                    "PostgreSQL at {at} refused a connection without TLS ({why}); set \
+                     database_ca_file in server.toml (or --database-ca-file) to the CA of its \
+                     certificate, and sslmode=require in the URL"
+                )
+            } else if code == Some(&SqlState::INVALID_PASSWORD)
                 || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
                 || why.contains("password missing")
             {
@@ -451,6 +809,35 @@ fn open_error(url: &DatabaseUrl, options: &PgOptions, e: PoolError) -> StoreErro
         }
         other => format!("cannot connect to PostgreSQL at {at}: {other}"),
     })
+}
+
+/// The start-up error for a server certificate rustls refused: which setting to fix.
+fn tls_certificate_error(url: &DatabaseUrl, c: &rustls::CertificateError, why: &str) -> String {
+    let at = &url.shown;
+    let trusted_by = match &url.ca_file {
+        Some(ca) => format!("database_ca_file {}", ca.display()),
+        None => "the system's CAs (no database_ca_file is set)".to_owned(),
+    };
+    match c {
+        rustls::CertificateError::NotValidForName
+        | rustls::CertificateError::NotValidForNameContext { .. } => format!(
+            "PostgreSQL at {at}: its TLS certificate does not name the host of the URL ({why}); \
+             connect with a host name or address the certificate carries, or have the \
+             certificate reissued for this host"
+        ),
+        rustls::CertificateError::Expired
+        | rustls::CertificateError::ExpiredContext { .. }
+        | rustls::CertificateError::NotValidYet
+        | rustls::CertificateError::NotValidYetContext { .. } => format!(
+            "PostgreSQL at {at}: its TLS certificate is outside its validity period ({why}); \
+             renew the database server's certificate, or check this machine's clock"
+        ),
+        _ => format!(
+            "PostgreSQL at {at}: its TLS certificate is not trusted by {trusted_by} ({why}); \
+             set database_ca_file in server.toml (or --database-ca-file) to the PEM of the CA \
+             that issued the database server's certificate"
+        ),
+    }
 }
 
 /// Applies the migrations this database lacks, in one transaction under an advisory lock;
@@ -920,8 +1307,133 @@ mod tests {
         let u = DatabaseUrl::parse("postgres://app:hunter2@127.0.0.1:5433/vsc").unwrap();
         assert_eq!(u.to_string(), "postgres://app@127.0.0.1:5433/vsc");
         assert!(!format!("{u:?}").contains("hunter2"));
-        let u = DatabaseUrl::parse("postgresql://db.example/vsc").unwrap();
+        let u = DatabaseUrl::parse("postgresql://db.example/vsc?sslmode=require").unwrap();
         assert_eq!(u.to_string(), "postgres://db.example:5432/vsc");
+    }
+
+    #[test]
+    fn sslmode_is_read_and_verify_full_is_require() {
+        for (url, tls) in [
+            ("postgres://a:hunter2@127.0.0.1/vsc", DatabaseTls::Unset),
+            (
+                "postgres://a@127.0.0.1/vsc?sslmode=disable",
+                DatabaseTls::Disable,
+            ),
+            (
+                "postgres://a@127.0.0.1/vsc?sslmode=prefer",
+                DatabaseTls::Prefer,
+            ),
+            (
+                "postgres://a@127.0.0.1/vsc?sslmode=require",
+                DatabaseTls::Require,
+            ),
+            (
+                "postgres://a@db.example/vsc?connect_timeout=3&sslmode=verify-full",
+                DatabaseTls::Require,
+            ),
+            (
+                "postgres://a@127.0.0.1/vsc?sslmode=disable&sslmode=require",
+                DatabaseTls::Require,
+            ),
+        ] {
+            let u = DatabaseUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(u.tls, tls, "{url}");
+            let want = match tls {
+                DatabaseTls::Disable => SslMode::Disable,
+                DatabaseTls::Require => SslMode::Require,
+                _ => SslMode::Prefer,
+            };
+            assert_eq!(u.config.get_ssl_mode(), want, "{url}");
+        }
+        for (bad, fix) in [
+            (
+                "postgres://a:hunter2@127.0.0.1/vsc?sslmode=verify-ca",
+                "verify-full",
+            ),
+            (
+                "postgres://a:hunter2@127.0.0.1/vsc?sslmode=allow",
+                "sslmode=require",
+            ),
+            (
+                "postgres://a:hunter2@127.0.0.1/vsc?sslmode=REQUIRE",
+                "sslmode=require",
+            ),
+        ] {
+            let e = DatabaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(fix), "{bad}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_host_off_loopback_needs_sslmode_require_or_an_explicit_disable() {
+        for local in [
+            "postgres://a@127.0.0.1/vsc",
+            "postgres://a@127.0.0.2:5433/vsc?sslmode=prefer",
+            "postgres://a@localhost/vsc",
+            "postgres://a@[::1]/vsc",
+            "postgres://a@%2Fvar%2Frun%2Fpostgresql/vsc",
+            "postgres://a@db.example/vsc?hostaddr=127.0.0.1",
+        ] {
+            DatabaseUrl::parse(local).unwrap_or_else(|e| panic!("{local}: {e}"));
+        }
+        for remote in [
+            "postgres://a:hunter2@db.example/vsc",
+            "postgres://a:hunter2@10.0.0.5/vsc?sslmode=prefer",
+            "postgres://a:hunter2@127.0.0.1,db.example/vsc",
+            "postgres://a:hunter2@localhost/vsc?hostaddr=10.0.0.5",
+            "postgres://a:hunter2@[2001:db8::1]/vsc",
+        ] {
+            let e = DatabaseUrl::parse(remote).unwrap_err().to_string();
+            assert!(e.contains("not on loopback"), "{remote}: {e}");
+            assert!(e.contains("?sslmode=require"), "{remote}: {e}");
+            assert!(e.contains("?sslmode=disable"), "{remote}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+            for ok in ["sslmode=require", "sslmode=disable"] {
+                let sep = if remote.contains('?') { '&' } else { '?' };
+                let url = format!("{remote}{sep}{ok}");
+                DatabaseUrl::parse(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn tls_is_used_as_sslmode_and_the_ca_file_say() {
+        let mode = |url: &DatabaseUrl| PgTls::for_url(url).map(|(m, t)| (m, t.0.is_some()));
+        let plain = DatabaseUrl::parse("postgres://a@127.0.0.1/vsc").unwrap();
+        assert_eq!(mode(&plain).unwrap(), (SslMode::Disable, false));
+        assert!(plain.transport().starts_with("plain TCP"));
+        let disable = DatabaseUrl::parse("postgres://a@db.example/vsc?sslmode=disable").unwrap();
+        assert_eq!(mode(&disable).unwrap(), (SslMode::Disable, false));
+        let e = disable.with_ca_file("ca.pem").unwrap_err().to_string();
+        assert!(
+            e.contains("sslmode=disable") && e.contains("database_ca_file"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-ca.pem");
+        for url in [
+            "postgres://a@127.0.0.1/vsc",
+            "postgres://a@db.example/vsc?sslmode=require",
+        ] {
+            let u = DatabaseUrl::parse(url)
+                .unwrap()
+                .with_ca_file(&missing)
+                .unwrap();
+            assert!(u.transport().contains("no-ca.pem"), "{}", u.transport());
+            assert!(format!("{u:?}").contains("TLS"), "{u:?}");
+            let e = mode(&u).unwrap_err().to_string();
+            assert!(e.contains("database_ca_file"), "{e}");
+            assert!(e.contains("no-ca.pem"), "{e}");
+        }
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        let u = DatabaseUrl::parse("postgres://a@127.0.0.1/vsc?sslmode=require")
+            .unwrap()
+            .with_ca_file(&garbage)
+            .unwrap();
+        let e = mode(&u).unwrap_err().to_string();
+        assert!(e.contains("CERTIFICATE"), "{e}");
     }
 
     #[test]

@@ -195,3 +195,113 @@ async fn a_sigkill_after_registration_leaves_the_connection_usable() {
         assert!(log.contains(decision), "audit lacks {decision}: {log}");
     }
 }
+
+/// Everything `server init` printed, stdout and stderr.
+fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn init_database_writes_the_url_into_a_0600_config_and_never_prints_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("srv");
+    let url = "postgres://app:hunter2@127.0.0.1:5432/vsc";
+    let out = server(&["init", "--data", data.to_str().unwrap(), "--database", url]);
+    assert!(out.status.success(), "{}", printed(&out));
+    let shown = printed(&out);
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("postgres://app@127.0.0.1:5432/vsc"),
+        "{shown}"
+    );
+    let config = data.join("server.toml");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "server.toml holds a password");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.lines().any(|l| l == format!("database = \"{url}\"")),
+        "{text}"
+    );
+    assert!(
+        !data.join("server.db").exists(),
+        "PostgreSQL: no SQLite file"
+    );
+    // `server run` reads the URL back: with no CA key set it stops on that, not on the URL.
+    let run = server(&["run", "--data", data.to_str().unwrap()]);
+    assert!(!run.status.success());
+    let shown = printed(&run);
+    assert!(shown.contains("issuer_ca_public_key"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn init_database_with_tls_names_both_and_without_database_keeps_the_old_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("srv");
+    let url = "postgres://app:hunter2@localhost/vsc?sslmode=disable";
+    let out = server(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--tls",
+        "--database",
+        url,
+    ]);
+    assert!(out.status.success(), "{}", printed(&out));
+    assert!(!printed(&out).contains("hunter2"));
+    let text = std::fs::read_to_string(data.join("server.toml")).unwrap();
+    assert!(text.contains("\ntls_cert = \"tls-cert.pem\""), "{text}");
+    assert!(
+        text.contains(&format!("\ndatabase = \"{url}\"\n")),
+        "{text}"
+    );
+
+    let plain = dir.path().join("plain");
+    assert!(server(&["init", "--data", plain.to_str().unwrap()])
+        .status
+        .success());
+    let text = std::fs::read_to_string(plain.join("server.toml")).unwrap();
+    assert!(text.contains("\n# database = "), "{text}");
+}
+
+#[test]
+fn init_with_a_bad_database_url_writes_nothing_and_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, fix) in [
+        ("sqlite:server.db", "postgres://USER"),
+        ("postgres://app:hunter2@127.0.0.1:x/vsc", "postgres://USER"),
+        ("postgres://app:hunter2@127.0.0.1:5432/", "DBNAME"),
+    ] {
+        let data = dir.path().join("srv");
+        let out = server(&["init", "--data", data.to_str().unwrap(), "--database", url]);
+        assert!(!out.status.success(), "{url}");
+        let shown = printed(&out);
+        assert!(shown.contains("--database"), "{url}: {shown}");
+        assert!(shown.contains(fix), "{url}: {shown}");
+        assert!(!shown.contains("hunter2"), "{url}: {shown}");
+        assert!(!data.exists(), "{url}: init wrote {}", data.display());
+    }
+    // An existing server.toml would be kept without the URL: refused before any write.
+    let data = dir.path().join("kept");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("server.toml"), "listen = \"127.0.0.1:9\"\n").unwrap();
+    let out = server(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--database",
+        "postgres://app:hunter2@127.0.0.1/vsc",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        printed(&out).contains("already exists"),
+        "{}",
+        printed(&out)
+    );
+    assert!(!printed(&out).contains("hunter2"));
+    assert!(!data.join("server.key").exists());
+}

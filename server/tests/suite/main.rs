@@ -8,6 +8,7 @@ mod http;
 mod limits;
 mod metrics;
 mod pg;
+mod pg_tls;
 mod retention;
 mod store_contract;
 mod tls;

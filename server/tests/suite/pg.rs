@@ -6,6 +6,7 @@
 //! PostgreSQL not installed: [`cluster`] prints a loud SKIPPED line and returns `None`.
 //! Installed but failing to start: the test fails, with the server's log.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,9 +39,20 @@ pub fn cluster(test: &str) -> Option<Arc<PgCluster>> {
     if let Some(c) = shared.upgrade() {
         return Some(c);
     }
-    let c = Arc::new(PgCluster::start(bin).unwrap_or_else(|e| panic!("{test}: {e}")));
+    let c = Arc::new(PgCluster::start(bin, None).unwrap_or_else(|e| panic!("{test}: {e}")));
     *shared = Arc::downgrade(&c);
     Some(c)
+}
+
+/// A cluster of its own that speaks TLS with this certificate and key (PEM) and accepts
+/// TCP logins over TLS only (`hostssl`), listening on 127.0.0.1 and 127.0.0.2. `None`,
+/// after a SKIPPED line naming `test`, when PostgreSQL is not installed.
+pub fn tls_cluster(test: &str, cert: &Path, key: &Path) -> Option<PgCluster> {
+    let Some(bin) = find_bin() else {
+        eprintln!("SKIPPED {test}: PostgreSQL is not installed (apt-get install postgresql)");
+        return None;
+    };
+    Some(PgCluster::start(bin, Some((cert, key))).unwrap_or_else(|e| panic!("{test}: {e}")))
 }
 
 /// The newest `/usr/lib/postgresql/N/bin` (Debian's layout), else initdb on PATH.
@@ -92,7 +104,7 @@ fn check(what: &str, out: std::io::Result<Output>) -> Result<String, String> {
 }
 
 impl PgCluster {
-    fn start(bin: PathBuf) -> Result<PgCluster, String> {
+    fn start(bin: PathBuf, tls: Option<(&Path, &Path)>) -> Result<PgCluster, String> {
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
             .prefix("server-pg-")
@@ -131,14 +143,23 @@ impl PgCluster {
             .output()
             .map_err(|e| e.to_string())
             .and_then(|o| check("initdb", Ok(o)))?;
+        let mut extra = String::new();
+        if let Some((cert, key)) = tls {
+            extra = c.tls_files(cert, key)?;
+        }
         // A port that was free may be taken before the server binds it: try another.
         let mut last = String::new();
         for _ in 0..3 {
             c.port = free_port();
             let options = format!(
-                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=200",
+                "-p {} -c listen_addresses={} -k {} -c fsync=off -c synchronous_commit=off \
+                 -c full_page_writes=off -c max_connections=200{extra}",
                 c.port,
+                if tls.is_some() {
+                    "'127.0.0.1,127.0.0.2'"
+                } else {
+                    "127.0.0.1"
+                },
                 c.dir.path().display()
             );
             let started = c
@@ -164,6 +185,37 @@ impl PgCluster {
             }
         }
         Err(last)
+    }
+
+    /// Copies the pair beside the cluster (the key 0600, owned by the cluster's user, as
+    /// PostgreSQL wants), allows TCP logins over TLS only; the `pg_ctl -o` options.
+    fn tls_files(&self, cert: &Path, key: &Path) -> Result<String, String> {
+        let copy = |from: &Path, name: &str| -> Result<PathBuf, String> {
+            let to = self.dir.path().join(name);
+            std::fs::copy(from, &to).map_err(|e| format!("copy {}: {e}", from.display()))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("chmod {}: {e}", to.display()))?;
+            if self.as_postgres {
+                check(
+                    "chown postgres",
+                    Command::new("chown").arg("postgres").arg(&to).output(),
+                )?;
+            }
+            Ok(to)
+        };
+        let cert = copy(cert, "pg-cert.pem")?;
+        let key = copy(key, "pg-key.pem")?;
+        let hba = self.data().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhostssl all all 127.0.0.0/8 scram-sha-256\n",
+        )
+        .map_err(|e| format!("write {}: {e}", hba.display()))?;
+        Ok(format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        ))
     }
 
     fn data(&self) -> PathBuf {
@@ -201,6 +253,14 @@ impl PgCluster {
         self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {ROLE}"))
             .unwrap_or_else(|e| panic!("{e}"));
         self.url(&name, &self.password)
+    }
+
+    /// A new empty database owned by [`ROLE`]; its name.
+    pub fn new_database_name(&self) -> String {
+        let name = format!("t{}", self.next_db.fetch_add(1, Ordering::SeqCst));
+        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {ROLE}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        name
     }
 
     /// The URL of `db` for [`ROLE`] with `password`.

@@ -5,7 +5,8 @@
 #[path = "../../../server/tests/suite/common/mod.rs"]
 mod common;
 
-// The throw-away PostgreSQL cluster of the server's tests.
+// The throw-away PostgreSQL cluster of the server's tests (its TLS cluster is theirs alone).
+#[allow(dead_code)]
 #[path = "../../../server/tests/suite/pg.rs"]
 mod pg;
 
