@@ -9,8 +9,9 @@ mod common;
 #[allow(dead_code)]
 #[path = "../tests/suite/server_portal/portal.rs"]
 mod portal;
+#[allow(dead_code)]
+mod shared;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,146 +189,6 @@ async fn run(terminals: usize, seconds: f64, durability: Durability) -> f64 {
     rate
 }
 
-/// OpenSSL mTLS full handshakes per second: `s_server` requiring a client certificate,
-/// `clients` parallel `s_time -new` loops. `None` when openssl is not installed.
-fn mtls(clients: usize, seconds: u64) -> Option<f64> {
-    let dir = tempfile::tempdir().ok()?;
-    let d = dir.path();
-    let ssl = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok()
-            .filter(|s| s.success())
-    };
-    let curve = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    ssl(&[
-        &[
-            "req", "-x509", "-days", "2", "-subj", "/CN=ca", "-keyout", "ca.key", "-out", "ca.pem",
-        ][..],
-        &curve,
-    ]
-    .concat())?;
-    for who in ["server", "client"] {
-        let key = format!("{who}.key");
-        let csr = format!("{who}.csr");
-        let pem = format!("{who}.pem");
-        let subj = format!("/CN={who}");
-        ssl(&[
-            &["req", "-subj", &subj, "-keyout", &key, "-out", &csr][..],
-            &curve,
-        ]
-        .concat())?;
-        ssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &pem,
-        ])?;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let mut server = Command::new("openssl")
-        .args([
-            "s_server",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-cert",
-            "server.pem",
-            "-key",
-            "server.key",
-            "-CAfile",
-            "ca.pem",
-            "-Verify",
-            "1",
-            "-www",
-            "-quiet",
-            "-no_ticket",
-            "-tls1_3",
-        ])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    // Wait until the server accepts (bounded).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let _ = server.kill();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let runs: Vec<_> = (0..clients)
-        .filter_map(|_| {
-            Command::new("openssl")
-                .args([
-                    "s_time",
-                    "-connect",
-                    &format!("127.0.0.1:{port}"),
-                    "-new",
-                    "-cert",
-                    "client.pem",
-                    "-key",
-                    "client.key",
-                    "-CAfile",
-                    "ca.pem",
-                    "-time",
-                    &seconds.to_string(),
-                ])
-                .current_dir(d)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()
-        })
-        .collect();
-    let mut total = 0.0;
-    for r in runs {
-        let out = r.wait_with_output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        // "N connections in T.TTs; R connections/user sec, ..." then "N connections in S real seconds"
-        let line = text
-            .lines()
-            .find(|l| l.contains("connections in") && l.contains("real seconds"))?;
-        let mut words = line.split_whitespace();
-        let n: f64 = words.next()?.parse().ok()?;
-        let secs: f64 = line
-            .split("connections in ")
-            .nth(1)?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        total += n / secs.max(0.001);
-    }
-    let _ = server.kill();
-    let _ = server.wait();
-    Some(total)
-}
-
 fn main() {
     let seconds: f64 = std::env::args()
         .skip(1)
@@ -353,7 +214,7 @@ fn main() {
         v
     });
     for clients in [1usize, 16] {
-        match mtls(clients, seconds.ceil() as u64) {
+        match shared::mtls(clients, seconds.ceil() as u64) {
             Some(rate) => {
                 let ratios: Vec<String> = ours
                     .iter()

@@ -9,15 +9,15 @@
 //! the portal. Everything listens on loopback ephemeral ports.
 #[path = "../../server/tests/suite/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+mod shared;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use secure_channel::mutual::{self, Call};
+use secure_channel::mutual;
 use server::store::{Durability, Store};
 use server::{Engine, SqliteStore};
 
@@ -31,32 +31,7 @@ struct Mode {
     keep_alive: bool,
 }
 
-/// A TLS pair from `server init --tls`: (certificate, key).
-struct Pair {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn make_pair(dir: &Path) -> Pair {
-    let bin = e2e_tests::workspace_bin("server").expect("server binary");
-    let out = Command::new(bin)
-        .args(["init", "--tls", "--data"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("server init --tls");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Pair {
-        cert: dir.join("tls-cert.pem"),
-        key: dir.join("tls-key.pem"),
-    }
-}
-
-fn tls_config(pair: &Pair) -> Arc<rustls::ServerConfig> {
+fn tls_config(pair: &shared::Pair) -> Arc<rustls::ServerConfig> {
     http_serve::tls::server_config(&http_serve::tls::TlsFiles {
         cert: pair.cert.clone(),
         key: pair.key.clone(),
@@ -88,62 +63,13 @@ async fn spawn(
     (format!("{scheme}://{addr}"), tx, task)
 }
 
-/// The terminal's client: trusting the portal's certificate; pooled or not.
-fn terminal_client(portal_cert: &Path, keep_alive: bool) -> reqwest::Client {
-    let pem = std::fs::read(portal_cert).expect("portal certificate");
-    let mut b = reqwest::Client::builder()
-        .no_proxy()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM"))
-        .timeout(WAIT);
-    if !keep_alive {
-        b = b.pool_max_idle_per_host(0);
-    }
-    b.build().expect("client")
-}
-
-async fn terminal(
-    http: reqwest::Client,
-    base: String,
-    mut se: FakeSe,
-    public: mutual::VerifyingKey,
-    until: Instant,
-    flows: Arc<AtomicU64>,
-) {
-    while Instant::now() < until {
-        let pending = se.registration(SERVICE, &public);
-        let body = serde_json::to_vec(&register_body(&pending)).expect("json");
-        let a = post_via(&http, &base, &register_path(SERVICE), body).await;
-        assert_eq!(a.status, 200, "{:?}", a.json);
-        let rp = parse_answer(&a.json);
-        let mut conn = mutual::se_accept_answer(&pending.pending, &public, &rp, NOW)
-            .expect("granted")
-            .connection;
-        let m = conn
-            .seal_call(&Call {
-                name: "echo".into(),
-                data: b"ping".to_vec(),
-            })
-            .expect("seal");
-        let body = serde_json::to_vec(&message_body(&m)).expect("json");
-        let a = post_via(&http, &base, &messages_path(SERVICE), body).await;
-        assert_eq!(a.status, 200, "{:?}", a.json);
-        let r = conn
-            .open_result(&parse_message(&a.json))
-            .expect("open result");
-        assert_eq!(r.data, b"ping");
-        flows.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// flows/s of one mode.
 async fn run(
     mode: Mode,
     durability: Durability,
     seconds: f64,
-    server_pair: &Pair,
-    portal_pair: &Pair,
+    server_pair: &shared::Pair,
+    portal_pair: &shared::Pair,
 ) -> f64 {
     let mut w = World::new().grant_all(NOW + 86_400);
     w.sqlite.durability = durability;
@@ -185,12 +111,12 @@ async fn run(
     for i in 0..TERMINALS {
         let iccid = format!("8900012345678901{i:04}");
         let se = FakeSe::with_subject(&w.ca, subject(EID_HEX, &iccid));
-        tasks.push(tokio::spawn(terminal(
-            terminal_client(&portal_pair.cert, mode.keep_alive),
+        tasks.push(tokio::spawn(shared::terminal(
+            shared::terminal_client(&portal_pair.cert, mode.keep_alive),
             portal_url.clone(),
             se,
             public,
-            until,
+            (NOW, until),
             flows.clone(),
         )));
     }
@@ -215,8 +141,8 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(3.0);
     let dir = tempfile::tempdir().expect("tempdir");
-    let server_pair = make_pair(&dir.path().join("server"));
-    let portal_pair = make_pair(&dir.path().join("portal"));
+    let server_pair = shared::make_pair(&dir.path().join("server"));
+    let portal_pair = shared::make_pair(&dir.path().join("portal"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

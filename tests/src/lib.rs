@@ -110,10 +110,11 @@ pub fn sibling_bin(name: &str) -> PathBuf {
     target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
-/// The first `http://...` word of a line (what `server run` / `portal run` print on start).
+/// The first `http://...` or `https://...` word of a line (what `server run` / `portal run`
+/// print on start).
 pub fn url_in(line: &str) -> Option<String> {
     line.split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .map(str::to_string)
 }
 

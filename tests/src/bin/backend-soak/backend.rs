@@ -16,6 +16,27 @@ pub struct Limits {
     pub group_commit: bool,
 }
 
+/// HTTPS on both hops: the servers' pair (their certificate is the portal's CA file) and
+/// the portal's pair, each made by `server init --tls`.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub portal_cert: PathBuf,
+    pub portal_key: PathBuf,
+}
+
+/// What runs behind the portal.
+#[derive(Clone, Copy, Default)]
+pub struct Topology<'a> {
+    /// The PostgreSQL URL every instance uses; `None`: the SQLite file of the data directory.
+    pub database: Option<&'a str>,
+    /// `server run` processes on the same data directory (one key) and database.
+    pub instances: usize,
+    /// HTTPS on both hops; `None`: plain HTTP on loopback.
+    pub tls: Option<&'a Tls>,
+}
+
 pub struct Backend {
     server_bin: PathBuf,
     pub data: PathBuf,
@@ -23,6 +44,7 @@ pub struct Backend {
     pub database: Option<String>,
     ca_hex: String,
     limits: Limits,
+    tls: Option<Tls>,
     /// One process per instance, all on `data` (the shared signing key) and the database.
     servers: Vec<Proc>,
     portal: Proc,
@@ -33,10 +55,9 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// `server init` in `dir/server`, `instances` times `server run` on free loopback ports
-    /// (on `database`, or the SQLite file of `dir/server`), and a portal relaying the
-    /// service to all of them.
-    #[allow(clippy::too_many_arguments)]
+    /// `server init` in `dir/server`, the topology's instances of `server run` on free
+    /// loopback ports (on its database, or the SQLite file of `dir/server`), and a portal
+    /// relaying the service to all of them.
     pub fn start(
         server_bin: &Path,
         portal_bin: &Path,
@@ -44,9 +65,13 @@ impl Backend {
         ca_hex: &str,
         service: &str,
         limits: Limits,
-        database: Option<&str>,
-        instances: usize,
+        topology: Topology<'_>,
     ) -> Result<Backend, String> {
+        let Topology {
+            database,
+            instances,
+            tls,
+        } = topology;
         let data = dir.join("server");
         let mut init = Command::new(server_bin);
         init.args(["init", "--data"]).arg(&data);
@@ -85,17 +110,24 @@ impl Backend {
                 limits,
                 "127.0.0.1:0",
                 database,
+                tls,
             )?;
             servers.push(p);
             server_urls.push(url);
         }
         let upstreams: Vec<String> = server_urls.iter().map(|u| format!("\"{u}\"")).collect();
         let portal_toml = dir.join("portal.toml");
+        let tls_lines = tls.map_or(String::new(), |t| {
+            format!(
+                "tls_cert = {:?}\ntls_key = {:?}\nupstream_ca_file = {:?}\n",
+                t.portal_cert, t.portal_key, t.server_cert
+            )
+        });
         std::fs::write(
             &portal_toml,
             format!(
                 "listen = \"127.0.0.1:0\"\nmax_body_bytes = {}\nrequest_timeout_ms = {}\n\
-                 upstream_timeout_ms = 20000\n[services]\n{service} = [{}]\n",
+                 upstream_timeout_ms = 20000\n{tls_lines}[services]\n{service} = [{}]\n",
                 limits.max_body_bytes,
                 limits.request_timeout_ms,
                 upstreams.join(", ")
@@ -113,6 +145,7 @@ impl Backend {
             database: database.map(str::to_owned),
             ca_hex: ca_hex.to_string(),
             limits,
+            tls: tls.cloned(),
             servers,
             portal,
             server_urls,
@@ -125,7 +158,9 @@ impl Backend {
     /// The port may still be held for an instant by a dying process: the bind is retried.
     fn relaunch(&mut self, i: usize, service: &str) -> Result<(), String> {
         let url = self.server_urls[i].clone();
-        let addr = url.trim_start_matches("http://");
+        let addr = url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
         let mut last = String::new();
         for _ in 0..50 {
             match run_server(
@@ -136,6 +171,7 @@ impl Backend {
                 self.limits,
                 addr,
                 self.database.as_deref(),
+                self.tls.as_ref(),
             ) {
                 Ok((p, back)) if back == url => {
                     self.servers[i] = p;
@@ -191,6 +227,7 @@ impl Backend {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_server(
     server_bin: &Path,
     data: &Path,
@@ -199,6 +236,7 @@ fn run_server(
     limits: Limits,
     listen: &str,
     database: Option<&str>,
+    tls: Option<&Tls>,
 ) -> Result<(Proc, String), String> {
     let until = card_emulator::system_clock() + 86_400;
     let mut cmd = Command::new(server_bin);
@@ -217,6 +255,12 @@ fn run_server(
         // The campaign reads the audit from the database; per-request log lines would only
         // fill the log file.
         .env("RUST_LOG", "warn");
+    if let Some(t) = tls {
+        cmd.arg("--tls-cert")
+            .arg(&t.server_cert)
+            .arg("--tls-key")
+            .arg(&t.server_key);
+    }
     if let Some(url) = database {
         // Through the environment: a password in the URL stays out of the process list.
         cmd.env("SERVER_DATABASE", url);

@@ -5,7 +5,7 @@ mod backend;
 mod hostile;
 mod terminal;
 
-use backend::{Backend, Limits};
+use backend::{Backend, Limits, Topology};
 use clap::Parser;
 use server::store::Store;
 use std::path::{Path, PathBuf};
@@ -181,8 +181,11 @@ fn campaign(cli: &Cli, server_bin: &Path, portal_bin: &Path, dir: &Path) -> Resu
         &ca.public_hex(),
         SERVICE,
         limits,
-        cli.database.as_deref(),
-        cli.instances,
+        Topology {
+            database: cli.database.as_deref(),
+            instances: cli.instances,
+            tls: None,
+        },
     )?;
     // One instance at a time, then (with several) all of them at once.
     let mut schedule: Vec<Vec<usize>> = (0..cli.kills as usize)
