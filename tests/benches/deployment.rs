@@ -7,8 +7,8 @@
 //! second with 16 clients, the reference. Rounds alternate the configurations, so drift
 //! (page cache, CPU frequency, a neighbour) hits them alike.
 //!
-//! `cargo bench -p e2e-tests --bench deployment [-- SECONDS [ROUNDS]]` (default 5 s, 2
-//! rounds). PostgreSQL runs in a throw-away cluster (`apt-get install postgresql`); without
+//! `cargo bench -p e2e-tests --bench deployment [-- SECONDS [ROUNDS [ONLY]]]` (default 5 s,
+//! 2 rounds; ONLY runs the stores whose name contains it, such as `PostgreSQL`). PostgreSQL runs in a throw-away cluster (`apt-get install postgresql`); without
 //! it the PostgreSQL lines say SKIPPED. The terminals, the portal, the servers and
 //! PostgreSQL share this machine's cores: on a small machine every figure is bounded by CPU.
 #[allow(dead_code)]
@@ -209,11 +209,14 @@ impl Bench {
 }
 
 fn main() {
-    let mut args = std::env::args()
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .filter_map(|a| a.parse::<f64>().ok());
-    let seconds = args.next().unwrap_or(5.0);
-    let rounds = args.next().unwrap_or(2.0).max(1.0) as usize;
+        .filter(|a| a != "--bench")
+        .collect();
+    let mut numbers = args.iter().filter_map(|a| a.parse::<f64>().ok());
+    let seconds = numbers.next().unwrap_or(5.0);
+    let rounds = numbers.next().unwrap_or(2.0).max(1.0) as usize;
+    let only = args.iter().find(|a| a.parse::<f64>().is_err());
     let dir = tempfile::tempdir().expect("tempdir");
     let server_pair = shared::make_pair(&dir.path().join("server-tls"));
     let portal_pair = shared::make_pair(&dir.path().join("portal-tls"));
@@ -241,6 +244,9 @@ fn main() {
     for round in 1..=rounds {
         for https in [false, true] {
             for store in Store::ALL {
+                if only.is_some_and(|o| !store.name().contains(o.as_str())) {
+                    continue;
+                }
                 let Some((rate, latencies)) = rt.block_on(bench.run(store, https)) else {
                     println!("{}: SKIPPED, PostgreSQL is not installed", store.name());
                     continue;

@@ -48,6 +48,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime as PoolRuntime,
     TimeoutType,
 };
+use futures_util::future::{join, join3, join4};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
@@ -962,24 +963,20 @@ async fn delete_connections(
     Ok((cids.len() as u64, answers))
 }
 
+/// The statements of one registration, pipelined: sent together, answered in order, in
+/// three round trips to the database between BEGIN and COMMIT instead of seven. A statement
+/// after a failed one fails too (the transaction is aborted) and everything is rolled back
+/// when the transaction drops, so only the first failure is looked at.
 async fn commit_registration(mut client: Object, reg: &NewRegistration) -> Result<(), CommitError> {
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let time = to_i64(reg.audit.time)?;
-    let st = tx
+    let nonce_st = tx
         .prepare_cached("INSERT INTO nonces (nonce, seen_at) VALUES ($1, $2)")
         .await
         .map_err(StoreError::from)?;
-    match tx.execute(&st, &[&&reg.nonce[..], &time]).await {
-        Ok(_) => {}
-        // A concurrent transaction with the same nonce made this one wait, then committed.
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            return Err(CommitError::ReplayedNonce)
-        }
-        Err(e) => return Err(StoreError::from(e).into()),
-    }
     // Raises the counter only if it is above the stored one; the row stays locked until
     // commit, so registrations of one container are serialized here.
-    let st = tx
+    let counter_st = tx
         .prepare_cached(
             "INSERT INTO registration_counters (subject, last_counter) VALUES ($1, $2)
              ON CONFLICT (subject) DO UPDATE SET last_counter = excluded.last_counter
@@ -987,15 +984,25 @@ async fn commit_registration(mut client: Object, reg: &NewRegistration) -> Resul
         )
         .await
         .map_err(StoreError::from)?;
-    let raised = tx
-        .execute(&st, &[&&reg.subject_id[..], &i64::from(reg.counter)])
-        .await
-        .map_err(StoreError::from)?;
-    if raised != 1 {
+    let subject_id: &[u8] = &reg.subject_id;
+    let (nonce, raised) = join(
+        tx.execute(&nonce_st, &[&&reg.nonce[..], &time]),
+        tx.execute(&counter_st, &[&subject_id, &i64::from(reg.counter)]),
+    )
+    .await;
+    match nonce {
+        Ok(_) => {}
+        // A concurrent transaction with the same nonce made this one wait, then committed.
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            return Err(CommitError::ReplayedNonce)
+        }
+        Err(e) => return Err(StoreError::from(e).into()),
+    }
+    if raised.map_err(StoreError::from)? != 1 {
         let last: i64 = tx
             .query_one(
                 "SELECT last_counter FROM registration_counters WHERE subject = $1",
-                &[&&reg.subject_id[..]],
+                &[&subject_id],
             )
             .await
             .and_then(|r| r.try_get(0))
@@ -1008,41 +1015,55 @@ async fn commit_registration(mut client: Object, reg: &NewRegistration) -> Resul
             last,
         });
     }
-    if let Some(c) = &reg.connection {
+    let audit = insert_audit(&tx, &reg.audit);
+    let Some(c) = &reg.connection else {
+        audit.await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        return Ok(());
+    };
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO connections (cid, service, subject, scope, expires_at, state,
+                 up_counter, down_counter, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .await
+        .map_err(StoreError::from)?;
+    let state: &[u8] = &c.state;
+    let (scope, expires_at, up, down, created_at) = (
+        c.scope.join(","),
+        to_i64(c.expires_at)?,
+        to_i64(c.up_counter)?,
+        to_i64(c.down_counter)?,
+        to_i64(c.created_at)?,
+    );
+    let (replaced, inserted, audited) = join3(
         delete_connections(
             &tx,
             "DELETE FROM connections WHERE subject = $1 AND service = $2 AND cid <> $3
              RETURNING cid",
             &[&c.subject, &c.service, &&c.cid[..]],
-        )
-        .await?;
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO connections (cid, service, subject, scope, expires_at, state,
-                     up_counter, down_counter, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .await
-            .map_err(StoreError::from)?;
-        let state: &[u8] = &c.state;
+        ),
         tx.execute(
             &st,
             &[
                 &&c.cid[..],
                 &c.service,
                 &c.subject,
-                &c.scope.join(","),
-                &to_i64(c.expires_at)?,
+                &scope,
+                &expires_at,
                 &state,
-                &to_i64(c.up_counter)?,
-                &to_i64(c.down_counter)?,
-                &to_i64(c.created_at)?,
+                &up,
+                &down,
+                &created_at,
             ],
-        )
-        .await
-        .map_err(StoreError::from)?;
-    }
-    insert_audit(&tx, &reg.audit).await?;
+        ),
+        audit,
+    )
+    .await;
+    replaced?;
+    inserted.map_err(StoreError::from)?;
+    audited?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
@@ -1079,64 +1100,78 @@ async fn connection(
     }))
 }
 
+/// The compare-and-set and the writes of one message, pipelined as in
+/// [`commit_registration`]: when the compare-and-set misses, what was sent after it is
+/// rolled back with the transaction.
 async fn commit_message(mut client: Object, msg: &MessageCommit) -> Result<bool, StoreError> {
     let tx = client.transaction().await?;
-    // The compare-and-set: a concurrent commit with the same expected counter makes this
-    // one wait for the row, then re-check the condition against what it committed.
-    let st = tx
+    // A concurrent commit with the same expected counter makes this one wait for the row,
+    // then re-check the condition against what it committed.
+    let cas_st = tx
         .prepare_cached(
             "UPDATE connections SET up_counter = $2, down_counter = $3, state = $5
              WHERE cid = $1 AND up_counter = $4",
         )
         .await?;
-    let state: &[u8] = &msg.new_state;
-    let changed = tx
-        .execute(
-            &st,
-            &[
-                &&msg.cid[..],
-                &to_i64(msg.new_up)?,
-                &to_i64(msg.new_down)?,
-                &to_i64(msg.expected_up)?,
-                &state,
-            ],
-        )
-        .await?;
-    if changed != 1 {
-        return Ok(false);
-    }
-    if let Some(c) = &msg.credential {
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO credentials (cid, subject, service, issued_at, sha256)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .await?;
-        tx.execute(
-            &st,
-            &[
-                &&msg.cid[..],
-                &msg.audit.subject,
-                &msg.audit.service,
-                &to_i64(msg.audit.time)?,
-                &&c.sha256[..],
-            ],
-        )
-        .await?;
-    }
-    let st = tx
+    let answer_st = tx
         .prepare_cached(
             "INSERT INTO last_answers (cid, up_sha256, down) VALUES ($1, $2, $3)
              ON CONFLICT (cid) DO UPDATE SET up_sha256 = excluded.up_sha256,
                  down = excluded.down",
         )
         .await?;
-    tx.execute(
-        &st,
-        &[&&msg.cid[..], &&msg.answer.up_sha256[..], &msg.answer.down],
+    let credential_st = match msg.credential {
+        Some(_) => Some(
+            tx.prepare_cached(
+                "INSERT INTO credentials (cid, subject, service, issued_at, sha256)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let state: &[u8] = &msg.new_state;
+    let (new_up, new_down, expected_up, time) = (
+        to_i64(msg.new_up)?,
+        to_i64(msg.new_down)?,
+        to_i64(msg.expected_up)?,
+        to_i64(msg.audit.time)?,
+    );
+    let cid: &[u8] = &msg.cid;
+    let credential = async {
+        match (&msg.credential, &credential_st) {
+            (Some(c), Some(st)) => tx
+                .execute(
+                    st,
+                    &[
+                        &cid,
+                        &msg.audit.subject,
+                        &msg.audit.service,
+                        &time,
+                        &&c.sha256[..],
+                    ],
+                )
+                .await
+                .map(|_| ()),
+            _ => Ok(()),
+        }
+    };
+    let (changed, credential, answer, audited) = join4(
+        tx.execute(&cas_st, &[&cid, &new_up, &new_down, &expected_up, &state]),
+        credential,
+        tx.execute(
+            &answer_st,
+            &[&cid, &&msg.answer.up_sha256[..], &msg.answer.down],
+        ),
+        insert_audit(&tx, &msg.audit),
     )
-    .await?;
-    insert_audit(&tx, &msg.audit).await?;
+    .await;
+    if changed? != 1 {
+        return Ok(false);
+    }
+    credential?;
+    answer?;
+    audited?;
     tx.commit().await?;
     Ok(true)
 }
