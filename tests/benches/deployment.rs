@@ -65,7 +65,7 @@ impl Store {
 }
 
 /// One instance's `store_*` series.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Latency {
     p50: f64,
     p95: f64,
@@ -77,25 +77,16 @@ struct Latency {
 
 impl Latency {
     fn parse(metrics: &str) -> Latency {
-        let mut l = Latency::default();
-        for line in metrics.lines().filter(|l| !l.starts_with('#')) {
-            let Some((name, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(v) = value.parse::<f64>() else {
-                continue;
-            };
-            match name {
-                "store_commit_latency_seconds{quantile=\"0.5\"}" => l.p50 = v,
-                "store_commit_latency_seconds{quantile=\"0.95\"}" => l.p95 = v,
-                "store_commit_latency_seconds{quantile=\"0.99\"}" => l.p99 = v,
-                "store_commit_latency_max_seconds" => l.max = v,
-                "store_writes_total" => l.writes = v,
-                "store_transactions_total" => l.transactions = v,
-                _ => {}
-            }
+        let value = |name, labels: &[(&str, &str)]| sample(metrics, name, labels).unwrap_or(0.0);
+        let quantile = |q| value("store_commit_latency_seconds", &[("quantile", q)]);
+        Latency {
+            p50: quantile("0.5"),
+            p95: quantile("0.95"),
+            p99: quantile("0.99"),
+            max: value("store_commit_latency_max_seconds", &[]),
+            writes: value("store_writes_total", &[]),
+            transactions: value("store_transactions_total", &[]),
         }
-        l
     }
 }
 

@@ -4,20 +4,6 @@ use crate::common;
 
 use common::*;
 
-/// The value of the one sample whose line starts with `name{` (or is `name value`) and has
-/// every label of `labels`, in any order.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 async fn scrape(base: &str) -> (String, String) {
     let resp = client()
         .get(format!("{base}/metrics"))

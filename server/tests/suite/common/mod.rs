@@ -413,6 +413,20 @@ pub fn decisions(store: &dyn Store) -> Vec<String> {
         .collect()
 }
 
+/// In a `GET /metrics` text (Prometheus format): the value of the one sample whose line
+/// starts with `name{` (or is `name value`) and has every label of `labels`, in any order.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Asserts an error answer: status, machine code, and a non-empty message.
 pub fn assert_error(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.status, status, "{:?}", a.json);
